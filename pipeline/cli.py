@@ -1,0 +1,158 @@
+"""The ``trkx`` command line: simulate, run, train, infer, eval, bench."""
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from trkx.config import ConfigError
+
+
+def _friendly(fn):
+    """Turn the errors users cause (configs, data, cache files) into one line and exit status 2."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from trkx.stages.trackml_io import DataError
+        from trkx.storage import CorruptEntryError
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, DataError, CorruptEntryError, FileNotFoundError) as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trkx")
+def main():
+    """trkx: GNN track reconstruction.  Embedding -> FRNN graph -> filter -> GNN -> labeling.
+
+    Every stage has its own YAML (configs/stages/*.yaml); a pipeline YAML chains them
+    (configs/pipeline.yaml).  Intermediate event graphs are cached per stage under the
+    pipeline's workdir, keyed by config, upstream and weights."""
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--events", "-n", default=10, show_default=True, help="Number of events.")
+@click.option("--vertices", default=5, show_default=True, help="Vertices (pileup-like) per event.")
+@click.option("--particles", default=40, show_default=True, help="Particles per vertex.")
+@click.option("--pt-min", default=0.5, show_default=True, help="Minimum transverse momentum [GeV].")
+@click.option("--pt-max", default=10.0, show_default=True, help="Maximum transverse momentum [GeV].")
+@click.option("--eta", default=2.5, show_default=True, help="Generate |eta| below this.")
+@click.option("--pdg", default=13, show_default=True, help="PDG id of the gun particles.")
+@click.option("--seed", default=1234, show_default=True, help="Random seed.")
+@click.option("--first-event-id", default=1000, show_default=True)
+@_friendly
+def simulate(out_dir, events, vertices, particles, pt_min, pt_max, eta, pdg, seed, first_event_id):
+    """Simulate events with ACTS (generic detector, Fatras, smearing) into TrackML CSVs."""
+    from trkx.config import parse_config
+    from trkx.stages.simulation import SimulationConfig, simulate_events
+
+    cfg = parse_config(SimulationConfig, {"n_vertices": vertices, "particles_per_vertex": particles,
+                                          "pt_min": pt_min, "pt_max": pt_max, "eta_min": -eta, "eta_max": eta,
+                                          "pdg": pdg}, "trkx simulate")
+    t0 = time.perf_counter()
+    ids = simulate_events(cfg, events, seed, out_dir, first_event_id)
+    click.echo(f"wrote {len(ids)} events (TrackML CSV) to {out_dir} in {time.perf_counter() - t0:.1f} s")
+
+
+def _print_run_summary(pipe, outputs, seconds):
+    from trkx.evaluate import evaluate, headline
+    for o in outputs:
+        click.echo(f"  {o.name:<12} {o.fingerprint}  computed {o.computed:>4}  cached {o.cached:>4}")
+    click.echo("\nStage timing (inference, test events):")
+    click.echo(pipe.timing_report())
+    metrics = evaluate(pipe, outputs)
+    click.echo("\n" + headline(metrics))
+    click.echo(f"\nwall time {seconds:.1f} s; outputs in {pipe.workdir} (tracks/, metrics.json, timing.json)")
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", "-f", multiple=True, metavar="STAGE",
+              help="Recompute STAGE and every stage after it ('all' for everything). Repeatable.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@_friendly
+def run(pipeline, force, no_progress):
+    """Run the whole chain: data -> stages -> tracks/event<ID>.csv, metrics.json, timing.json."""
+    from trkx.runner import run_pipeline
+    pipe, outputs, seconds = run_pipeline(pipeline, force=force, progress=False if no_progress else None)
+    _print_run_summary(pipe, outputs, seconds)
+
+
+def _stage_in_pipeline(pipe, stage_yaml: Path):
+    target = stage_yaml.resolve()
+    for stage, path in zip(pipe.stages, pipe.stage_paths):
+        if path.resolve() == target:
+            return stage
+    raise ConfigError(f"{stage_yaml}: not one of the stages of {pipe.path} "
+                      f"({', '.join(str(p) for p in pipe.stage_paths)})")
+
+
+@main.command()
+@click.argument("stage_yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--pipeline", "-p", default="configs/pipeline.yaml", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="Pipeline that provides the upstream data.")
+@_friendly
+def train(stage_yaml, pipeline):
+    """Train one stage (its upstream stages run from cache or are computed first)."""
+    from trkx.runner import Pipeline
+    pipe = Pipeline(pipeline)
+    stage = _stage_in_pipeline(pipe, stage_yaml)
+    if not stage.trainable:
+        raise ConfigError(f"{stage_yaml}: stage '{stage.name}' has nothing to train")
+    t0 = time.perf_counter()
+    weights = pipe.train_stage(stage, pipe.upstream_of(stage), force=True)
+    click.echo(f"trained {stage.name} in {time.perf_counter() - t0:.1f} s -> {weights}")
+    report = weights.parent / "train.json"
+    if report.exists():
+        click.echo(report.read_text())
+
+
+@main.command()
+@click.argument("stage_yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--pipeline", "-p", default="configs/pipeline.yaml", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Recompute this stage's outputs even if cached.")
+@_friendly
+def infer(stage_yaml, pipeline, force):
+    """Run inference of one stage over every event (upstream from cache); prints where they are."""
+    from trkx.runner import Pipeline
+    pipe = Pipeline(pipeline)
+    stage = _stage_in_pipeline(pipe, stage_yaml)
+    outputs = pipe.run(until=stage.name, force=[stage.name] if force else (), write_outputs=False)
+    out = outputs[-1]
+    click.echo(f"{stage.name}: {out.computed} events computed, {out.cached} cached -> "
+               f"{pipe.workdir / stage.name / out.fingerprint}")
+
+
+@main.command(name="eval")
+@click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
+@_friendly
+def eval_(pipeline):
+    """Evaluate a pipeline (running anything not yet cached) and write metrics.json."""
+    from trkx.evaluate import evaluate, headline
+    from trkx.runner import Pipeline
+    pipe = Pipeline(pipeline)
+    outputs = pipe.run()
+    metrics = evaluate(pipe, outputs)
+    click.echo(headline(metrics))
+    click.echo(f"wrote {pipe.workdir / 'metrics.json'}")
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--repeats", "-r", default=3, show_default=True, help="Inference passes over the test events.")
+@_friendly
+def bench(pipeline, repeats):
+    """Time every stage's inference on the test events (mean ± std) with backend alternatives."""
+    from trkx.bench import run_bench
+    run_bench(pipeline, repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Pipeline runner: data -> every stage in order -> tracks, with a per-event on-disk cache and timing.
+
+Cache layout (DESIGN.md): ``<workdir>/<stage>/<fingerprint>/{train,val,test}/event<ID>.pt`` where the
+fingerprint hashes the stage config, the upstream fingerprint and the trained weights.  Every file is
+written to a temporary name and renamed, so a killed run leaves no half entry and resumes.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
+from trkx.fingerprint import file_digest, fingerprint
+from trkx.stage import EventSet, Stage, load_stage
+from trkx.storage import clean_stale_temps, load_event, save_event, write_json, write_text
+from trkx.timing import stopwatch, summarize, timing_table
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class EvalConfig:
+    """Track-level evaluation: target particles and matching style."""
+    matching: Literal["atlas", "one_way", "two_way", "perfect", "lhc"] = "two_way"
+    matching_fraction: float = 0.5
+    pt_min: float = 1.0       # GeV, target particles
+    min_hits: int = 3
+    eta_max: float = 4.0
+    min_track_hits: int = 3   # shorter reconstructed tracks are not counted as candidates
+
+
+@dataclass
+class PipelineConfig:
+    workdir: str
+    data: str
+    stages: list[str] = field(default_factory=list)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    progress: bool = True
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resolve_device(choice: str) -> str:
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' requested but no CUDA device is available")
+    return choice
+
+
+@dataclass
+class StageOutput:
+    name: str
+    fingerprint: str
+    paths: dict[str, list[Path]]
+    computed: int = 0
+    cached: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)   # test-event id -> inference seconds
+
+
+class Pipeline:
+    """A pipeline YAML, its data stage and its stages, validated up front."""
+
+    def __init__(self, path: str | Path, progress: bool | None = None):
+        from trkx.stages.data import DataConfig, DataStage
+
+        self.path = Path(path)
+        raw = load_yaml(self.path)
+        self.config = parse_config(PipelineConfig, raw, str(self.path))
+        base = self.path.parent
+        self.workdir = self._resolve(self.config.workdir, base)
+        self.device = resolve_device(self.config.device)
+        self.progress = self.config.progress if progress is None else progress
+
+        data_path = self._resolve(self.config.data, base)
+        data_raw = load_yaml(data_path)
+        kind = data_raw.pop("stage", "data")
+        if kind != "data":
+            raise ConfigError(f"{data_path}: key 'stage': the data config must say 'stage: data', not {kind!r}")
+        data_raw.pop("name", None)
+        self.data = DataStage(parse_config(DataConfig, data_raw, str(data_path)), data_path.parent,
+                              str(data_path))
+        self.stage_paths = [self._resolve(p, base) for p in self.config.stages]
+        self.stages: list[Stage] = [load_stage(p, device=self.device, seed=self.config.seed + i + 1)
+                                    for i, p in enumerate(self.stage_paths)]
+        names = [s.name for s in self.stages]
+        dup = {n for n in names if names.count(n) > 1 or n == "data"}
+        if dup:
+            raise ConfigError(f"{self.path}: stage name {sorted(dup)[0]!r} used twice; set 'name:' in its YAML")
+
+    @staticmethod
+    def _resolve(p: str, base: Path) -> Path:
+        path = Path(p)
+        return path if path.is_absolute() else base / path
+
+    def stage_names(self) -> list[str]:
+        return ["data"] + [s.name for s in self.stages]
+
+    # ---------------------------------------------------------------- data
+    def run_data(self, force: bool = False) -> StageOutput:
+        fp = fingerprint("data", config_to_dict(self.data.config))
+        root = self.workdir / "data" / fp
+        clean_stale_temps(root)
+        index_path = root / "index.json"
+        if index_path.exists() and not force:
+            index = json.loads(index_path.read_text())
+            paths = {s: [root / s / f"event{i}.pt" for i in index[s]] for s in SPLITS}
+            if all(p.exists() for ps in paths.values() for p in ps):
+                return StageOutput("data", fp, paths, cached=sum(map(len, paths.values())))
+        index = {s: [] for s in SPLITS}
+        n = 0
+        total = sum(self.data.split_sizes().values())
+        bar = tqdm(total=total, desc="data", disable=not self.progress, leave=False)
+        for split, event_id, event in self.data.events(root / "csv", self.progress):
+            save_event(event, root / split / f"event{event_id}.pt")
+            index[split].append(event_id)
+            n += 1
+            bar.update(1)
+        bar.close()
+        write_json(index_path, index)
+        paths = {s: [root / s / f"event{i}.pt" for i in index[s]] for s in SPLITS}
+        return StageOutput("data", fp, paths, computed=n)
+
+    # ---------------------------------------------------------------- stages
+    def train_stage(self, stage: Stage, upstream: StageOutput, force: bool = False) -> Path:
+        """Train (or reuse) a trainable stage's weights; returns the weights path."""
+        train_fp = fingerprint(stage.kind, config_to_dict(stage.config), upstream.fingerprint, stage.seed)
+        wdir = self.workdir / stage.name / f"weights-{train_fp}"
+        weights = wdir / "model.pt"
+        if weights.exists() and not force:
+            stage.load(weights)
+            return weights
+        seed_everything(stage.seed)
+        train, val = EventSet(upstream.paths["train"]), EventSet(upstream.paths["val"])
+        if len(train) == 0:
+            raise ConfigError(f"{stage.name}: no training events (n_train is 0 in the data config)")
+        report = stage.fit(train, val) or {}
+        stage.save(weights)
+        write_json(wdir / "train.json", report)
+        return weights
+
+    def run_stage(self, stage: Stage, upstream: StageOutput, force: bool = False) -> StageOutput:
+        parts = [stage.kind, config_to_dict(stage.config), upstream.fingerprint]
+        if stage.trainable:
+            weights = self.train_stage(stage, upstream, force)
+            parts.append(file_digest(weights))
+        fp = fingerprint(*parts)
+        root = self.workdir / stage.name / fp
+        clean_stale_temps(root)
+        out = StageOutput(stage.name, fp, {s: [] for s in SPLITS})
+        todo = [(s, p) for s in SPLITS for p in upstream.paths[s]]
+        bar = tqdm(todo, desc=stage.name, disable=not self.progress, leave=False)
+        if hasattr(stage, "model"):
+            stage.model.eval()
+        for split, src in bar:
+            dst = root / split / src.name
+            tfile = dst.with_suffix(".time.json")
+            out.paths[split].append(dst)
+            if dst.exists() and tfile.exists() and not force:
+                out.cached += 1
+                seconds = json.loads(tfile.read_text())["seconds"]
+            else:
+                event = load_event(src)
+                times: list[float] = []
+                with torch.no_grad(), stopwatch(times, self.device):
+                    event = stage.infer(event)
+                seconds = times[0]
+                write_json(tfile, {"seconds": seconds})
+                save_event(event, dst)
+                out.computed += 1
+            if split == "test":
+                out.seconds[src.stem] = seconds
+        return out
+
+    def upstream_of(self, stage: Stage) -> StageOutput:
+        """Output of the stage before ``stage`` (computing or loading everything up to it)."""
+        out = self.run_data()
+        for s in self.stages:
+            if s is stage:
+                break
+            out = self.run_stage(s, out)
+        return out
+
+    def run(self, force: list[str] | tuple[str, ...] = (), until: str | None = None,
+            write_outputs: bool = True) -> list[StageOutput]:
+        """Run data and every stage (up to ``until``); ``force`` names stages to recompute with
+        everything after them ('all' forces every stage)."""
+        force = set(force)
+        unknown = force - set(self.stage_names()) - {"all"}
+        if unknown:
+            raise ConfigError(f"--force: unknown stage {sorted(unknown)[0]!r} "
+                              f"(stages: {', '.join(self.stage_names())})")
+        seed_everything(self.config.seed)
+        forcing = "all" in force or "data" in force
+        outputs = [self.run_data(force=forcing)]
+        for stage in self.stages:
+            forcing = forcing or stage.name in force
+            outputs.append(self.run_stage(stage, outputs[-1], force=forcing))
+            if stage.name == until:
+                break
+        if write_outputs:
+            self.write_timing(outputs)
+            self.write_tracks(outputs[-1])
+        return outputs
+
+    # ---------------------------------------------------------------- outputs
+    def write_timing(self, outputs: list[StageOutput]) -> dict:
+        per_stage = {o.name: [o.seconds[k] for k in sorted(o.seconds)] for o in outputs[1:]}
+        summary = summarize(per_stage)
+        write_json(self.workdir / "timing.json", {"unit": "seconds per test event", "device": self.device,
+                                                 "stages": summary, "order": list(summary),
+                                                 "per_event": {o.name: o.seconds for o in outputs[1:]}})
+        return summary
+
+    def write_tracks(self, final: StageOutput) -> list[Path]:
+        """``tracks/event<ID>.csv`` (hit_id,track_id) for every test event, if the chain labels hits."""
+        written = []
+        for src in final.paths["test"]:
+            event = load_event(src)
+            if "track_id" not in event:
+                return written
+            df = pd.DataFrame({"hit_id": event.hit_id.numpy(), "track_id": event.track_id.numpy()})
+            path = self.workdir / "tracks" / f"{src.stem}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, df.to_csv(index=False))
+            written.append(path)
+        return written
+
+    def timing_report(self) -> str:
+        data = json.loads((self.workdir / "timing.json").read_text())
+        return timing_table({k: data["stages"][k] for k in data["order"]})
+
+
+def run_pipeline(path: str | Path, force=(), progress: bool | None = None) -> tuple[Pipeline, list[StageOutput], float]:
+    pipe = Pipeline(path, progress=progress)
+    t0 = time.perf_counter()
+    outputs = pipe.run(force=force)
+    return pipe, outputs, time.perf_counter() - t0

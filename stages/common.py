@@ -1,0 +1,119 @@
+"""Pieces shared by the learned stages: MLPs, edge features, edge selection, Lightning loops."""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch_geometric.data import Data
+
+from trkx.event import edge_truth
+
+
+def make_mlp(in_dim: int, hidden: int, out_dim: int, layers: int, activation: str = "silu",
+             layernorm: bool = True, out_activation: bool = False) -> nn.Sequential:
+    """``layers`` linear layers (``layers - 1`` hidden), with optional LayerNorm after each hidden one."""
+    act = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}[activation]
+    mods: list[nn.Module] = []
+    dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        mods.append(nn.Linear(a, b))
+        last = i == len(dims) - 2
+        if not last or out_activation:
+            if layernorm:
+                mods.append(nn.LayerNorm(b))
+            mods.append(act())
+    return nn.Sequential(*mods)
+
+
+EDGE_FEATURES = ("dr", "dphi", "dz", "deta")
+
+
+def edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
+    """(E, 4): Δr, Δφ (wrapped to [-π, π]), Δz, Δη of each edge, scaled to order one."""
+    src, dst = edge_index
+    r, phi, z = event.r, event.phi, event.z
+    eta = torch.asinh(z / r.clamp_min(1e-6))
+    dphi = torch.remainder(phi[dst] - phi[src] + math.pi, 2 * math.pi) - math.pi
+    return torch.stack([(r[dst] - r[src]) / 1000.0, dphi / math.pi, (z[dst] - z[src]) / 1000.0,
+                        eta[dst] - eta[src]], dim=-1)
+
+
+def select_edges(event: Data, keep: torch.Tensor, fields: tuple[str, ...]) -> Data:
+    """Keep the edges where ``keep`` is True, in ``edge_index`` and every per-edge field named."""
+    event.edge_index = event.edge_index[:, keep]
+    for f in fields:
+        if f in event:
+            event[f] = event[f][keep]
+    return event
+
+
+EDGE_FIELDS = ("y", "filter_score", "gnn_score")
+
+
+def target_edge_mask(event: Data, edge_index: torch.Tensor, pt_min: float) -> torch.Tensor:
+    """Edges between hits of one particle above ``pt_min`` (the signal the targets talk about)."""
+    return edge_truth(event, edge_index) & (event.pt[edge_index[0]] >= pt_min)
+
+
+def edge_efficiency_purity(event: Data, keep: torch.Tensor | None = None, pt_min: float = 1.0) -> dict:
+    """Truth-graph efficiency (track edges of pT > pt_min particles found, either direction) and
+    purity (kept edges joining hits of one particle) of ``event.edge_index[:, keep]``."""
+    ei = event.edge_index if keep is None else event.edge_index[:, keep]
+    n = event.num_nodes
+    tt = event.track_edges
+    tmask = event.pt[tt[0]] >= pt_min
+    tt = tt[:, tmask]
+    key_graph = torch.cat([ei[0] * n + ei[1], ei[1] * n + ei[0]])
+    key_truth = tt[0] * n + tt[1]
+    found = torch.isin(key_truth, key_graph)
+    true_edges = edge_truth(event, ei)
+    return {"efficiency": float(found.float().mean()) if found.numel() else float("nan"),
+            "purity": float(true_edges.float().mean()) if true_edges.numel() else float("nan"),
+            "edges": int(ei.shape[1]), "truth_edges": int(tt.shape[1]), "found_truth_edges": int(found.sum())}
+
+
+class EventDataModule(pl.LightningDataModule):
+    """One event per batch; events are loaded lazily and transformed once by ``prepare``."""
+
+    def __init__(self, train, val, prepare: Callable[[Data], Data] | None = None):
+        super().__init__()
+        self.train_set, self.val_set = train, val
+        self.prepare = prepare or (lambda e: e)
+
+    def _loader(self, events, shuffle: bool):
+        return torch.utils.data.DataLoader(_Mapped(events, self.prepare), batch_size=None, shuffle=shuffle,
+                                           num_workers=0)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, False)
+
+
+class _Mapped(torch.utils.data.Dataset):
+    def __init__(self, events, fn):
+        self.events, self.fn, self.cache = events, fn, {}
+
+    def __len__(self):
+        return len(self.events)
+
+    def __getitem__(self, i):
+        if i not in self.cache:
+            self.cache[i] = self.fn(self.events[i])
+        return self.cache[i]
+
+
+def make_trainer(epochs: int, progress: bool = True, precision: str = "32", **kwargs) -> pl.Trainer:
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    accel = "gpu" if torch.cuda.is_available() else "cpu"
+    if accel == "cpu" and precision == "16-mixed":
+        precision = "bf16-mixed"  # fp16 autocast needs CUDA; bf16 is the CPU mixed precision
+    return pl.Trainer(max_epochs=epochs, accelerator=accel, devices=1, precision=precision, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+                      num_sanity_val_steps=0, deterministic=False, **kwargs)

@@ -1,0 +1,160 @@
+"""Data stage: simulate or read events, apply transforms, build the event graph (features, regions, truth)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import Data
+
+from trkx.stages.acts_csv import list_acts_events, read_acts_event
+from trkx.stages.simulation import SimulationConfig, simulate_events
+from trkx.stages.trackml_io import DataError, EventTables, list_events, read_trackml_event
+from trkx.stages.transforms import build_transforms
+
+SPLITS = ("train", "val", "test")
+
+
+def _default_regions() -> dict:
+    return {"pixel": [7, 8, 9], "short_strip": [12, 13, 14], "long_strip": [16, 17, 18]}
+
+
+@dataclass
+class DataConfig:
+    source: Literal["simulate", "trackml", "acts"] = "simulate"
+    input_dir: str | None = None     # for trackml / acts sources (relative to the YAML file)
+    n_train: int = 16
+    n_val: int = 2
+    n_test: int = 4
+    seed: int = 1234                 # simulation seed
+    first_event_id: int = 1000
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    features: list[str] = field(default_factory=lambda: ["r", "phi", "z"])
+    feature_scales: list[float] = field(default_factory=lambda: [1000.0, 3.141592653589793, 1000.0])
+    regions: dict = field(default_factory=_default_regions)
+    transforms: list[dict] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if self.source != "simulate" and not self.input_dir:
+            raise ValueError(f"key 'input_dir' is required for source '{self.source}'")
+        if min(self.n_train, self.n_val, self.n_test) < 0 or self.n_test < 1:
+            raise ValueError("key 'n_test': need n_test >= 1 and non-negative n_train, n_val")
+        if len(self.features) != len(self.feature_scales):
+            raise ValueError("keys 'features' and 'feature_scales' differ in length")
+        if any(s == 0 for s in self.feature_scales):
+            raise ValueError("key 'feature_scales': a scale is zero")
+        for name, vols in self.regions.items():
+            if not isinstance(vols, list) or not all(isinstance(v, int) for v in vols):
+                raise ValueError(f"key 'regions.{name}': expected a list of volume ids")
+
+
+def hit_table(tables: EventTables) -> pd.DataFrame:
+    """One row per hit: hits, truth and the particle's pt, eta and production vertex."""
+    df = tables.hits.merge(tables.truth, on="hit_id", how="left", validate="one_to_one")
+    p = tables.particles
+    pinfo = pd.DataFrame({"particle_id": p.particle_id, "pt": np.hypot(p.px, p.py),
+                          "vx": p.vx, "vy": p.vy, "vz": p.vz})
+    pinfo["eta"] = np.arcsinh(p.pz / np.maximum(pinfo.pt, 1e-9))
+    pinfo = pinfo.drop_duplicates("particle_id")
+    df = df.merge(pinfo, on="particle_id", how="left")
+    for col in ("pt", "eta", "vx", "vy", "vz"):
+        df[col] = df[col].fillna(0.0)
+    df["r"] = np.hypot(df.x, df.y)
+    df["phi"] = np.arctan2(df.y, df.x)
+    df["eta_hit"] = np.arcsinh(df.z / np.maximum(df.r, 1e-9))
+    return df
+
+
+def truth_track_edges(particle_id: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Consecutive hits of each particle, ordered by distance from its production vertex (2, T)."""
+    order = np.lexsort((dist, particle_id))
+    p = particle_id[order]
+    consecutive = (p[1:] == p[:-1]) & (p[1:] != 0)
+    return np.stack([order[:-1][consecutive], order[1:][consecutive]])
+
+
+def region_of(volume_id: np.ndarray, regions: dict, where: str) -> np.ndarray:
+    region = np.full(volume_id.shape, -1, dtype=np.int64)
+    for idx, vols in enumerate(regions.values()):
+        region[np.isin(volume_id, vols)] = idx
+    if (region < 0).any():
+        bad = int(volume_id[region < 0][0])
+        raise DataError(f"{where}: volume_id {bad} belongs to no region in the data config 'regions'")
+    return region
+
+
+def build_event(df: pd.DataFrame, cfg: DataConfig, event_id: int, where: str) -> Data:
+    """Event graph (nodes, truth graph) from a hit table, in the trkx data model."""
+    if len(df) == 0:
+        raise DataError(f"{where}: event {event_id} has no hits left after the transforms")
+    missing = [c for c in cfg.features if c not in df.columns]
+    if missing:
+        raise DataError(f"{where}: feature '{missing[0]}' is not a column of the hit table")
+    feats = df[cfg.features].to_numpy(dtype=np.float64) / np.asarray(cfg.feature_scales)
+    if not np.isfinite(feats).all():
+        row = int(np.flatnonzero(~np.isfinite(feats).all(axis=1))[0])
+        raise DataError(f"{where}: event {event_id}, hit_id {int(df.hit_id.iloc[row])}: non-finite feature")
+    dist = np.sqrt((df.x - df.vx) ** 2 + (df.y - df.vy) ** 2 + (df.z - df.vz) ** 2).to_numpy()
+    pid = df.particle_id.to_numpy(dtype=np.int64)
+    t = lambda a, dt=torch.float32: torch.as_tensor(np.ascontiguousarray(a), dtype=dt)  # noqa: E731
+    return Data(
+        event_id=int(event_id), num_nodes=len(df),
+        hit_id=t(df.hit_id.to_numpy(), torch.long), x=t(feats),
+        r=t(df.r.to_numpy()), phi=t(df.phi.to_numpy()), z=t(df.z.to_numpy()),
+        region=t(region_of(df.volume_id.to_numpy(), cfg.regions, where), torch.long),
+        volume_id=t(df.volume_id.to_numpy(), torch.long), layer_id=t(df.layer_id.to_numpy(), torch.long),
+        module_id=t(df.module_id.to_numpy(), torch.long),
+        particle_id=t(pid, torch.long), pt=t(df.pt.to_numpy()), eta=t(df.eta.to_numpy()),
+        weight=t(df.weight.to_numpy()),
+        track_edges=t(truth_track_edges(pid, dist), torch.long),
+    )
+
+
+class DataStage:
+    """Produces the event graphs of every split from simulation, TrackML CSVs or ACTS CSVs."""
+    kind = "data"
+    Config = DataConfig
+
+    def __init__(self, config: DataConfig, base_dir: Path, where: str):
+        self.config = config
+        self.base_dir = base_dir
+        self.where = where
+        self.transform = build_transforms(config.transforms, where)
+
+    def _input_dir(self) -> Path:
+        path = Path(self.config.input_dir)
+        return path if path.is_absolute() else self.base_dir / path
+
+    def split_sizes(self) -> dict[str, int]:
+        c = self.config
+        return {"train": c.n_train, "val": c.n_val, "test": c.n_test}
+
+    def raw_events(self, raw_dir: Path, progress: bool = True) -> tuple[Path, list[int], str]:
+        """Make sure raw TrackML-format CSVs exist; returns (directory, event ids, reader kind)."""
+        c = self.config
+        n = sum(self.split_sizes().values())
+        if c.source == "simulate":
+            done = raw_dir / ".complete"
+            if not done.exists():
+                simulate_events(c.simulation, n, c.seed, raw_dir, c.first_event_id, progress)
+                done.write_text("ok\n")
+            return raw_dir, list(range(c.first_event_id, c.first_event_id + n)), "trackml"
+        directory = self._input_dir()
+        ids = list_events(directory) if c.source == "trackml" else list_acts_events(directory)
+        if len(ids) < n:
+            raise DataError(f"{directory}: {len(ids)} events found, the data config asks for {n} "
+                            f"(n_train + n_val + n_test)")
+        return directory, ids[:n], c.source
+
+    def events(self, raw_dir: Path, progress: bool = True) -> Iterator[tuple[str, int, Data]]:
+        """Yield (split, event_id, event graph) for every event."""
+        directory, ids, reader = self.raw_events(raw_dir, progress)
+        splits = [s for s, k in self.split_sizes().items() for _ in range(k)]
+        read = read_trackml_event if reader == "trackml" else read_acts_event
+        for split, event_id in zip(splits, ids):
+            tables = read(directory, event_id)
+            df = self.transform(hit_table(tables))
+            yield split, event_id, build_event(df, self.config, event_id, str(directory))

@@ -1,0 +1,135 @@
+"""Metric-learning embedding: an MLP maps hit features into a latent space where hits of one track
+are close, trained with the hinge loss on truth pairs, random pairs and hard negatives."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch_geometric.data import Data
+
+from trkx.stage import TrainableStage, register
+from trkx.stages.common import EventDataModule, edge_efficiency_purity, make_mlp, make_trainer
+from trkx.event import edge_truth
+from trkx.stages.frnn import build_edges
+
+
+@dataclass
+class EmbeddingConfig:
+    emb_dim: int = 8
+    hidden: int = 128
+    layers: int = 4
+    activation: str = "tanh"
+    margin: float = 0.1           # hinge margin: the radius that separates tracks in latent space
+    pos_weight: float = 2.0
+    randomisation: int = 2        # random pairs per hit
+    knn_train: int = 50           # hard negatives per hit, from the current embedding
+    epochs: int = 12
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    pt_min_eval: float = 1.0      # pT of the truth edges whose efficiency is logged
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.emb_dim < 1 or self.hidden < 1 or self.layers < 2:
+            raise ValueError("embedding: need emb_dim >= 1, hidden >= 1, layers >= 2")
+        if self.margin <= 0:
+            raise ValueError("key 'margin': must be positive")
+        if self.activation not in ("silu", "relu", "tanh", "gelu"):
+            raise ValueError(f"key 'activation': unknown {self.activation!r}")
+
+
+def hinge_loss(a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, margin: float,
+               pos_weight: float = 1.0) -> torch.Tensor:
+    """Pairs of one particle pull together (d²); others push apart until ``margin`` (relu(margin-d)²)."""
+    d2 = (a - b).pow(2).sum(-1)
+    pos = d2[y]
+    d = torch.sqrt(d2[~y] + 1e-12)
+    neg = torch.relu(margin - d).pow(2)
+    n = max(int(y.numel()), 1)
+    return (pos_weight * pos.sum() + neg.sum()) / n
+
+
+class EmbeddingModule(pl.LightningModule):
+    def __init__(self, in_dim: int, cfg: EmbeddingConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.net = make_mlp(in_dim, cfg.hidden, cfg.emb_dim, cfg.layers, cfg.activation, layernorm=True)
+        self.history: list[dict] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_pairs(self, event: Data, emb: torch.Tensor) -> torch.Tensor:
+        n = event.num_nodes
+        hard = build_edges(emb.detach(), self.cfg.margin, self.cfg.knn_train, backend="auto")
+        rand = torch.randint(0, n, (2, n * self.cfg.randomisation), device=emb.device)
+        return torch.cat([event.track_edges, hard, rand], dim=1)
+
+    def training_step(self, event: Data, batch_idx: int):
+        emb = self(event.x)
+        pairs = self.training_pairs(event, emb)
+        y = edge_truth(event, pairs)
+        loss = hinge_loss(emb[pairs[0]], emb[pairs[1]], y, self.cfg.margin, self.cfg.pos_weight)
+        self.log("train_loss", loss, batch_size=1)
+        return loss
+
+    def validation_step(self, event: Data, batch_idx: int):
+        emb = self(event.x)
+        event = event.clone()
+        event.edge_index = build_edges(emb, self.cfg.margin, None, backend="auto")
+        m = edge_efficiency_purity(event, pt_min=self.cfg.pt_min_eval)
+        self.log_dict({"val_efficiency": m["efficiency"], "val_purity": m["purity"]}, batch_size=1,
+                      prog_bar=True)
+        self._val.append(m)
+
+    def on_validation_epoch_start(self):
+        self._val = []
+
+    def on_validation_epoch_end(self):
+        if self._val:
+            self.history.append({"epoch": int(self.current_epoch),
+                                 "efficiency": sum(m["efficiency"] for m in self._val) / len(self._val),
+                                 "purity": sum(m["purity"] for m in self._val) / len(self._val)})
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.cfg.epochs, 1))
+        return [opt], [sched]
+
+
+@register("embedding")
+class Embedding(TrainableStage):
+    """Adds ``embedding`` (N, emb_dim) to each event."""
+    Config = EmbeddingConfig
+
+    def __init__(self, config: EmbeddingConfig, **kw):
+        super().__init__(config, **kw)
+        self.model: EmbeddingModule | None = None
+
+    def _ensure_model(self, in_dim: int) -> EmbeddingModule:
+        if self.model is None:
+            self.model = EmbeddingModule(in_dim, self.config)
+        return self.model
+
+    def fit(self, train, val) -> dict:
+        model = self._ensure_model(train[0].x.shape[1])
+        trainer = make_trainer(self.config.epochs, self.config.progress)
+        trainer.fit(model, datamodule=EventDataModule(train, val))
+        model.to(self.device).eval()
+        return {"val_history": model.history}
+
+    def save(self, path):
+        from trkx.storage import atomic_path
+        with atomic_path(path) as tmp:
+            torch.save({"in_dim": self.model.net[0].in_features, "state": self.model.state_dict()}, tmp)
+
+    def load(self, path):
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        self._ensure_model(blob["in_dim"]).load_state_dict(blob["state"])
+        self.model.to(self.device).eval()
+
+    def infer(self, event: Data) -> Data:
+        event.embedding = self.model(event.x.to(self.device)).cpu()
+        return event

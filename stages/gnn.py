@@ -1,0 +1,236 @@
+"""Interaction GNN edge classifier: encoders, N message-passing iterations with residuals, an edge
+decoder.  Optional heterogeneous variant (one node network per detector region, one edge network
+per unordered region pair), gradient checkpointing and mixed precision."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+from torch_geometric.data import Data
+from torch_geometric.utils import scatter
+
+from trkx.stage import TrainableStage, register
+from trkx.stages.assignment import blackbox_assignment, hamming_loss
+from trkx.stages.common import (EDGE_FIELDS, EventDataModule, edge_efficiency_purity, edge_features,
+                                make_mlp, make_trainer, select_edges)
+
+
+@dataclass
+class GNNConfig:
+    hidden: int = 64
+    n_iterations: int = 6
+    mlp_layers: int = 2
+    aggregation: Literal["sum", "mean", "max"] = "sum"
+    layernorm: bool = True
+    activation: str = "silu"
+    heterogeneous: bool = False
+    n_regions: int = 3
+    checkpointing: Literal["none", "partial", "maximal"] = "none"
+    precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"
+    loss: Literal["bce", "blackbox"] = "bce"    # predict-then-track | predict-and-track
+    blackbox_lambda: float = 1.0                # interpolation factor λ of the blackbox gradient
+    bce_weight: float = 0.0                     # BCE added to the Hamming loss in blackbox mode
+    pos_weight: float = 1.0
+    epochs: int = 20
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    cut: float = 0.0                            # drop edges with gnn_score < cut at inference
+    pt_min_eval: float = 1.0
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.hidden < 1 or self.n_iterations < 1 or self.mlp_layers < 2:
+            raise ValueError("gnn: need hidden >= 1, n_iterations >= 1, mlp_layers >= 2")
+        if self.blackbox_lambda <= 0:
+            raise ValueError("key 'blackbox_lambda': must be positive")
+        if self.activation not in ("silu", "relu", "tanh", "gelu"):
+            raise ValueError(f"key 'activation': unknown {self.activation!r}")
+
+
+class GroupedMLP(nn.Module):
+    """One MLP per group (detector region or region pair); rows are routed by ``group``."""
+
+    def __init__(self, n_groups: int, *mlp_args, **mlp_kw):
+        super().__init__()
+        self.nets = nn.ModuleList([make_mlp(*mlp_args, **mlp_kw) for _ in range(n_groups)])
+
+    def forward(self, inp: torch.Tensor, group: torch.Tensor | None) -> torch.Tensor:
+        if len(self.nets) == 1:
+            return self.nets[0](inp)
+        idx, outs = [], []
+        for g, net in enumerate(self.nets):
+            rows = torch.nonzero(group == g).squeeze(-1)
+            if rows.numel():
+                idx.append(rows)
+                outs.append(net(inp[rows]))
+        order = torch.cat(idx)
+        out = torch.cat(outs)
+        return out[torch.argsort(order)]
+
+
+def region_pair(region_src: torch.Tensor, region_dst: torch.Tensor, n_regions: int) -> torch.Tensor:
+    """Index of the unordered pair {a, b} among n(n+1)/2 pairs."""
+    a, b = torch.minimum(region_src, region_dst), torch.maximum(region_src, region_dst)
+    return a * n_regions - a * (a - 1) // 2 + (b - a)
+
+
+class InteractionGNN(nn.Module):
+    def __init__(self, node_dim: int, edge_dim: int, cfg: GNNConfig):
+        super().__init__()
+        self.cfg = cfg
+        h, L = cfg.hidden, cfg.mlp_layers
+        n_node = cfg.n_regions if cfg.heterogeneous else 1
+        n_edge = cfg.n_regions * (cfg.n_regions + 1) // 2 if cfg.heterogeneous else 1
+        kw = dict(activation=cfg.activation, layernorm=cfg.layernorm)
+        self.node_encoder = GroupedMLP(n_node, node_dim, h, h, L, out_activation=True, **kw)
+        self.edge_encoder = GroupedMLP(n_edge, 2 * h + edge_dim, h, h, L, out_activation=True, **kw)
+        self.edge_network = GroupedMLP(n_edge, 3 * h, h, h, L, out_activation=True, **kw)
+        self.node_network = GroupedMLP(n_node, 3 * h, h, h, L, out_activation=True, **kw)
+        self.decoder = GroupedMLP(n_edge, 3 * h, h, 1, L, **kw)
+
+    def _maybe_ckpt(self, fn, *args, level: str):
+        order = {"none": 0, "partial": 1, "maximal": 2}
+        if self.training and order[self.cfg.checkpointing] >= order[level]:
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def forward(self, x, edge_index, efeat, region=None):
+        src, dst = edge_index
+        n = x.shape[0]
+        ng = eg = None
+        if self.cfg.heterogeneous:
+            ng = region
+            eg = region_pair(region[src], region[dst], self.cfg.n_regions)
+
+        def encode(x, efeat):
+            h = self.node_encoder(x, ng)
+            return h, self.edge_encoder(torch.cat([h[src], h[dst], efeat], -1), eg)
+
+        def iteration(h, e):
+            e = self.edge_network(torch.cat([h[src], h[dst], e], -1), eg) + e
+            agg_in = scatter(e, dst, 0, dim_size=n, reduce=self.cfg.aggregation)
+            agg_out = scatter(e, src, 0, dim_size=n, reduce=self.cfg.aggregation)
+            h = self.node_network(torch.cat([h, agg_in, agg_out], -1), ng) + h
+            return h, e
+
+        def decode(h, e):
+            return self.decoder(torch.cat([h[src], h[dst], e], -1), eg).squeeze(-1)
+
+        h, e = self._maybe_ckpt(encode, x, efeat, level="maximal")
+        for _ in range(self.cfg.n_iterations):
+            h, e = self._maybe_ckpt(iteration, h, e, level="partial")
+        return self._maybe_ckpt(decode, h, e, level="maximal")
+
+
+def track_edge_truth(event: Data) -> torch.Tensor:
+    """Per edge: is it a consecutive truth track edge (either direction)? The assignment target."""
+    n = event.num_nodes
+    ei, tt = event.edge_index, event.track_edges
+    keys = torch.cat([tt[0] * n + tt[1], tt[1] * n + tt[0]])
+    return torch.isin(ei[0] * n + ei[1], keys)
+
+
+class GNNModule(pl.LightningModule):
+    def __init__(self, node_dim: int, cfg: GNNConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.net = InteractionGNN(node_dim, 4, cfg)
+        self.history: list[dict] = []
+
+    def forward(self, event: Data) -> torch.Tensor:
+        return self.net(event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
+
+    def training_step(self, event: Data, batch_idx: int):
+        logits = self(event).float()
+        if event.edge_index.shape[1] == 0:
+            return None
+        bce = nn.functional.binary_cross_entropy_with_logits(
+            logits, event.y.float(), pos_weight=torch.tensor(self.cfg.pos_weight, device=logits.device))
+        if self.cfg.loss == "bce":
+            loss = bce
+        else:
+            y_hat = blackbox_assignment(logits, event.edge_index, self.cfg.blackbox_lambda)
+            loss = hamming_loss(y_hat, track_edge_truth(event)) / max(event.num_nodes, 1)
+            loss = loss + self.cfg.bce_weight * bce
+        self.log("train_loss", loss, batch_size=1)
+        return loss
+
+    def on_validation_epoch_start(self):
+        self._val = []
+
+    def validation_step(self, event: Data, batch_idx: int):
+        keep = torch.sigmoid(self(event).float()) >= 0.5
+        m = edge_efficiency_purity(event, keep, self.cfg.pt_min_eval)
+        self.log_dict({"val_efficiency": m["efficiency"], "val_purity": m["purity"]}, batch_size=1, prog_bar=True)
+        self._val.append(m)
+
+    def on_validation_epoch_end(self):
+        if self._val:
+            self.history.append({"epoch": int(self.current_epoch),
+                                 "efficiency": sum(m["efficiency"] for m in self._val) / len(self._val),
+                                 "purity": sum(m["purity"] for m in self._val) / len(self._val)})
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        return [opt], [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.cfg.epochs, 1))]
+
+
+def autocast_context(precision: str, device: torch.device):
+    """Mixed-precision inference context; fp16 needs CUDA, so on CPU both mixed modes use bf16."""
+    if precision == "32":
+        return contextlib.nullcontext()
+    dtype = torch.float16 if (precision == "16-mixed" and device.type == "cuda") else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@register("gnn")
+class EdgeClassifier(TrainableStage):
+    """Adds ``gnn_score`` per edge (and drops edges below ``cut``)."""
+    Config = GNNConfig
+    score_field = "gnn_score"
+
+    def __init__(self, config: GNNConfig, **kw):
+        super().__init__(config, **kw)
+        self.model: GNNModule | None = None
+
+    def _ensure_model(self, node_dim: int) -> GNNModule:
+        if self.model is None:
+            self.model = GNNModule(node_dim, self.config)
+        return self.model
+
+    def fit(self, train, val) -> dict:
+        model = self._ensure_model(train[0].x.shape[1])
+        trainer = make_trainer(self.config.epochs, self.config.progress, precision=self.config.precision)
+        trainer.fit(model, datamodule=EventDataModule(train, val))
+        model.to(self.device).eval()
+        return {"val_history": model.history}
+
+    def save(self, path):
+        from trkx.storage import atomic_path
+        with atomic_path(path) as tmp:
+            torch.save({"node_dim": self.model.net.node_encoder.nets[0][0].in_features,
+                        "state": self.model.state_dict()}, tmp)
+
+    def load(self, path):
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        self._ensure_model(blob["node_dim"]).load_state_dict(blob["state"])
+        self.model.to(self.device).eval()
+
+    def edge_keep(self, event: Data) -> torch.Tensor:
+        return event.gnn_score >= 0.5
+
+    def infer(self, event: Data) -> Data:
+        event = event.to(self.device)
+        with autocast_context(self.config.precision, self.device):
+            logits = self.model(event)
+        score = torch.sigmoid(logits.float()).cpu()
+        event = event.cpu()
+        event.gnn_score = score
+        if self.config.cut > 0:
+            event = select_edges(event, score >= self.config.cut, EDGE_FIELDS)
+        return event

@@ -1,0 +1,171 @@
+"""Track labeling: edges and scores to a ``track_id`` per hit (-1 = unassigned).
+
+Methods: connected components (SciPy on CPU, cuGraph on GPU when installed), CC + walkthrough for
+merged components, and linear-sum-assignment labeling (each hit keeps at most one predecessor and
+one successor)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from torch_geometric.data import Data
+from torch_geometric.utils import scatter
+
+from trkx.stage import Stage, register
+from trkx.stages.assignment import assign_edges
+
+
+def cugraph_available() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import cugraph  # noqa: F401
+        import cudf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def canonical_labels(labels: np.ndarray) -> np.ndarray:
+    """Renumber components 0, 1, ... in order of their smallest node index (backend independent)."""
+    _, first = np.unique(labels, return_index=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(first.size)
+    _, inv = np.unique(labels, return_inverse=True)
+    return rank[inv]
+
+
+def _components_scipy(edges: np.ndarray, n: int) -> np.ndarray:
+    adj = coo_matrix((np.ones(edges.shape[1]), (edges[0], edges[1])), shape=(n, n))
+    return connected_components(adj, directed=True, connection="weak")[1]
+
+
+def _components_cugraph(edges: np.ndarray, n: int) -> np.ndarray:
+    import cudf
+    import cugraph
+
+    df = cudf.DataFrame({"src": np.concatenate([edges[0], np.arange(n)]),
+                         "dst": np.concatenate([edges[1], np.arange(n)])})  # self loops keep isolated hits
+    g = cugraph.Graph(directed=False)
+    g.from_cudf_edgelist(df, source="src", destination="dst", renumber=True)
+    out = cugraph.connected_components(g).to_pandas()
+    labels = np.empty(n, dtype=np.int64)
+    labels[out["vertex"].to_numpy()] = out["labels"].to_numpy()
+    return labels
+
+
+def connected_component_labels(edge_index: torch.Tensor, n: int, backend: str = "auto") -> np.ndarray:
+    """Component id per node (canonical numbering), SciPy or cuGraph."""
+    edges = edge_index.cpu().numpy()
+    if backend == "auto":
+        backend = "cugraph" if cugraph_available() else "scipy"
+    if backend == "cugraph":
+        if not cugraph_available():
+            raise RuntimeError("labeling: backend 'cugraph' needs a GPU and the cugraph package")
+        labels = _components_cugraph(edges, n)
+    else:
+        labels = _components_scipy(edges, n)
+    return canonical_labels(labels)
+
+
+def drop_small(labels: np.ndarray, min_hits: int) -> np.ndarray:
+    """Set components smaller than ``min_hits`` to -1 and renumber the rest 0..K-1."""
+    sizes = np.bincount(labels)
+    out = np.where(sizes[labels] >= min_hits, labels, -1)
+    keep = out >= 0
+    if keep.any():
+        _, inv = np.unique(out[keep], return_inverse=True)
+        out[keep] = inv
+    return out
+
+
+def best_successor_paths(edge_index: torch.Tensor, score: torch.Tensor, n: int) -> torch.Tensor:
+    """Walkthrough, vectorised: every hit follows its highest-score outgoing edge; where several
+    hits choose the same successor only the highest-score one keeps it.  Returns a mask of the
+    edges kept; they form disjoint paths."""
+    if edge_index.shape[1] == 0:
+        return torch.zeros(0, dtype=torch.bool)
+    src, dst = edge_index
+    best_out = scatter(score, src, 0, dim_size=n, reduce="max")
+    is_best = score >= best_out[src]
+    # break exact ties towards the smallest edge position
+    pos = torch.arange(src.numel())
+    first = scatter(torch.where(is_best, pos, src.numel()), src, 0, dim_size=n, reduce="min")
+    chosen = is_best & (pos == first[src])
+    s_in = torch.where(chosen, score, torch.full_like(score, -1.0))
+    best_in = scatter(s_in, dst, 0, dim_size=n, reduce="max")
+    chosen &= s_in >= best_in[dst]
+    first_in = scatter(torch.where(chosen, pos, src.numel()), dst, 0, dim_size=n, reduce="min")
+    return chosen & (pos == first_in[dst])
+
+
+@dataclass
+class LabelingConfig:
+    method: Literal["cc", "walkthrough", "assignment"] = "cc"
+    score_field: str = "gnn_score"
+    cut: float = 0.5                 # edges above this score are connected
+    walk_cut: float = 0.1            # walkthrough follows edges above this score inside merged components
+    min_hits: int = 3                # shorter candidates are left unassigned (-1)
+    backend: Literal["auto", "scipy", "cugraph"] = "auto"
+    assignment_mode: Literal["global", "layer_pairs"] = "global"
+    assignment_solver: Literal["sparse", "dense"] = "sparse"
+
+    def validate(self) -> None:
+        if not 0.0 <= self.cut <= 1.0 or not 0.0 <= self.walk_cut <= 1.0:
+            raise ValueError("keys 'cut' and 'walk_cut' must lie in [0, 1]")
+        if self.min_hits < 1:
+            raise ValueError("key 'min_hits': must be >= 1")
+
+
+@register("labeling")
+class TrackLabeling(Stage):
+    """Adds ``track_id`` per hit."""
+    Config = LabelingConfig
+
+    def infer(self, event: Data) -> Data:
+        cfg = self.config
+        n = event.num_nodes
+        ei = event.edge_index
+        if ei.shape[1] and cfg.score_field not in event:
+            raise ValueError(f"labeling: event has no edge field {cfg.score_field!r}")
+        score = event[cfg.score_field] if ei.shape[1] else torch.zeros(0)
+        if cfg.method == "cc":
+            labels = connected_component_labels(ei[:, score > cfg.cut], n, cfg.backend)
+        elif cfg.method == "walkthrough":
+            labels = self._cc_and_walk(ei, score, n)
+        else:
+            groups = None
+            if cfg.assignment_mode == "layer_pairs":
+                layer = event.volume_id * 10000 + event.layer_id
+                _, layer = torch.unique(layer, return_inverse=True)
+                n_layers = int(layer.max()) + 1 if layer.numel() else 1
+                groups = layer[ei[0]] * n_layers + layer[ei[1]]
+            chosen = assign_edges(ei, score, cfg.cut, cfg.assignment_solver, groups)
+            labels = connected_component_labels(ei[:, chosen], n, cfg.backend)
+        event.track_id = torch.as_tensor(drop_small(labels, cfg.min_hits), dtype=torch.long)
+        return event
+
+    def _cc_and_walk(self, ei: torch.Tensor, score: torch.Tensor, n: int) -> np.ndarray:
+        """Components that are simple paths are tracks; merged ones are resolved by the walkthrough."""
+        cfg = self.config
+        strong = ei[:, score > cfg.cut]
+        labels = connected_component_labels(strong, n, cfg.backend)
+        deg_out = np.bincount(strong[0].numpy(), minlength=n)
+        deg_in = np.bincount(strong[1].numpy(), minlength=n)
+        branching = np.zeros(labels.max() + 1 if n else 0, dtype=bool)
+        np.logical_or.at(branching, labels, (deg_out > 1) | (deg_in > 1))
+        merged = branching[labels]
+        if not merged.any():
+            return labels
+        m = torch.as_tensor(merged)
+        inside = m[ei[0]] & m[ei[1]] & (score > cfg.walk_cut)
+        sub = ei[:, inside]
+        keep = best_successor_paths(sub, score[inside], n)
+        walk = connected_component_labels(sub[:, keep], n, cfg.backend)
+        out = labels.copy()
+        out[merged] = walk[merged] + labels.max() + 1
+        return canonical_labels(out)

@@ -1,0 +1,129 @@
+"""Event simulation with ACTS (pyacts): generic detector, 2 T solenoid, Fatras, Gaussian smearing
+digitisation with TrackML resolutions; output in the TrackML CSV format."""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from trkx.stages.acts_csv import read_acts_event
+from trkx.stages.trackml_io import write_trackml_event
+
+# Generic detector volumes (the TrackML layout): pixel 7/8/9, short strip 12/13/14, long strip 16/17/18.
+# Resolutions are pitch / sqrt(12) in local (0, 1), in mm.
+TRACKML_RESOLUTION_MM = {
+    "pixel": ((7, 8, 9), (0.050, 0.050)),
+    "short_strip": ((12, 13, 14), (0.080, 1.2)),
+    "long_strip": ((16, 17, 18), (0.120, 10.8)),
+}
+
+
+@dataclass
+class SimulationConfig:
+    n_vertices: int = 5
+    particles_per_vertex: int = 40
+    pt_min: float = 0.5          # GeV, transverse momentum
+    pt_max: float = 10.0
+    eta_min: float = -2.5
+    eta_max: float = 2.5
+    pdg: int = 13                # muons by default (no hadronic interactions in Fatras)
+    randomize_charge: bool = True
+    vertex_sigma_z: float = 55.5  # mm, luminous region
+    vertex_sigma_xy: float = 0.0125
+    bfield_tesla: float = 2.0
+    enable_interactions: bool = True
+
+    def validate(self) -> None:
+        if self.n_vertices < 1 or self.particles_per_vertex < 1:
+            raise ValueError("simulation: n_vertices and particles_per_vertex must be >= 1")
+        if not 0 < self.pt_min < self.pt_max:
+            raise ValueError("simulation: need 0 < pt_min < pt_max")
+        if not self.eta_min < self.eta_max:
+            raise ValueError("simulation: need eta_min < eta_max")
+
+
+def smearing_config() -> dict:
+    """ACTS digitisation JSON for Gaussian smearing with TrackML resolutions per volume."""
+    entries = []
+    for volumes, (res0, res1) in TRACKML_RESOLUTION_MM.values():
+        for volume in volumes:
+            entries.append({"volume": volume, "value": {"smearing": [
+                {"index": 0, "mean": 0.0, "stddev": res0 / math.sqrt(12.0), "type": "Gauss"},
+                {"index": 1, "mean": 0.0, "stddev": res1 / math.sqrt(12.0), "type": "Gauss"},
+            ]}})
+    return {"acts-geometry-hierarchy-map": {"format-version": 0, "value-identifier": "digitization-configuration"},
+            "entries": entries}
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """ACTS prints geometry-building INFO lines from C++; silence fd 1 while it runs."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path) -> None:
+    """Run ACTS particle gun + Fatras + smearing digitisation, writing ACTS CSVs to ``out_dir``."""
+    import acts
+    import acts.examples
+    from acts.examples.simulation import (EtaConfig, MomentumConfig, ParticleConfig, addDigitization,
+                                          addFatras, addParticleGun)
+
+    u = acts.UnitConstants
+    out_dir.mkdir(parents=True, exist_ok=True)
+    digi = out_dir / "digi-smearing.json"
+    digi.write_text(json.dumps(smearing_config(), indent=1))
+    with _quiet_stdout():
+        detector = acts.examples.GenericDetector()
+        geometry = detector.trackingGeometry()
+        field = acts.ConstantBField(acts.Vector3(0, 0, cfg.bfield_tesla * u.T))
+        rnd = acts.examples.RandomNumbers(seed=seed)
+        seq = acts.examples.Sequencer(events=n_events, numThreads=1, logLevel=acts.logging.WARNING,
+                                      outputDir=str(out_dir))
+        addParticleGun(
+            seq,
+            momentumConfig=MomentumConfig(cfg.pt_min * u.GeV, cfg.pt_max * u.GeV, transverse=True),
+            etaConfig=EtaConfig(cfg.eta_min, cfg.eta_max, uniform=True),
+            particleConfig=ParticleConfig(cfg.particles_per_vertex, acts.PdgParticle(cfg.pdg),
+                                          randomizeCharge=cfg.randomize_charge),
+            multiplicity=cfg.n_vertices,
+            vtxGen=acts.examples.GaussianVertexGenerator(
+                stddev=acts.Vector4(cfg.vertex_sigma_xy * u.mm, cfg.vertex_sigma_xy * u.mm,
+                                    cfg.vertex_sigma_z * u.mm, 0),
+                mean=acts.Vector4(0, 0, 0, 0)),
+            rnd=rnd, outputDirCsv=str(out_dir), logLevel=acts.logging.WARNING)
+        addFatras(seq, geometry, field, rnd=rnd, enableInteractions=cfg.enable_interactions,
+                  outputDirCsv=str(out_dir), logLevel=acts.logging.WARNING)
+        addDigitization(seq, geometry, field, digiConfigFile=str(digi), outputDirCsv=str(out_dir),
+                        rnd=rnd, logLevel=acts.logging.WARNING)
+        seq.run()
+
+
+def simulate_events(cfg: SimulationConfig, n_events: int, seed: int, out_dir: str | Path,
+                    first_event_id: int = 0, progress: bool = True) -> list[int]:
+    """Simulate ``n_events`` and write them as TrackML CSVs in ``out_dir``; returns the event ids."""
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="trkx-acts-") as tmp:
+        run_acts(cfg, n_events, seed, Path(tmp))
+        ids = []
+        for i in tqdm(range(n_events), desc="convert to TrackML", disable=not progress, leave=False):
+            tables = read_acts_event(tmp, i)
+            tables.event_id = first_event_id + i
+            write_trackml_event(out_dir, tables)
+            ids.append(tables.event_id)
+    return ids
