@@ -19,3 +19,24 @@ def file_digest(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:16]
+
+
+def weights_digest(path: str | Path) -> str:
+    """Hash of the tensors in a saved weights file (torch.save output bytes are not stable)."""
+    import torch
+
+    h = hashlib.sha256()
+
+    def feed(obj, key=""):
+        if isinstance(obj, torch.Tensor):
+            h.update(key.encode())
+            h.update(str(obj.dtype).encode())
+            h.update(obj.detach().cpu().contiguous().numpy().tobytes())
+        elif isinstance(obj, dict):
+            for k in sorted(obj, key=str):
+                feed(obj[k], f"{key}/{k}")
+        else:
+            h.update(f"{key}={obj!r}".encode())
+
+    feed(torch.load(path, map_location="cpu", weights_only=True))
+    return h.hexdigest()[:16]

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
-from trkx.fingerprint import file_digest, fingerprint
+from trkx.fingerprint import fingerprint, weights_digest
 from trkx.stage import EventSet, Stage, load_stage
 from trkx.storage import clean_stale_temps, load_event, save_event, write_json, write_text
 from trkx.timing import stopwatch, summarize, timing_table
@@ -98,6 +98,8 @@ class Pipeline:
         self.stage_paths = [self._resolve(p, base) for p in self.config.stages]
         self.stages: list[Stage] = [load_stage(p, device=self.device, seed=self.config.seed + i + 1)
                                     for i, p in enumerate(self.stage_paths)]
+        for s in self.stages:
+            s.progress = self.progress
         names = [s.name for s in self.stages]
         dup = {n for n in names if names.count(n) > 1 or n == "data"}
         if dup:
@@ -158,7 +160,7 @@ class Pipeline:
         parts = [stage.kind, config_to_dict(stage.config), upstream.fingerprint]
         if stage.trainable:
             weights = self.train_stage(stage, upstream, force)
-            parts.append(file_digest(weights))
+            parts.append(weights_digest(weights))
         fp = fingerprint(*parts)
         root = self.workdir / stage.name / fp
         clean_stale_temps(root)

@@ -47,6 +47,7 @@ class Stage:
         self.name = name or self.kind
         self.device = torch.device(device)
         self.seed = seed
+        self.progress = True   # progress bars while training; the runner sets it
 
     def infer(self, event: Data) -> Data:
         raise NotImplementedError

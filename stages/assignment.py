@@ -30,14 +30,14 @@ def _solve_bipartite(rows: np.ndarray, cols: np.ndarray, gain: np.ndarray, solve
         mat[r, c] = cost
         mat[np.arange(nr), nc + np.arange(nr)] = top
         ri, ci = linear_sum_assignment(mat)
-        match = np.full(nr, -1)
-        match[ri] = ci
     else:
         data = np.concatenate([cost, np.full(nr, top)])
         ii = np.concatenate([r, np.arange(nr)])
         jj = np.concatenate([c, nc + np.arange(nr)])
         mat = csr_matrix((data, (ii, jj)), shape=(nr, nc + nr))
-        match = min_weight_full_bipartite_matching(mat)
+        ri, ci = min_weight_full_bipartite_matching(mat)
+    match = np.full(nr, -1)
+    match[ri] = ci
     return match[r] == c
 
 

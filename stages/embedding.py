@@ -29,7 +29,6 @@ class EmbeddingConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-5
     pt_min_eval: float = 1.0      # pT of the truth edges whose efficiency is logged
-    progress: bool = True
 
     def validate(self) -> None:
         if self.emb_dim < 1 or self.hidden < 1 or self.layers < 2:
@@ -71,7 +70,7 @@ class EmbeddingModule(pl.LightningModule):
         emb = self(event.x)
         pairs = self.training_pairs(event, emb)
         y = edge_truth(event, pairs)
-        loss = hinge_loss(emb[pairs[0]], emb[pairs[1]], y, self.cfg.margin, self.cfg.pos_weight)
+        loss = hinge_loss(emb.index_select(0, pairs[0]), emb.index_select(0, pairs[1]), y, self.cfg.margin, self.cfg.pos_weight)
         self.log("train_loss", loss, batch_size=1)
         return loss
 
@@ -115,7 +114,7 @@ class Embedding(TrainableStage):
 
     def fit(self, train, val) -> dict:
         model = self._ensure_model(train[0].x.shape[1])
-        trainer = make_trainer(self.config.epochs, self.config.progress)
+        trainer = make_trainer(self.config.epochs, self.progress)
         trainer.fit(model, datamodule=EventDataModule(train, val))
         model.to(self.device).eval()
         return {"val_history": model.history}

@@ -27,7 +27,6 @@ class FilterConfig:
     edges_per_batch: int = 200000  # edges of an event are scored in chunks of this size
     cut: float = 0.05             # keep edges with filter_score >= cut
     pt_min_eval: float = 1.0
-    progress: bool = True
 
     def validate(self) -> None:
         if not 0.0 <= self.cut <= 1.0:
@@ -42,7 +41,7 @@ class FilterNet(nn.Module):
         self.mlp = make_mlp(2 * node_dim + 4, cfg.hidden, 1, cfg.layers, cfg.activation, cfg.layernorm)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, efeat: torch.Tensor) -> torch.Tensor:
-        return self.mlp(torch.cat([x[edge_index[0]], x[edge_index[1]], efeat], -1)).squeeze(-1)
+        return self.mlp(torch.cat([x.index_select(0, edge_index[0]), x.index_select(0, edge_index[1]), efeat], -1)).squeeze(-1)
 
 
 class FilterModule(pl.LightningModule):
@@ -103,7 +102,7 @@ class EdgeFilter(TrainableStage):
     def fit(self, train, val) -> dict:
         model = self._ensure_model(train[0].x.shape[1])
         before = [edge_efficiency_purity(e, pt_min=self.config.pt_min_eval) for e in val]
-        make_trainer(self.config.epochs, self.config.progress).fit(model, datamodule=EventDataModule(train, val))
+        make_trainer(self.config.epochs, self.progress).fit(model, datamodule=EventDataModule(train, val))
         model.to(self.device).eval()
         return {"val_before": before, "val_history": model.history}
 

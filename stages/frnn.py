@@ -152,7 +152,7 @@ def _faiss(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     index.add(pts)
     # slack on the float32 radius: the exact cut is made in float64 afterwards
     lims, _, idx = index.range_search(pts, float(r * r) * (1 + 1e-4) + 1e-12)
-    src = np.repeat(np.arange(len(pts)), np.diff(lims))
+    src = np.repeat(np.arange(len(pts)), np.diff(lims.astype(np.int64)))
     src = torch.as_tensor(src, dtype=torch.long, device=x.device)
     dst = torch.as_tensor(idx.astype(np.int64), dtype=torch.long, device=x.device)
     return _finalize(x, src, dst, r, k_max)

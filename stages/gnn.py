@@ -41,7 +41,6 @@ class GNNConfig:
     weight_decay: float = 1e-5
     cut: float = 0.0                            # drop edges with gnn_score < cut at inference
     pt_min_eval: float = 1.0
-    progress: bool = True
 
     def validate(self) -> None:
         if self.hidden < 1 or self.n_iterations < 1 or self.mlp_layers < 2:
@@ -67,10 +66,10 @@ class GroupedMLP(nn.Module):
             rows = torch.nonzero(group == g).squeeze(-1)
             if rows.numel():
                 idx.append(rows)
-                outs.append(net(inp[rows]))
+                outs.append(net(inp.index_select(0, rows)))
         order = torch.cat(idx)
         out = torch.cat(outs)
-        return out[torch.argsort(order)]
+        return out.index_select(0, torch.argsort(order))
 
 
 def region_pair(region_src: torch.Tensor, region_dst: torch.Tensor, n_regions: int) -> torch.Tensor:
@@ -109,17 +108,17 @@ class InteractionGNN(nn.Module):
 
         def encode(x, efeat):
             h = self.node_encoder(x, ng)
-            return h, self.edge_encoder(torch.cat([h[src], h[dst], efeat], -1), eg)
+            return h, self.edge_encoder(torch.cat([h.index_select(0, src), h.index_select(0, dst), efeat], -1), eg)
 
         def iteration(h, e):
-            e = self.edge_network(torch.cat([h[src], h[dst], e], -1), eg) + e
+            e = self.edge_network(torch.cat([h.index_select(0, src), h.index_select(0, dst), e], -1), eg) + e
             agg_in = scatter(e, dst, 0, dim_size=n, reduce=self.cfg.aggregation)
             agg_out = scatter(e, src, 0, dim_size=n, reduce=self.cfg.aggregation)
             h = self.node_network(torch.cat([h, agg_in, agg_out], -1), ng) + h
             return h, e
 
         def decode(h, e):
-            return self.decoder(torch.cat([h[src], h[dst], e], -1), eg).squeeze(-1)
+            return self.decoder(torch.cat([h.index_select(0, src), h.index_select(0, dst), e], -1), eg).squeeze(-1)
 
         h, e = self._maybe_ckpt(encode, x, efeat, level="maximal")
         for _ in range(self.cfg.n_iterations):
@@ -205,7 +204,7 @@ class EdgeClassifier(TrainableStage):
 
     def fit(self, train, val) -> dict:
         model = self._ensure_model(train[0].x.shape[1])
-        trainer = make_trainer(self.config.epochs, self.config.progress, precision=self.config.precision)
+        trainer = make_trainer(self.config.epochs, self.progress, precision=self.config.precision)
         trainer.fit(model, datamodule=EventDataModule(train, val))
         model.to(self.device).eval()
         return {"val_history": model.history}

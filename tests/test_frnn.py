@@ -1,0 +1,84 @@
+"""Every graph-building backend gives the same edge set as scipy's kd-tree, with the same cap."""
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import cKDTree
+
+from trkx.stages.frnn import available_backends, build_edges
+
+CPU_BACKENDS = [b for b in ("grid", "kdtree", "faiss") if b in available_backends()]
+
+
+def reference_edges(x: np.ndarray, r: float, k_max=None) -> set:
+    """Brute force from scipy: all pairs within r, the k_max nearest per query."""
+    tree = cKDTree(x)
+    out = set()
+    for i, nbrs in enumerate(tree.query_ball_point(x, r)):
+        nbrs = [j for j in nbrs if j != i and np.linalg.norm(x[i] - x[j]) < r]
+        nbrs.sort(key=lambda j: (np.linalg.norm(x[i] - x[j]), j))
+        out.update((i, j) for j in (nbrs if k_max is None else nbrs[:k_max]))
+    return out
+
+
+def as_set(edges: torch.Tensor) -> set:
+    return set(map(tuple, edges.T.tolist()))
+
+
+@pytest.mark.parametrize("dim", [2, 3, 8, 12])
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_backends_match_scipy_random(dim, backend):
+    rng = np.random.default_rng(dim)
+    x = rng.random((600, dim)).astype(np.float32)
+    r = {2: 0.05, 3: 0.1, 8: 0.45, 12: 0.6}[dim]
+    ref = reference_edges(x.astype(np.float64), r)
+    got = build_edges(torch.from_numpy(x), r, None, backend)
+    assert as_set(got) == ref and len(ref) > 100
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_kmax_cap_keeps_nearest(backend):
+    rng = np.random.default_rng(1)
+    x = rng.random((400, 3)).astype(np.float32)
+    ref = reference_edges(x.astype(np.float64), 0.2, k_max=5)
+    got = build_edges(torch.from_numpy(x), 0.2, 5, backend)
+    assert as_set(got) == ref
+    assert torch.bincount(got[0]).max() == 5
+
+
+def test_backends_match_on_clustered_points():
+    """Embedded-hit-like data: tight clusters (tracks) plus background."""
+    rng = np.random.default_rng(7)
+    centres = rng.random((80, 8))
+    x = np.concatenate([centres[rng.integers(0, 80, 2000)] + 0.02 * rng.standard_normal((2000, 8)),
+                        rng.random((500, 8))]).astype(np.float32)
+    edges = {b: as_set(build_edges(torch.from_numpy(x), 0.1, 32, b)) for b in CPU_BACKENDS}
+    ref = reference_edges(x.astype(np.float64), 0.1, 32)
+    for b, e in edges.items():
+        assert e == ref, b
+
+
+def test_order_is_canonical():
+    x = torch.rand(300, 4)
+    e = build_edges(x, 0.3, 10, "grid")
+    d = (x[e[0]] - x[e[1]]).norm(dim=1)
+    key = e[0].double() * 10 + d.double()
+    assert torch.all(key[1:] >= key[:-1])
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_degenerate_inputs(backend):
+    assert build_edges(torch.zeros(0, 3), 0.1, 4, backend).shape == (2, 0)
+    assert build_edges(torch.zeros(1, 3), 0.1, 4, backend).shape == (2, 0)
+    same = build_edges(torch.zeros(5, 3), 0.1, None, backend)   # coincident points: all pairs
+    assert same.shape[1] == 20
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="unknown backend"):
+        build_edges(torch.rand(10, 3), 0.1, 4, "octree")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_grid_matches_cpu():
+    x = torch.rand(5000, 8)
+    assert as_set(build_edges(x, 0.2, 16, "cuda")) == as_set(build_edges(x, 0.2, 16, "kdtree"))

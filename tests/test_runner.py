@@ -1,0 +1,153 @@
+"""Runner: outputs contract, cache reuse, selective recompute, --force, resume, reproducibility."""
+import json
+import os
+import time
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from trkx.cli import main
+from trkx.evaluate import evaluate, read_tracks, track_level, truth_table
+from trkx.runner import Pipeline, run_pipeline
+from trkx.storage import CorruptEntryError, load_event
+
+from conftest import make_pipeline
+
+
+def test_outputs_contract(tiny_run):
+    pipe, outputs, _ = tiny_run
+    work = pipe.workdir
+    test_ids = [p.stem for p in outputs[0].paths["test"]]
+    for eid in test_ids:
+        df = pd.read_csv(work / "tracks" / f"{eid}.csv")
+        assert list(df.columns) == ["hit_id", "track_id"]
+        event = load_event(outputs[0].paths["test"][test_ids.index(eid)])
+        assert sorted(df.hit_id) == sorted(event.hit_id.tolist())
+    timing = json.loads((work / "timing.json").read_text())
+    assert set(timing["order"]) == {"embedding", "graph", "filter", "gnn", "labeling", "total"}
+    assert all(timing["stages"][s]["n"] == len(test_ids) for s in timing["order"])
+    # every cached event graph carries the stage's fields under the data-model names
+    last = load_event(outputs[-1].paths["test"][0])
+    for field in ("embedding", "edge_index", "y", "filter_score", "gnn_score", "track_id", "track_edges"):
+        assert field in last, field
+
+
+def test_metrics_recompute_from_track_files(tiny_run):
+    pipe, outputs, _ = tiny_run
+    metrics = evaluate(pipe, outputs)
+    on_disk = json.loads((pipe.workdir / "metrics.json").read_text())
+    truth = truth_table(outputs[0].paths["test"])
+    again = track_level(truth, read_tracks(pipe.workdir / "tracks", sorted(truth.event_id.unique())),
+                        pipe.config.evaluation)
+    for key in ("track_efficiency", "fake_rate", "duplicate_rate", "trackml_score"):
+        assert on_disk[key] == pytest.approx(again[key]) == pytest.approx(metrics[key])
+    for key in ("edge", "v_score", "v_score_weighted"):
+        assert key in on_disk
+    assert set(on_disk["edge"]) == {"graph", "filter", "gnn"}
+
+
+def test_second_run_hits_cache_and_is_fast(tiny_run):
+    pipe, outputs, first = tiny_run
+    _, again, second = run_pipeline(pipe.path)
+    assert all(o.computed == 0 for o in again)
+    assert [o.fingerprint for o in again] == [o.fingerprint for o in outputs]
+    assert second * 5 < first, (first, second)
+
+
+def test_changing_one_stage_recomputes_it_and_after(tmp_path, tiny_run):
+    pipe, outputs, _ = tiny_run
+    # same workdir, the filter cut changed
+    path = make_pipeline(tmp_path, {"filter": {"cut": 0.2}}, workdir=str(pipe.workdir))
+    _, new, _ = run_pipeline(path)
+    computed = {o.name: o.computed for o in new}
+    assert computed["data"] == computed["embedding"] == computed["graph"] == 0
+    assert computed["filter"] > 0 and computed["gnn"] > 0 and computed["labeling"] > 0
+
+
+def test_force_recomputes_named_stage_onwards(tiny_run):
+    pipe, outputs, _ = tiny_run
+    p = Pipeline(pipe.path)
+    new = p.run(force=["gnn"])
+    computed = {o.name: o.computed for o in new}
+    assert computed["graph"] == 0 and computed["filter"] == 0
+    assert computed["gnn"] > 0 and computed["labeling"] > 0
+    # retraining with the same seed reproduces the weights, hence the same fingerprints
+    assert [o.fingerprint for o in new] == [o.fingerprint for o in outputs]
+
+
+def test_same_config_same_tracks(tmp_path, tiny_run):
+    pipe, outputs, _ = tiny_run
+    path = make_pipeline(tmp_path)
+    other, new, _ = run_pipeline(path)
+    for a, b in zip(sorted((pipe.workdir / "tracks").iterdir()), sorted((other.workdir / "tracks").iterdir())):
+        assert a.read_text() == b.read_text()
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, tiny_run):
+    pipe, outputs, _ = tiny_run
+    path = make_pipeline(tmp_path)
+    first, out1, _ = run_pipeline(path)
+    tracks1 = {p.name: p.read_text() for p in (first.workdir / "tracks").iterdir()}
+    # emulate a kill in the middle of the gnn and labeling stages: some entries missing, a temp file left
+    gnn_dir = first.workdir / "gnn" / out1[4].fingerprint / "test"
+    victim = sorted(gnn_dir.glob("*.pt"))[0]
+    victim.unlink()
+    (gnn_dir / f".{victim.name}.abc123.tmp").write_bytes(b"partial")
+    for p in (first.workdir / "labeling" / out1[5].fingerprint).rglob("*.pt"):
+        p.unlink()
+    second, out2, _ = run_pipeline(path)
+    assert {o.name: o.computed for o in out2}["gnn"] == 1
+    assert not list(gnn_dir.glob("*.tmp"))
+    assert {p.name: p.read_text() for p in (second.workdir / "tracks").iterdir()} == tracks1
+
+
+def test_corrupt_cache_entry_is_reported(tmp_path, tiny_run):
+    pipe, outputs, _ = tiny_run
+    path = make_pipeline(tmp_path)
+    first, out1, _ = run_pipeline(path)
+    entry = out1[2].paths["test"][0]
+    entry.write_bytes(entry.read_bytes()[:100])   # truncated archive
+    with pytest.raises(CorruptEntryError, match=entry.name):
+        load_event(entry)
+    # the stage after it reads it: the run stops with the file named, nothing half-written
+    result = CliRunner().invoke(main, ["run", str(path), "--force", "filter", "--no-progress"])
+    assert result.exit_code == 2 and entry.name in result.output
+    assert not list(first.workdir.rglob("*.tmp"))
+
+
+def test_force_unknown_stage(tiny_run):
+    pipe, _, _ = tiny_run
+    result = CliRunner().invoke(main, ["run", str(pipe.path), "--force", "gnnn"])
+    assert result.exit_code == 2 and "unknown stage 'gnnn'" in result.output
+
+
+def test_cli_run_prints_timing_and_headline(tiny_run):
+    pipe, _, _ = tiny_run
+    result = CliRunner().invoke(main, ["run", str(pipe.path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "total" in result.output and "track efficiency" in result.output and "TrackML score" in result.output
+
+
+def test_train_and_infer_commands(tiny_run):
+    pipe, _, _ = tiny_run
+    stage_yaml = pipe.stage_paths[3]   # gnn
+    result = CliRunner().invoke(main, ["train", str(stage_yaml), "--pipeline", str(pipe.path)])
+    assert result.exit_code == 0, result.output
+    assert "trained gnn" in result.output
+    result = CliRunner().invoke(main, ["infer", str(pipe.stage_paths[1]), "--pipeline", str(pipe.path)])
+    assert result.exit_code == 0 and "graph:" in result.output
+    result = CliRunner().invoke(main, ["train", str(pipe.stage_paths[1]), "--pipeline", str(pipe.path)])
+    assert result.exit_code == 2 and "nothing to train" in result.output
+
+
+def test_empty_input_directory(tmp_path):
+    path = make_pipeline(tmp_path)
+    data = path.parent / "stages" / "data.yaml"
+    cfg = yaml.safe_load(data.read_text())
+    cfg.update({"source": "trackml", "input_dir": str(tmp_path / "empty")})
+    (tmp_path / "empty").mkdir()
+    data.write_text(yaml.safe_dump(cfg))
+    result = CliRunner().invoke(main, ["run", str(path)])
+    assert result.exit_code == 2 and "no event*-hits.csv files found" in result.output
