@@ -67,7 +67,10 @@ def _print_run_summary(pipe, outputs, seconds):
     click.echo("\nStage timing (inference, test events):")
     click.echo(pipe.timing_report())
     metrics = evaluate(pipe, outputs)
+    from trkx.report import write_report
+    report = write_report(pipe.workdir)
     click.echo("\n" + headline(metrics))
+    click.echo(f"report: {report}")
     click.echo(f"\nwall time {seconds:.1f} s; outputs in {pipe.workdir} (tracks/, metrics.json, timing.json)")
 
 
@@ -140,18 +143,33 @@ def eval_(pipeline):
     pipe = Pipeline(pipeline)
     outputs = pipe.run()
     metrics = evaluate(pipe, outputs)
+    from trkx.report import write_report
+    report = write_report(pipe.workdir)
     click.echo(headline(metrics))
-    click.echo(f"wrote {pipe.workdir / 'metrics.json'}")
+    click.echo(f"wrote {pipe.workdir / 'metrics.json'} and {report}")
 
 
 @main.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--repeats", "-r", default=3, show_default=True, help="Inference passes over the test events.")
+@click.option("--graph-building", is_flag=True,
+              help="Instead: time the FRNN backends on large simulated events embedded by the pipeline.")
+@click.option("--events", default=3, show_default=True, help="--graph-building: events to simulate.")
+@click.option("--vertices", default=40, show_default=True, help="--graph-building: vertices per event.")
+@click.option("--particles", default=50, show_default=True, help="--graph-building: particles per vertex.")
 @_friendly
-def bench(pipeline, repeats):
-    """Time every stage's inference on the test events (mean ± std) with backend alternatives."""
-    from trkx.bench import run_bench
-    run_bench(pipeline, repeats)
+def bench(pipeline, repeats, graph_building, events, vertices, particles):
+    """Stage-timing benchmark: every stage's inference on the test events (mean ± std), with each
+    stage's alternatives side by side (graph backends, SciPy vs cuGraph, precision) and ratios.
+    Writes bench.json and bench.md in the workdir."""
+    from trkx import bench as b
+    if graph_building:
+        points, graph_cfg = b.embedded_points(pipeline, events, vertices, particles, seed=2024)
+        res = b.graph_building_benchmark(points, graph_cfg.r, graph_cfg.k_max, repeats=max(repeats, 3))
+        click.echo(b.graph_building_markdown(res))
+        return
+    res = b.stage_benchmark(pipeline, repeats)
+    click.echo(b.bench_markdown(res))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from typing import Callable
 
 import pytorch_lightning as pl
@@ -29,17 +30,23 @@ def make_mlp(in_dim: int, hidden: int, out_dim: int, layers: int, activation: st
     return nn.Sequential(*mods)
 
 
-EDGE_FEATURES = ("dr", "dphi", "dz", "deta")
+EDGE_FEATURES = ("dr", "dphi", "dz", "deta", "phi_slope", "z0")
 
 
 def edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
-    """(E, 4): Δr, Δφ (wrapped to [-π, π]), Δz, Δη of each edge, scaled to order one."""
+    """(E, 6) geometric edge features, each scaled to order one for true edges:
+    Δr, Δφ (wrapped to [-π, π]), Δz, Δη, the φ slope Δφ/Δr (∝ 1/pT) and z0, the beam-line
+    intercept of the straight line through both hits (near the luminous region for true edges)."""
     src, dst = edge_index
     r, phi, z = event.r, event.phi, event.z
     eta = torch.asinh(z / r.clamp_min(1e-6))
+    dr = r[dst] - r[src]
+    dz = z[dst] - z[src]
     dphi = torch.remainder(phi[dst] - phi[src] + math.pi, 2 * math.pi) - math.pi
-    return torch.stack([(r[dst] - r[src]) / 1000.0, dphi / math.pi, (z[dst] - z[src]) / 1000.0,
-                        eta[dst] - eta[src]], dim=-1)
+    safe_dr = torch.where(dr.abs() < 1.0, torch.where(dr < 0, -1.0, 1.0), dr)   # mm
+    phi_slope = (dphi / safe_dr * 1000.0).clamp(-10.0, 10.0)                     # rad per metre
+    z0 = ((z[src] - r[src] * dz / safe_dr) / 1000.0).clamp(-5.0, 5.0)             # metres
+    return torch.stack([dr / 100.0, dphi * 10.0, dz / 100.0, (eta[dst] - eta[src]) * 10.0, phi_slope, z0], dim=-1)
 
 
 def select_edges(event: Data, keep: torch.Tensor, fields: tuple[str, ...]) -> Data:
@@ -111,6 +118,8 @@ class _Mapped(torch.utils.data.Dataset):
 def make_trainer(epochs: int, progress: bool = True, precision: str = "32", **kwargs) -> pl.Trainer:
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     accel = "gpu" if torch.cuda.is_available() else "cpu"
     if accel == "cpu" and precision == "16-mixed":
         precision = "bf16-mixed"  # fp16 autocast needs CUDA; bf16 is the CPU mixed precision

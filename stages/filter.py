@@ -10,7 +10,7 @@ from torch import nn
 from torch_geometric.data import Data
 
 from trkx.stage import TrainableStage, register
-from trkx.stages.common import (EDGE_FIELDS, EventDataModule, edge_efficiency_purity, edge_features,
+from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, EventDataModule, edge_efficiency_purity, edge_features,
                                 make_mlp, make_trainer, select_edges)
 
 
@@ -25,6 +25,7 @@ class FilterConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-5
     edges_per_batch: int = 200000  # edges of an event are scored in chunks of this size
+    train_edges: int = 40000      # random edges per event and training step (0: all)
     cut: float = 0.05             # keep edges with filter_score >= cut
     pt_min_eval: float = 1.0
 
@@ -38,7 +39,7 @@ class FilterConfig:
 class FilterNet(nn.Module):
     def __init__(self, node_dim: int, cfg: FilterConfig):
         super().__init__()
-        self.mlp = make_mlp(2 * node_dim + 4, cfg.hidden, 1, cfg.layers, cfg.activation, cfg.layernorm)
+        self.mlp = make_mlp(2 * node_dim + len(EDGE_FEATURES), cfg.hidden, 1, cfg.layers, cfg.activation, cfg.layernorm)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, efeat: torch.Tensor) -> torch.Tensor:
         return self.mlp(torch.cat([x.index_select(0, edge_index[0]), x.index_select(0, edge_index[1]), efeat], -1)).squeeze(-1)
@@ -58,6 +59,11 @@ class FilterModule(pl.LightningModule):
             torch.zeros(0, device=event.x.device)
 
     def training_step(self, event: Data, batch_idx: int):
+        n_edges = event.edge_index.shape[1]
+        if 0 < self.cfg.train_edges < n_edges:
+            pick = torch.randperm(n_edges, device=event.x.device)[: self.cfg.train_edges]
+            event = event.clone()
+            event.edge_index, event.y = event.edge_index[:, pick], event.y[pick]
         logits = self(event)
         loss = nn.functional.binary_cross_entropy_with_logits(
             logits, event.y.float(), pos_weight=torch.tensor(self.cfg.pos_weight, device=logits.device))
@@ -109,7 +115,7 @@ class EdgeFilter(TrainableStage):
     def save(self, path):
         from trkx.storage import atomic_path
         with atomic_path(path) as tmp:
-            torch.save({"node_dim": (self.model.net.mlp[0].in_features - 4) // 2, "state": self.model.state_dict()}, tmp)
+            torch.save({"node_dim": (self.model.net.mlp[0].in_features - len(EDGE_FEATURES)) // 2, "state": self.model.state_dict()}, tmp)
 
     def load(self, path):
         blob = torch.load(path, map_location="cpu", weights_only=True)

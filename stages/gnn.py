@@ -16,7 +16,7 @@ from torch_geometric.utils import scatter
 
 from trkx.stage import TrainableStage, register
 from trkx.stages.assignment import blackbox_assignment, hamming_loss
-from trkx.stages.common import (EDGE_FIELDS, EventDataModule, edge_efficiency_purity, edge_features,
+from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, EventDataModule, edge_efficiency_purity, edge_features,
                                 make_mlp, make_trainer, select_edges)
 
 
@@ -138,7 +138,7 @@ class GNNModule(pl.LightningModule):
     def __init__(self, node_dim: int, cfg: GNNConfig):
         super().__init__()
         self.cfg = cfg
-        self.net = InteractionGNN(node_dim, 4, cfg)
+        self.net = InteractionGNN(node_dim, len(EDGE_FEATURES), cfg)
         self.history: list[dict] = []
 
     def forward(self, event: Data) -> torch.Tensor:

@@ -24,7 +24,7 @@ def test_region_pair_indexes_unordered_pairs():
 
 
 def test_heterogeneous_has_networks_per_region_and_pair():
-    net = InteractionGNN(3, 4, GNNConfig(hidden=8, heterogeneous=True, n_regions=3))
+    net = InteractionGNN(3, 6, GNNConfig(hidden=8, heterogeneous=True, n_regions=3))
     assert len(net.node_encoder.nets) == 3 and len(net.edge_network.nets) == 6
     e = toy_event()
     from trkx.stages.common import edge_features

@@ -1,0 +1,15 @@
+"""Graph-building benchmark: FRNN backends on the same embedded points of large simulated events.
+
+    python benchmarks/graph_building.py [configs/pipeline.yaml] [--events 3 --vertices 40 --particles 50]
+
+Same as `trkx bench configs/pipeline.yaml --graph-building`.  Prints medians per event, edges/s,
+ratios to the kd-tree and faiss, and whether every backend's edges equal the kd-tree's.
+"""
+import sys
+
+from trkx.cli import main
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    pipeline = args.pop(0) if args and not args[0].startswith("-") else "configs/pipeline.yaml"
+    main(["bench", pipeline, "--graph-building", *args])

@@ -1,0 +1,179 @@
+"""Benchmarks that print ratios measured side by side in one run.
+
+``stage_benchmark``: every stage's inference on the test events, repeated, with each stage's
+backend alternatives (graph building backends, connected components SciPy vs cuGraph, precision
+32 vs mixed).  ``graph_building_benchmark``: FRNN backends on the same embedded points of large
+simulated events.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from trkx.storage import load_event, write_json, write_text
+from trkx.timing import format_seconds, stopwatch
+
+# --------------------------------------------------------------------------- stage timing
+
+
+def _variants(stage) -> list[tuple[str, object]]:
+    """(label, stage object) alternatives of one stage, the configured one first."""
+    out = [("configured", stage)]
+    cfg = stage.config
+    if stage.kind == "graph":
+        from trkx.stages.frnn import available_backends
+        for b in available_backends():
+            if b != cfg.backend:
+                alt = copy.copy(stage)
+                alt.config = dataclasses.replace(cfg, backend=b)
+                out.append((f"backend={b}", alt))
+        out[0] = (f"backend={cfg.backend}", stage)
+    elif stage.kind == "labeling":
+        from trkx.stages.labeling import cugraph_available
+        for b in (["scipy", "cugraph"] if cugraph_available() else ["scipy"]):
+            if b != cfg.backend:
+                alt = copy.copy(stage)
+                alt.config = dataclasses.replace(cfg, backend=b)
+                out.append((f"backend={b}", alt))
+        out[0] = (f"backend={cfg.backend}", stage)
+    elif stage.kind == "gnn":
+        for p in ("32", "bf16-mixed") + (("16-mixed",) if torch.cuda.is_available() else ()):
+            if p != cfg.precision:
+                alt = copy.copy(stage)
+                alt.config = dataclasses.replace(cfg, precision=p)
+                out.append((f"precision={p}", alt))
+        out[0] = (f"precision={cfg.precision}", stage)
+    return out
+
+
+def stage_benchmark(pipeline_path: str | Path, repeats: int = 3, progress: bool = True) -> dict:
+    """Time inference per stage and variant on the test events; writes bench.json and bench.md."""
+    from trkx.runner import Pipeline
+
+    pipe = Pipeline(pipeline_path, progress=progress)
+    outputs = pipe.run(write_outputs=False)
+    rows: dict[str, dict[str, list[float]]] = {"data loading": {"read .pt": []}}
+    for stage in pipe.stages:
+        rows[stage.name] = {label: [] for label, _ in _variants(stage)}
+        if hasattr(stage, "model"):
+            stage.model.eval()
+    test_paths = outputs[0].paths["test"]
+    for _ in tqdm(range(repeats), desc="bench", disable=not progress, leave=False):
+        for path in test_paths:
+            t: list[float] = []
+            with stopwatch(t):
+                event = load_event(path)
+            rows["data loading"]["read .pt"].append(t[0])
+            for stage in pipe.stages:
+                result = None
+                for label, variant in _variants(stage):
+                    t = []
+                    with torch.no_grad(), stopwatch(t, pipe.device):
+                        out = variant.infer(event.clone())
+                    rows[stage.name][label].append(t[0])
+                    result = out if result is None else result
+                event = result   # the configured variant feeds the next stage
+    summary = {stage: {label: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
+                       for label, v in variants.items()} for stage, variants in rows.items()}
+    configured = sum(next(iter(v.values()))["mean"] for v in summary.values())
+    fastest = sum(min(x["mean"] for x in v.values()) for v in summary.values())
+    result = {"device": pipe.device, "repeats": repeats, "events": len(test_paths), "stages": summary,
+              "total_configured_s": configured, "total_fastest_s": fastest}
+    write_json(pipe.workdir / "bench.json", result)
+    write_text(pipe.workdir / "bench.md", bench_markdown(result))
+    return result
+
+
+def bench_markdown(result: dict) -> str:
+    lines = [f"# Stage timing ({result['device']}, {result['events']} test events x {result['repeats']} repeats)",
+             "", "| stage | variant | seconds per event (mean ± std) | ratio to configured |",
+             "|---|---|---|---|"]
+    for stage, variants in result["stages"].items():
+        base = next(iter(variants.values()))["mean"]
+        for label, row in variants.items():
+            ratio = row["mean"] / base if base else float("nan")
+            lines.append(f"| {stage} | {label} | {format_seconds(row['mean'], row['std'])} | {ratio:.2f} |")
+    lines.append(f"| **total** | configured | {result['total_configured_s']:.4f} | 1.00 |")
+    lines.append(f"| **total** | fastest variant per stage | {result['total_fastest_s']:.4f} | "
+                 f"{result['total_fastest_s'] / result['total_configured_s']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- graph building
+
+
+def embedded_points(pipeline_path: str | Path, n_events: int, vertices: int, particles: int, seed: int,
+                    progress: bool = True) -> list[torch.Tensor]:
+    """Simulate large events and embed them with the pipeline's trained embedding stage."""
+    import tempfile
+
+    from trkx.runner import Pipeline
+    from trkx.stages.data import build_event, hit_table
+    from trkx.stages.simulation import simulate_events
+    from trkx.stages.trackml_io import read_trackml_event
+
+    pipe = Pipeline(pipeline_path, progress=progress)
+    emb_stage = next(s for s in pipe.stages if s.kind == "embedding")
+    pipe.train_stage(emb_stage, pipe.run_data())
+    sim_cfg = dataclasses.replace(pipe.data.config.simulation, n_vertices=vertices, particles_per_vertex=particles)
+    points = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ids = simulate_events(sim_cfg, n_events, seed, tmp, 0, progress)
+        for i in ids:
+            event = build_event(pipe.data.transform(hit_table(read_trackml_event(tmp, i))), pipe.data.config, i, tmp)
+            with torch.no_grad():
+                points.append(emb_stage.infer(event).embedding)
+    graph_cfg = next((s.config for s in pipe.stages if s.kind == "graph"), None)
+    return points, graph_cfg
+
+
+def graph_building_benchmark(points: list[torch.Tensor], r: float, k_max: int, repeats: int = 5,
+                             backends: list[str] | None = None) -> dict:
+    """Median time per event of each backend on the same points, edges/s, ratios; checks identity."""
+    from trkx.stages.frnn import available_backends, build_edges
+
+    backends = backends or available_backends()
+    result = {"r": r, "k_max": k_max, "repeats": repeats, "hits": [int(p.shape[0]) for p in points],
+              "dim": int(points[0].shape[1]), "backends": {}}
+    reference = [build_edges(p, r, k_max, "kdtree") for p in points]
+    for b in backends:
+        times, n_edges, identical = [], 0, True
+        for p, ref in zip(points, reference):
+            build_edges(p, r, k_max, b)    # warm-up
+            per = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                e = build_edges(p, r, k_max, b)
+                if p.is_cuda:
+                    torch.cuda.synchronize()
+                per.append(time.perf_counter() - t0)
+            times.append(statistics.median(per))
+            n_edges += e.shape[1]
+            identical &= bool(e.shape == ref.shape and torch.equal(e.cpu(), ref))
+        total = float(np.sum(times))
+        result["backends"][b] = {"median_s_per_event": total / len(points), "edges_per_s": n_edges / total,
+                                 "identical_to_kdtree": identical}
+    for b, row in result["backends"].items():
+        for ref in ("kdtree", "faiss"):
+            if ref in result["backends"]:
+                row[f"speedup_vs_{ref}"] = result["backends"][ref]["median_s_per_event"] / row["median_s_per_event"]
+    return result
+
+
+def graph_building_markdown(res: dict) -> str:
+    lines = [f"# Graph building: {len(res['hits'])} events, {int(np.mean(res['hits']))} hits on average, "
+             f"{res['dim']}-d embedding, r = {res['r']}, k_max = {res['k_max']}, median of {res['repeats']}",
+             "", "| backend | median s / event | edges / s | speed-up vs kdtree | speed-up vs faiss | identical edges |",
+             "|---|---|---|---|---|---|"]
+    for b, row in res["backends"].items():
+        lines.append(f"| {b} | {row['median_s_per_event']:.4f} | {row['edges_per_s']:.3g} | "
+                     f"{row.get('speedup_vs_kdtree', float('nan')):.2f} | {row.get('speedup_vs_faiss', float('nan')):.2f} | "
+                     f"{'yes' if row['identical_to_kdtree'] else 'NO'} |")
+    return "\n".join(lines) + "\n"

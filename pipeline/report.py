@@ -1,0 +1,121 @@
+"""``report.md`` with PNG plots: efficiency vs pT and eta, edge efficiency / purity per stage,
+stage timing."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from trkx.storage import atomic_path, write_text  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _efficiency_plot(binned: dict, xlabel: str, title: str, path: Path, log: bool = False) -> None:
+    edges = np.asarray(binned["edges"])
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    eff = np.asarray(binned["efficiency"], dtype=float)
+    err = np.asarray(binned["error"], dtype=float)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.errorbar(centres, eff, xerr=0.5 * (edges[1:] - edges[:-1]), yerr=err, fmt="o", ms=4, capsize=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("track efficiency")
+    ax.set_ylim(0, 1.05)
+    ax.axhline(1.0, color="grey", lw=0.5)
+    if log:
+        ax.set_xscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _edge_plot(edge: dict, path: Path) -> None:
+    stages = list(edge)
+    eff = [edge[s]["target"]["efficiency"] or 0.0 for s in stages]
+    pur = [edge[s]["target"]["purity"] or 0.0 for s in stages]
+    x = np.arange(len(stages))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.bar(x - 0.18, eff, 0.36, label="efficiency (target truth edges)")
+    ax.bar(x + 0.18, pur, 0.36, label="purity (target edges / kept)")
+    for xi, (e, p) in enumerate(zip(eff, pur)):
+        ax.text(xi - 0.18, e + 0.01, f"{e:.3f}", ha="center", fontsize=7)
+        ax.text(xi + 0.18, p + 0.01, f"{p:.3f}", ha="center", fontsize=7)
+    ax.set_xticks(x, stages)
+    ax.set_ylim(0, 1.12)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("edge efficiency and purity after each stage", fontsize=9)
+    _save(fig, path)
+
+
+def _timing_plot(timing: dict, path: Path) -> None:
+    stages = [s for s in timing["order"] if s != "total"]
+    mean = [timing["stages"][s]["mean"] for s in stages]
+    std = [timing["stages"][s]["std"] for s in stages]
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    ax.barh(stages, mean, xerr=std, color="tab:green")
+    ax.invert_yaxis()
+    ax.set_xlabel(f"seconds per event ({timing['device']})")
+    ax.set_title(f"stage timing, total {timing['stages']['total']['mean']:.3f} s/event", fontsize=9)
+    _save(fig, path)
+
+
+def write_report(workdir: Path, title: str = "trkx report") -> Path:
+    """Plots under ``workdir/plots`` and ``workdir/report.md`` from metrics.json and timing.json."""
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    timing = json.loads((workdir / "timing.json").read_text())
+    plots = workdir / "plots"
+    plots.mkdir(exist_ok=True)
+    lines = [f"# {title}", ""]
+    if "track_efficiency" in metrics:
+        t = metrics["target"]
+        lines += ["## Tracks", "",
+                  f"Target particles: pT > {t['pt_min']} GeV, >= {t['min_hits']} hits; {metrics['events']} test events.",
+                  "", "| matching | efficiency | fake rate | duplicate rate | tracks |", "|---|---|---|---|---|"]
+        for style, m in metrics["styles"].items():
+            mark = " (configured)" if style == metrics["matching"] else ""
+            lines.append(f"| {style}{mark} | {m['efficiency']:.4f} | {m['fake_rate']:.4f} | "
+                         f"{m['duplicate_rate']:.4f} | {m['n_tracks']} |")
+        v, vw = metrics["v_score"], metrics["v_score_weighted"]
+        lines += ["", f"TrackML score: **{metrics['trackml_score']:.4f}**.  "
+                      f"V-measure {v['v_measure']:.4f} (homogeneity {v['homogeneity']:.4f}, completeness "
+                      f"{v['completeness']:.4f}); hit-weighted V-measure {vw['v_measure']:.4f}.", ""]
+        _efficiency_plot(metrics["efficiency_vs_pt"], "particle pT [GeV]",
+                         f"{metrics['matching']} matching, >= {t['min_hits']} hits", plots / "efficiency_vs_pt.png", True)
+        _efficiency_plot(metrics["efficiency_vs_eta"], "particle eta",
+                         f"{metrics['matching']} matching, pT > {t['pt_min']} GeV", plots / "efficiency_vs_eta.png")
+        lines += ["![efficiency vs pT](plots/efficiency_vs_pt.png) ![efficiency vs eta](plots/efficiency_vs_eta.png)", ""]
+    if metrics.get("edge"):
+        lines += ["## Edges", "", "| stage | target efficiency | target purity | all-edge efficiency | all-edge purity | ROC AUC | edges / event |",
+                  "|---|---|---|---|---|---|---|"]
+        fmt = lambda x: "—" if x is None else f"{x:.4f}"  # noqa: E731
+        for stage, m in metrics["edge"].items():
+            lines.append(f"| {stage} | {fmt(m['target']['efficiency'])} | {fmt(m['target']['purity'])} | "
+                         f"{fmt(m['all']['efficiency'])} | {fmt(m['all']['purity'])} | {fmt(m.get('roc_auc'))} | "
+                         f"{m['all']['edges_per_event']:.0f} |")
+        lines += ["", "Per detector region (target efficiency / all-edge purity):", "",
+                  "| stage | " + " | ".join(next(iter(metrics["edge"].values()))["per_region"]) + " |",
+                  "|---|" + "---|" * len(next(iter(metrics["edge"].values()))["per_region"])]
+        for stage, m in metrics["edge"].items():
+            lines.append(f"| {stage} | " + " | ".join(f"{fmt(r['efficiency'])} / {fmt(r['purity'])}"
+                                                    for r in m["per_region"].values()) + " |")
+        _edge_plot(metrics["edge"], plots / "edge_metrics.png")
+        lines += ["", "![edge metrics](plots/edge_metrics.png)", ""]
+    from trkx.timing import timing_table
+    lines += ["## Stage timing", "", "```", timing_table({k: timing["stages"][k] for k in timing["order"]}), "```", ""]
+    _timing_plot(timing, plots / "timing.png")
+    lines += ["![stage timing](plots/timing.png)", ""]
+    bench = workdir / "bench.md"
+    if bench.exists():
+        lines += ["## Benchmark (`trkx bench`)", "", bench.read_text().split("\n", 2)[2], ""]
+    path = workdir / "report.md"
+    write_text(path, "\n".join(lines))
+    return path
