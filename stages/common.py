@@ -49,6 +49,31 @@ def edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
     return torch.stack([dr / 100.0, dphi * 10.0, dz / 100.0, (eta[dst] - eta[src]) * 10.0, phi_slope, z0], dim=-1)
 
 
+def track_edge_truth(event: Data, edge_index: torch.Tensor | None = None) -> torch.Tensor:
+    """Per edge: is it a consecutive truth track edge (either direction)?"""
+    n = event.num_nodes
+    ei = event.edge_index if edge_index is None else edge_index
+    tt = event.track_edges
+    keys = torch.cat([tt[0] * n + tt[1], tt[1] * n + tt[0]])
+    return torch.isin(ei[0] * n + ei[1], keys)
+
+
+def edge_training_targets(event: Data) -> tuple[torch.Tensor, torch.Tensor]:
+    """(target, loss weight) per edge: consecutive truth edges are positive, other pairs of one
+    particle (skipping hits) carry no weight, everything else is negative."""
+    target = track_edge_truth(event)
+    same = edge_truth(event, event.edge_index)
+    weight = torch.where(same & ~target, 0.0, 1.0)
+    return target.float(), weight
+
+
+def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pos_weight: float) -> torch.Tensor:
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, target, weight=weight, reduction="sum",
+        pos_weight=torch.tensor(pos_weight, device=logits.device))
+    return loss / weight.sum().clamp_min(1.0)
+
+
 def select_edges(event: Data, keep: torch.Tensor, fields: tuple[str, ...]) -> Data:
     """Keep the edges where ``keep`` is True, in ``edge_index`` and every per-edge field named."""
     event.edge_index = event.edge_index[:, keep]

@@ -11,7 +11,7 @@ from torch_geometric.data import Data
 
 from trkx.stage import TrainableStage, register
 from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, EventDataModule, edge_efficiency_purity, edge_features,
-                                make_mlp, make_trainer, select_edges)
+                                edge_training_targets, make_mlp, make_trainer, select_edges, weighted_bce)
 
 
 @dataclass
@@ -64,9 +64,8 @@ class FilterModule(pl.LightningModule):
             pick = torch.randperm(n_edges, device=event.x.device)[: self.cfg.train_edges]
             event = event.clone()
             event.edge_index, event.y = event.edge_index[:, pick], event.y[pick]
-        logits = self(event)
-        loss = nn.functional.binary_cross_entropy_with_logits(
-            logits, event.y.float(), pos_weight=torch.tensor(self.cfg.pos_weight, device=logits.device))
+        target, weight = edge_training_targets(event)
+        loss = weighted_bce(self(event), target, weight, self.cfg.pos_weight)
         self.log("train_loss", loss, batch_size=1)
         return loss
 

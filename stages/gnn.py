@@ -17,7 +17,7 @@ from torch_geometric.utils import scatter
 from trkx.stage import TrainableStage, register
 from trkx.stages.assignment import blackbox_assignment, hamming_loss
 from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, EventDataModule, edge_efficiency_purity, edge_features,
-                                make_mlp, make_trainer, select_edges)
+                                edge_training_targets, make_mlp, make_trainer, select_edges, weighted_bce)
 
 
 @dataclass
@@ -126,14 +126,6 @@ class InteractionGNN(nn.Module):
         return self._maybe_ckpt(decode, h, e, level="maximal")
 
 
-def track_edge_truth(event: Data) -> torch.Tensor:
-    """Per edge: is it a consecutive truth track edge (either direction)? The assignment target."""
-    n = event.num_nodes
-    ei, tt = event.edge_index, event.track_edges
-    keys = torch.cat([tt[0] * n + tt[1], tt[1] * n + tt[0]])
-    return torch.isin(ei[0] * n + ei[1], keys)
-
-
 class GNNModule(pl.LightningModule):
     def __init__(self, node_dim: int, cfg: GNNConfig):
         super().__init__()
@@ -148,13 +140,13 @@ class GNNModule(pl.LightningModule):
         logits = self(event).float()
         if event.edge_index.shape[1] == 0:
             return None
-        bce = nn.functional.binary_cross_entropy_with_logits(
-            logits, event.y.float(), pos_weight=torch.tensor(self.cfg.pos_weight, device=logits.device))
+        target, weight = edge_training_targets(event)
+        bce = weighted_bce(logits, target, weight, self.cfg.pos_weight)
         if self.cfg.loss == "bce":
             loss = bce
         else:
             y_hat = blackbox_assignment(logits, event.edge_index, self.cfg.blackbox_lambda)
-            loss = hamming_loss(y_hat, track_edge_truth(event)) / max(event.num_nodes, 1)
+            loss = hamming_loss(y_hat, target) / max(event.num_nodes, 1)
             loss = loss + self.cfg.bce_weight * bce
         self.log("train_loss", loss, batch_size=1)
         return loss
