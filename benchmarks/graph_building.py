@@ -1,8 +1,8 @@
 """Graph-building benchmark: FRNN backends on the same embedded points of large simulated events.
 
-    python benchmarks/graph_building.py [configs/pipeline.yaml] [--events 3 --vertices 40 --particles 50]
+    python benchmarks/graph_building.py [configs/benchmark.yaml] [--repeats 5]
 
-Same as `trkx bench configs/pipeline.yaml --graph-building`.  Prints medians per event, edges/s,
+Same as `trkx bench configs/benchmark.yaml --graph-building`: the pipeline's embedded test events.  Prints medians per event, edges/s,
 ratios to the kd-tree and faiss, and whether every backend's edges equal the kd-tree's.
 """
 import sys
@@ -11,5 +11,5 @@ from trkx.cli import main
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    pipeline = args.pop(0) if args and not args[0].startswith("-") else "configs/pipeline.yaml"
+    pipeline = args.pop(0) if args and not args[0].startswith("-") else "configs/benchmark.yaml"
     main(["bench", pipeline, "--graph-building", *args])

@@ -2,8 +2,8 @@
 
 ``stage_benchmark``: every stage's inference on the test events, repeated, with each stage's
 backend alternatives (graph building backends, connected components SciPy vs cuGraph, precision
-32 vs mixed).  ``graph_building_benchmark``: FRNN backends on the same embedded points of large
-simulated events.
+32 vs mixed).  ``graph_building_benchmark``: FRNN backends on the same embedded points (the
+pipeline's embedded test events; configs/benchmark.yaml has events of ~36k hits).
 """
 from __future__ import annotations
 
@@ -109,29 +109,20 @@ def bench_markdown(result: dict) -> str:
 # --------------------------------------------------------------------------- graph building
 
 
-def embedded_points(pipeline_path: str | Path, n_events: int, vertices: int, particles: int, seed: int,
-                    progress: bool = True) -> list[torch.Tensor]:
-    """Simulate large events and embed them with the pipeline's trained embedding stage."""
-    import tempfile
-
+def embedded_points(pipeline_path: str | Path, progress: bool = True):
+    """The pipeline's embedded test events (training and embedding them if not cached) and its
+    graph-stage config."""
     from trkx.runner import Pipeline
-    from trkx.stages.data import build_event, hit_table
-    from trkx.stages.simulation import simulate_events
-    from trkx.stages.trackml_io import read_trackml_event
 
     pipe = Pipeline(pipeline_path, progress=progress)
-    emb_stage = next(s for s in pipe.stages if s.kind == "embedding")
-    pipe.train_stage(emb_stage, pipe.run_data())
-    sim_cfg = dataclasses.replace(pipe.data.config.simulation, n_vertices=vertices, particles_per_vertex=particles)
-    points = []
-    with tempfile.TemporaryDirectory() as tmp:
-        ids = simulate_events(sim_cfg, n_events, seed, tmp, 0, progress)
-        for i in ids:
-            event = build_event(pipe.data.transform(hit_table(read_trackml_event(tmp, i))), pipe.data.config, i, tmp)
-            with torch.no_grad():
-                points.append(emb_stage.infer(event).embedding)
-    graph_cfg = next((s.config for s in pipe.stages if s.kind == "graph"), None)
-    return points, graph_cfg
+    emb = next((s for s in pipe.stages if s.kind == "embedding"), None)
+    graph = next((s for s in pipe.stages if s.kind == "graph"), None)
+    if emb is None or graph is None:
+        from trkx.config import ConfigError
+        raise ConfigError(f"{pipeline_path}: --graph-building needs an embedding and a graph stage")
+    outputs = pipe.run(until=emb.name, write_outputs=False)
+    points = [load_event(p)[graph.config.feature] for p in outputs[-1].paths["test"]]
+    return points, graph.config
 
 
 def graph_building_benchmark(points: list[torch.Tensor], r: float, k_max: int, repeats: int = 5,
@@ -176,4 +167,86 @@ def graph_building_markdown(res: dict) -> str:
         lines.append(f"| {b} | {row['median_s_per_event']:.4f} | {row['edges_per_s']:.3g} | "
                      f"{row.get('speedup_vs_kdtree', float('nan')):.2f} | {row.get('speedup_vs_faiss', float('nan')):.2f} | "
                      f"{'yes' if row['identical_to_kdtree'] else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- GNN checkpointing
+
+
+def _gnn_step_worker(mode: str, n_nodes: int, n_edges: int, hidden: int, iterations: int, precision: str,
+                     conn) -> None:
+    """One GNN training step in a fresh process; reports (peak extra memory bytes, seconds)."""
+    import resource
+
+    from torch_geometric.data import Data
+
+    from trkx.stages.gnn import GNNConfig, GNNModule, autocast_context
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    event = Data(num_nodes=n_nodes, x=torch.randn(n_nodes, 3, generator=g),
+                 edge_index=torch.randint(0, n_nodes, (2, n_edges), generator=g),
+                 r=torch.rand(n_nodes, generator=g) * 1000 + 30, phi=torch.rand(n_nodes, generator=g) * 6 - 3,
+                 z=torch.randn(n_nodes, generator=g) * 500, region=torch.randint(0, 3, (n_nodes,), generator=g),
+                 particle_id=torch.randint(1, n_nodes // 10, (n_nodes,), generator=g),
+                 pt=torch.full((n_nodes,), 2.0), track_edges=torch.stack([torch.arange(n_nodes - 1), torch.arange(1, n_nodes)]))
+    event.y = event.particle_id[event.edge_index[0]] == event.particle_id[event.edge_index[1]]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = GNNModule(3, GNNConfig(hidden=hidden, n_iterations=iterations, checkpointing=mode)).to(device)
+    event = event.to(device)
+    model.train()
+    times = []
+    for step in range(3):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        else:
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        t0 = time.perf_counter()
+        with autocast_context(precision, device):
+            loss = model.training_step(event, 0)
+        loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated() - base
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        times.append(time.perf_counter() - t0)
+        model.zero_grad(set_to_none=True)
+        if step == 0:
+            first_peak = peak
+    conn.send((first_peak, statistics.median(times[1:]), str(device)))
+
+
+def checkpointing_benchmark(n_nodes: int = 50000, n_edges: int = 500000, hidden: int = 64,
+                            iterations: int = 6, precision: str = "32") -> dict:
+    """Peak training memory and step time for checkpointing none / partial / maximal on one graph
+    (each mode in its own process so that peak memory is not shared)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = {"nodes": n_nodes, "edges": n_edges, "hidden": hidden, "iterations": iterations, "modes": {}}
+    for mode in ("none", "partial", "maximal"):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_gnn_step_worker, args=(mode, n_nodes, n_edges, hidden, iterations, precision, child))
+        proc.start()
+        peak, seconds, device = parent.recv()
+        proc.join()
+        out["device"] = device
+        out["modes"][mode] = {"peak_memory_mb": peak / 2**20, "step_s": seconds}
+    base = out["modes"]["none"]
+    for row in out["modes"].values():
+        row["memory_ratio"] = row["peak_memory_mb"] / base["peak_memory_mb"] if base["peak_memory_mb"] else float("nan")
+        row["time_ratio"] = row["step_s"] / base["step_s"]
+    return out
+
+
+def checkpointing_markdown(res: dict) -> str:
+    lines = [f"# GNN gradient checkpointing ({res['device']}): {res['nodes']} nodes, {res['edges']} edges, "
+             f"hidden {res['hidden']}, {res['iterations']} iterations", "",
+             "| checkpointing | peak training memory (MB) | step time (s) | memory vs none | time vs none |",
+             "|---|---|---|---|---|"]
+    for mode, row in res["modes"].items():
+        lines.append(f"| {mode} | {row['peak_memory_mb']:.0f} | {row['step_s']:.2f} | {row['memory_ratio']:.2f} | "
+                     f"{row['time_ratio']:.2f} |")
     return "\n".join(lines) + "\n"

@@ -153,20 +153,24 @@ def eval_(pipeline):
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--repeats", "-r", default=3, show_default=True, help="Inference passes over the test events.")
 @click.option("--graph-building", is_flag=True,
-              help="Instead: time the FRNN backends on large simulated events embedded by the pipeline.")
-@click.option("--events", default=3, show_default=True, help="--graph-building: events to simulate.")
-@click.option("--vertices", default=40, show_default=True, help="--graph-building: vertices per event.")
-@click.option("--particles", default=50, show_default=True, help="--graph-building: particles per vertex.")
+              help="Instead: time the FRNN backends on the pipeline's embedded test events "
+                   "(use configs/benchmark.yaml for events of ~36k hits).")
 @_friendly
-def bench(pipeline, repeats, graph_building, events, vertices, particles):
+def bench(pipeline, repeats, graph_building):
     """Stage-timing benchmark: every stage's inference on the test events (mean ± std), with each
     stage's alternatives side by side (graph backends, SciPy vs cuGraph, precision) and ratios.
     Writes bench.json and bench.md in the workdir."""
     from trkx import bench as b
     if graph_building:
-        points, graph_cfg = b.embedded_points(pipeline, events, vertices, particles, seed=2024)
+        points, graph_cfg = b.embedded_points(pipeline)
         res = b.graph_building_benchmark(points, graph_cfg.r, graph_cfg.k_max, repeats=max(repeats, 3))
-        click.echo(b.graph_building_markdown(res))
+        text = b.graph_building_markdown(res)
+        from trkx.runner import Pipeline
+        from trkx.storage import write_json, write_text
+        workdir = Pipeline(pipeline).workdir
+        write_json(workdir / "bench_graph_building.json", res)
+        write_text(workdir / "bench_graph_building.md", text)
+        click.echo(text)
         return
     res = b.stage_benchmark(pipeline, repeats)
     click.echo(b.bench_markdown(res))

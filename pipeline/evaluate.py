@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from trkx.event import REGION_NAMES, edge_truth
+from trkx.event import REGION_NAMES
+from trkx.stages.common import track_edge_truth
 from trkx.metrics import (STYLES, TargetSelection, edge_counts, efficiency_vs, summarize_edge_counts,
                           track_metrics, trackml_score, v_score)
 from trkx.storage import load_event, write_json
@@ -75,9 +76,10 @@ def track_level(truth: pd.DataFrame, tracks: pd.DataFrame, eval_cfg) -> dict:
 
 
 def edge_level(pipe, outputs) -> dict:
-    """Edge efficiency / purity (all and target edges), ROC AUC and per-region figures per stage."""
+    """Edge efficiency / purity (all and target edges), ROC AUC (consecutive truth edges vs the
+    rest) and per-region figures per stage; definitions in ``trkx.metrics.edges.edge_counts``."""
     cfg = pipe.config.evaluation
-    result, prev_true = {}, None
+    result = {}
     for stage, out in zip(pipe.stages, outputs[1:]):
         counts, scores, labels = [], [], []
         for path in out.paths["test"]:
@@ -88,15 +90,9 @@ def edge_level(pipe, outputs) -> dict:
             counts.append(edge_counts(e, keep, cfg.pt_min, cfg.min_hits))
             if stage.score_field and stage.score_field in e:
                 scores.append(e[stage.score_field].numpy())
-                labels.append(edge_truth(e, e.edge_index).numpy())
+                labels.append(track_edge_truth(e).numpy())
         if counts and stage.kind != "labeling":
-            summary = summarize_edge_counts(counts, scores or None, labels or None, REGION_NAMES)
-            # 'all' efficiency: true edges kept / true edges of this stage's input graph
-            true_in = prev_true if prev_true is not None else sum(c["true"] for c in counts)
-            kept_true = sum(c["true_kept"] for c in counts)
-            summary["all"]["efficiency"] = kept_true / true_in if true_in else float("nan")
-            prev_true = kept_true
-            result[stage.name] = summary
+            result[stage.name] = summarize_edge_counts(counts, scores or None, labels or None, REGION_NAMES)
     return result
 
 

@@ -101,7 +101,7 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
             lines.append(f"| {stage} | {fmt(m['target']['efficiency'])} | {fmt(m['target']['purity'])} | "
                          f"{fmt(m['all']['efficiency'])} | {fmt(m['all']['purity'])} | {fmt(m.get('roc_auc'))} | "
                          f"{m['all']['edges_per_event']:.0f} |")
-        lines += ["", "Per detector region (target efficiency / all-edge purity):", "",
+        lines += ["", "Per detector region, edges inside one region (target efficiency / target purity):", "",
                   "| stage | " + " | ".join(next(iter(metrics["edge"].values()))["per_region"]) + " |",
                   "|---|" + "---|" * len(next(iter(metrics["edge"].values()))["per_region"])]
         for stage, m in metrics["edge"].items():

@@ -1,9 +1,9 @@
 """Fixed-radius nearest neighbours: ``build_edges(x, r, k_max, backend)``.
 
 Every backend returns the same directed edge set ``(query, neighbour)``: all ``j != i`` with
-``|x_i - x_j| < r``, keeping the ``k_max`` nearest per query, sorted by (query, distance, neighbour).
-Candidates from any backend go through one finalisation (float64 distances, the cap, the order),
-so the backends differ only in how they find candidates.
+``|x_i - x_j| < r``, keeping the ``k_max`` nearest per query, sorted by (query, neighbour).
+Candidates from any backend go through one finalisation (the radius test, exact in float64 at
+the boundary; the cap; the order), so the backends differ only in how they find candidates.
 """
 from __future__ import annotations
 
@@ -29,29 +29,54 @@ def available_backends() -> list[str]:
     return out
 
 
+def _exact_inside(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, d2: torch.Tensor, r: float) -> torch.Tensor:
+    """``d2 < r²`` decided in float64 where the float32 value lies within rounding of the radius."""
+    r2 = r * r
+    inside = d2 < r2
+    if d2.dtype == torch.float64:
+        return inside
+    scale = float(x.detach().abs().max()) ** 2 if x.numel() else 0.0
+    tol = 1e-5 * (r2 + scale)
+    band = torch.nonzero((d2 > r2 - tol) & (d2 < r2 + tol)).squeeze(-1)
+    if band.numel():
+        exact = (x.index_select(0, src[band]).double() - x.index_select(0, dst[band]).double()).pow(2).sum(-1)
+        inside[band] = exact < r2
+    return inside
+
+
 def _finalize(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, r: float, k_max: int | None,
-              exact: bool = True) -> torch.Tensor:
-    """Exact radius test in float64, the k_max cap, and the canonical order."""
+              d2: torch.Tensor | None = None) -> torch.Tensor:
+    """Radius test (exact at the boundary), the k_max cap (nearest first, ties to the smaller index) and the
+    canonical (query, neighbour) order, shared by every backend."""
+    n = x.shape[0]
     keep = src != dst
     src, dst = src[keep], dst[keep]
-    if exact:
-        d2 = (x[src].double() - x[dst].double()).pow(2).sum(-1)
+    if d2 is None:
+        xf = x.float()
+        d2 = (xf.index_select(0, src) - xf.index_select(0, dst)).pow(2).sum(-1)
     else:
-        d2 = (x[src] - x[dst]).pow(2).sum(-1)
-    keep = d2 < r * r
-    src, dst, d2 = src[keep], dst[keep], d2[keep]
-    # sort by (src, d2, dst): three stable sorts, least significant key first
-    order = torch.argsort(dst, stable=True)
-    order = order[torch.argsort(d2[order], stable=True)]
-    order = order[torch.argsort(src[order], stable=True)]
-    src, dst = src[order], dst[order]
+        d2 = d2[keep]
+    keep = _exact_inside(x, src, dst, d2, r)
+    src, dst = src[keep], dst[keep]
     if k_max is not None and src.numel():
-        counts = torch.bincount(src, minlength=x.shape[0])
-        starts = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(src.numel(), device=src.device) - starts[src]
-        keep = rank < k_max
-        src, dst = src[keep], dst[keep]
-    return torch.stack([src, dst])
+        counts = torch.bincount(src, minlength=n)
+        over = counts[src] > k_max
+        if over.any():
+            s_o, d_o = src[over], dst[over]
+            d2_o = d2[keep][over].float()
+            # rank by (query, float32 distance, neighbour) in two sorts: the bit pattern of a
+            # non-negative float32 orders like its value, so (bits << 32 | neighbour) is one key
+            bits = d2_o.view(torch.int32).long()
+            order = torch.argsort((bits << 32) | d_o)
+            order = order[torch.sort(s_o[order], stable=True)[1]]
+            s_o, d_o = s_o[order], d_o[order]
+            c = torch.bincount(s_o, minlength=n)
+            rank = torch.arange(s_o.numel(), device=src.device) - (torch.cumsum(c, 0) - c)[s_o]
+            top = rank < k_max
+            src = torch.cat([src[~over], s_o[top]])
+            dst = torch.cat([dst[~over], d_o[top]])
+    key, _ = torch.sort(src * n + dst)
+    return torch.stack([key // n, key % n])
 
 
 def _principal_axes(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -62,13 +87,12 @@ def _principal_axes(x: torch.Tensor, n: int) -> torch.Tensor:
     return xc @ vecs[:, -n:].flip(-1)
 
 
-def grid_candidates(x: torch.Tensor, r: float, grid_dims: int = 3, chunk: int = 1 << 22):
-    """Candidate pairs from a uniform cell grid of side ``r`` (Bentley 1977; Hoetzlein 2014).
-
-    Latent dimensions above ``grid_dims`` are handled by gridding the point cloud's leading
-    principal axes (the rotation keeps distances) and testing the exact distance on all dims.
-    Yields (src, dst) chunks; every true neighbour pair is among them.
-    """
+def grid_pairs(x: torch.Tensor, r: float, grid_dims: int = 3, chunk: int = 1 << 21):
+    """Candidate unordered pairs (i, j) from a uniform cell grid of side ``r`` (Bentley 1977;
+    Hoetzlein 2014), each pair once: same cell with j after i, plus the 13 (3-d) neighbour cells
+    of the positive half shell.  Latent dimensions above ``grid_dims`` are handled by gridding the
+    point cloud's leading principal axes (a rotation keeps distances); the exact distance is then
+    tested on all dimensions.  Yields (i, j) chunks; every pair closer than ``r`` is among them."""
     n, dim = x.shape
     g = min(grid_dims, dim)
     y = _principal_axes(x.float(), g) if dim > g else x.float()
@@ -79,46 +103,49 @@ def grid_candidates(x: torch.Tensor, r: float, grid_dims: int = 3, chunk: int = 
         strides[k] = strides[k + 1] * shape[k + 1]
     cell_id = (cell * strides).sum(-1)
     sorted_id, order = torch.sort(cell_id)
-    offsets = torch.tensor(list(itertools.product((-1, 0, 1), repeat=g)), device=x.device)
-    query = torch.arange(n, device=x.device)
-    for off in offsets:
-        nb = cell + off
+    position = torch.empty_like(order)
+    position[order] = torch.arange(n, device=x.device)
+    half = [o for o in itertools.product((-1, 0, 1), repeat=g) if o >= (0,) * g]   # zero + positive half
+    for off in half:
+        nb = cell + torch.tensor(off, device=x.device)
         valid = ((nb >= 0) & (nb < shape)).all(-1)
         nb_id = (nb * strides).sum(-1)
-        lo = torch.searchsorted(sorted_id, nb_id)
+        if any(off):
+            lo = torch.searchsorted(sorted_id, nb_id)
+        else:
+            lo = position + 1          # same cell: only points after i in the sorted order
         hi = torch.searchsorted(sorted_id, nb_id, right=True)
-        counts = torch.where(valid, hi - lo, torch.zeros_like(lo))
-        q = query[counts > 0]
-        lo, counts = lo[counts > 0], counts[counts > 0]
-        # expand each (query, cell range) into its candidate pairs, in chunks to bound memory
+        counts = torch.where(valid, (hi - lo).clamp_min(0), torch.zeros_like(lo))
+        q = torch.nonzero(counts).squeeze(-1)
+        lo, counts = lo[q], counts[q]
+        # expand each (query, cell range) into its pairs, in chunks to bound memory
         csum = torch.cumsum(counts, 0)
         start = 0
         while start < q.numel():
             base = int(csum[start - 1]) if start else 0
-            stop = int(torch.searchsorted(csum, base + chunk, right=True))
-            stop = max(stop, start + 1)
+            stop = max(int(torch.searchsorted(csum, base + chunk, right=True)), start + 1)
             c = counts[start:stop]
-            src = torch.repeat_interleave(q[start:stop], c)
-            within = torch.arange(int(c.sum()), device=x.device) - torch.repeat_interleave(
-                torch.cumsum(c, 0) - c, c)
-            dst = order[torch.repeat_interleave(lo[start:stop], c) + within]
-            yield src, dst
+            i = torch.repeat_interleave(q[start:stop], c)
+            within = torch.arange(int(c.sum()), device=x.device) - torch.repeat_interleave(torch.cumsum(c, 0) - c, c)
+            j = order[torch.repeat_interleave(lo[start:stop], c) + within]
+            yield i, j
             start = stop
 
 
 def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
-    srcs, dsts = [], []
-    r2 = r * r
+    ii, jj, dd = [], [], []
     xf = x.float()
-    for src, dst in grid_candidates(x, r):
-        # cheap float32 pre-cut with slack; the exact float64 test is in _finalize
-        d2 = (xf[src] - xf[dst]).pow(2).sum(-1)
-        keep = d2 < r2 * (1 + 1e-4) + 1e-12
-        srcs.append(src[keep])
-        dsts.append(dst[keep])
-    src = torch.cat(srcs) if srcs else torch.zeros(0, dtype=torch.long, device=x.device)
-    dst = torch.cat(dsts) if dsts else torch.zeros(0, dtype=torch.long, device=x.device)
-    return _finalize(x, src, dst, r, k_max)
+    r2_slack = r * r * (1 + 1e-3) + 1e-5 * float(xf.abs().max()) ** 2
+    for i, j in grid_pairs(x, r):
+        d2 = (xf.index_select(0, i) - xf.index_select(0, j)).pow(2).sum(-1)
+        keep = d2 < r2_slack   # generous pre-cut; the exact test is in _finalize
+        ii.append(i[keep])
+        jj.append(j[keep])
+        dd.append(d2[keep])
+    if not ii:
+        return torch.zeros((2, 0), dtype=torch.long, device=x.device)
+    i, j, d2 = torch.cat(ii), torch.cat(jj), torch.cat(dd)
+    return _finalize(x, torch.cat([i, j]), torch.cat([j, i]), r, k_max, d2=torch.cat([d2, d2]))
 
 
 def _kdtree(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
@@ -131,8 +158,9 @@ def _kdtree(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
         src = np.concatenate([pairs[:, 0], pairs[:, 1]])
         dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
     else:
-        k = min(k_max + 1, len(pts))
-        dist, idx = tree.query(pts, k=k, distance_upper_bound=r * (1 + 1e-9))
+        # a few extra neighbours so that float32 near-ties at the cap are ranked like every backend
+        k = min(k_max + 17, len(pts))
+        dist, idx = tree.query(pts, k=k, distance_upper_bound=r * (1 + 1e-9), workers=-1)
         dist, idx = dist.reshape(len(pts), -1), idx.reshape(len(pts), -1)
         ok = np.isfinite(dist)
         src = np.broadcast_to(np.arange(len(pts))[:, None], idx.shape)[ok]
@@ -151,7 +179,8 @@ def _faiss(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
     index.add(pts)
     # slack on the float32 radius: the exact cut is made in float64 afterwards
-    lims, _, idx = index.range_search(pts, float(r * r) * (1 + 1e-4) + 1e-12)
+    slack = float(r * r) * (1 + 1e-3) + 1e-5 * float(np.abs(pts).max()) ** 2 * 4
+    lims, _, idx = index.range_search(pts, slack)
     src = np.repeat(np.arange(len(pts)), np.diff(lims.astype(np.int64)))
     src = torch.as_tensor(src, dtype=torch.long, device=x.device)
     dst = torch.as_tensor(idx.astype(np.int64), dtype=torch.long, device=x.device)

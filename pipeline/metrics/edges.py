@@ -25,34 +25,43 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def edge_counts(event: Data, keep: torch.Tensor | None, pt_min: float, min_hits: int) -> dict:
-    """Counts behind efficiency and purity for one event (summed over events by the caller).
+    """Counts behind edge efficiency and purity for one event (summed over events by the caller).
 
-    all edges:    efficiency = kept same-particle edges / same-particle edges in the input graph;
-    target edges: truth track edges (consecutive hits) of particles with pT >= pt_min and
-                  >= min_hits hits; efficiency = found (either direction) / all such truth edges;
-                  purity = kept edges joining hits of one target particle / kept edges."""
+    Truth edges are consecutive hits of one particle (``track_edges``), found in either direction.
+    all:    efficiency = kept truth edges / all truth edges of the event;
+            purity = kept edges joining hits of one particle / kept edges.
+    target: truth edges of particles with pT >= pt_min and >= min_hits hits;
+            efficiency = kept target truth edges / target truth edges;
+            purity = kept edges joining hits of one target particle / kept edges, not counting
+            edges between hits of one non-target particle (they are neither signal nor fake)."""
+    from trkx.stages.common import track_edge_truth
+
     ei = event.edge_index
     keep = torch.ones(ei.shape[1], dtype=torch.bool) if keep is None else keep
-    y = edge_truth(event, ei)
     n = event.num_nodes
-    nhits = torch.bincount(torch.unique(event.particle_id, return_inverse=True)[1])
-    hits_of = nhits[torch.unique(event.particle_id, return_inverse=True)[1]]
+    same = edge_truth(event, ei)
+    inv = torch.unique(event.particle_id, return_inverse=True)[1]
+    hits_of = torch.bincount(inv)[inv]
     good_hit = (event.pt >= pt_min) & (hits_of >= min_hits) & (event.particle_id != 0)
     tt = event.track_edges
-    tt = tt[:, good_hit[tt[0]]]
     kept = ei[:, keep]
     keys = torch.cat([kept[0] * n + kept[1], kept[1] * n + kept[0]])
     found = torch.isin(tt[0] * n + tt[1], keys)
-    y_target = y & good_hit[ei[0]]
+    t_good = good_hit[tt[0]]
+    signal = same & good_hit[ei[0]]
+    nontarget = same & ~good_hit[ei[0]]
     region = event.region
-    out = {"true": int(y.sum()), "true_kept": int((y & keep).sum()), "kept": int(keep.sum()),
-           "target_truth": int(tt.shape[1]), "target_found": int(found.sum()),
-           "target_kept": int((y_target & keep).sum()), "per_region": {}}
+    out = {"truth": int(tt.shape[1]), "truth_found": int(found.sum()), "kept": int(keep.sum()),
+           "same_kept": int((same & keep).sum()),
+           "target_truth": int(t_good.sum()), "target_found": int((found & t_good).sum()),
+           "target_kept": int((signal & keep).sum()), "nontarget_kept": int((nontarget & keep).sum()),
+           "per_region": {}}
     n_regions = int(region.max()) + 1 if region.numel() else 0
     for a in range(n_regions):
         in_r = (region[ei[0]] == a) & (region[ei[1]] == a)
-        t_in = (region[tt[0]] == a) & (region[tt[1]] == a)
-        out["per_region"][a] = {"kept": int((keep & in_r).sum()), "true_kept": int((y & keep & in_r).sum()),
+        t_in = t_good & (region[tt[0]] == a) & (region[tt[1]] == a)
+        out["per_region"][a] = {"kept": int((keep & in_r & ~nontarget).sum()),
+                                "target_kept": int((signal & keep & in_r).sum()),
                                 "target_truth": int(t_in.sum()), "target_found": int((found & t_in).sum())}
     return out
 
@@ -61,10 +70,10 @@ def summarize_edge_counts(counts: list[dict], scores=None, labels=None, region_n
     tot = lambda k: sum(c[k] for c in counts)  # noqa: E731
     ratio = lambda a, b: float(a / b) if b else float("nan")  # noqa: E731
     out = {
-        "all": {"efficiency": ratio(tot("true_kept"), tot("true")), "purity": ratio(tot("true_kept"), tot("kept")),
+        "all": {"efficiency": ratio(tot("truth_found"), tot("truth")), "purity": ratio(tot("same_kept"), tot("kept")),
                 "edges_per_event": tot("kept") / max(len(counts), 1)},
         "target": {"efficiency": ratio(tot("target_found"), tot("target_truth")),
-                   "purity": ratio(tot("target_kept"), tot("kept"))},
+                   "purity": ratio(tot("target_kept"), tot("kept") - tot("nontarget_kept"))},
     }
     regions = sorted({r for c in counts for r in c["per_region"]})
     per = {}
@@ -72,7 +81,7 @@ def summarize_edge_counts(counts: list[dict], scores=None, labels=None, region_n
         g = lambda k: sum(c["per_region"].get(r, {}).get(k, 0) for c in counts)  # noqa: E731
         name = region_names[r] if region_names and r < len(region_names) else str(r)
         per[name] = {"efficiency": ratio(g("target_found"), g("target_truth")),
-                     "purity": ratio(g("true_kept"), g("kept"))}
+                     "purity": ratio(g("target_kept"), g("kept"))}
     out["per_region"] = per
     if scores is not None and len(scores):
         out["roc_auc"] = roc_auc(np.concatenate(labels), np.concatenate(scores))

@@ -62,7 +62,7 @@ def track_metrics(hits: pd.DataFrame, style: str = "two_way", fraction: float = 
 
     efficiency = matched target particles / target particles;
     fake_rate = candidate tracks (>= min_track_hits hits) matched to no particle / candidates;
-    duplicate_rate = (matched candidates - distinct particles they match) / matched candidates."""
+    duplicate_rate = matched candidates beyond the first for each particle / matched candidates."""
     target = target or TargetSelection()
     if "event_id" not in hits.columns:
         hits = hits.assign(event_id=0)
@@ -85,14 +85,16 @@ def track_metrics(hits: pd.DataFrame, style: str = "two_way", fraction: float = 
     track_matched = cand.groupby("track_id")["matched"].any()
     n_tracks = int(track_matched.size)
     n_matched_tracks = int(track_matched.sum())
-    n_distinct = int(cand[cand.matched].particle_id.nunique())
+    # a duplicate is every matched candidate of a particle beyond its first
+    per_particle = cand[cand.matched].groupby("particle_id")["track_id"].nunique()
+    n_duplicates = int((per_particle - 1).clip(lower=0).sum())
     return {
         "style": style, "matching_fraction": fraction,
         "n_target_particles": int(len(targets)), "n_matched_target_particles": int(targets.matched.sum()),
         "n_tracks": n_tracks, "n_matched_tracks": n_matched_tracks,
         "efficiency": float(targets.matched.mean()) if len(targets) else float("nan"),
         "fake_rate": float(1 - n_matched_tracks / n_tracks) if n_tracks else 0.0,
-        "duplicate_rate": float((n_matched_tracks - n_distinct) / n_matched_tracks) if n_matched_tracks else 0.0,
+        "duplicate_rate": float(n_duplicates / n_matched_tracks) if n_matched_tracks else 0.0,
         "_targets": targets,
     }
 
