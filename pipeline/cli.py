@@ -130,7 +130,7 @@ def infer(stage_yaml, pipeline, force):
     outputs = pipe.run(until=stage.name, force=[stage.name] if force else (), write_outputs=False)
     out = outputs[-1]
     click.echo(f"{stage.name}: {out.computed} events computed, {out.cached} cached -> "
-               f"{pipe.workdir / stage.name / out.fingerprint}")
+               f"{pipe.cachedir / stage.name / out.fingerprint}")
 
 
 @main.command(name="eval")

@@ -40,8 +40,9 @@ class EvalConfig:
 
 @dataclass
 class PipelineConfig:
-    workdir: str
+    workdir: str                        # outputs: tracks/, metrics.json, timing.json, report.md
     data: str
+    cachedir: str | None = None         # stage cache (default: the workdir); pipelines may share one
     stages: list[str] = field(default_factory=list)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -84,6 +85,7 @@ class Pipeline:
         self.config = parse_config(PipelineConfig, raw, str(self.path))
         base = self.path.parent
         self.workdir = self._resolve(self.config.workdir, base)
+        self.cachedir = self._resolve(self.config.cachedir, base) if self.config.cachedir else self.workdir
         self.device = resolve_device(self.config.device)
         self.progress = self.config.progress if progress is None else progress
 
@@ -116,7 +118,7 @@ class Pipeline:
     # ---------------------------------------------------------------- data
     def run_data(self, force: bool = False) -> StageOutput:
         fp = fingerprint("data", config_to_dict(self.data.config))
-        root = self.workdir / "data" / fp
+        root = self.cachedir / "data" / fp
         clean_stale_temps(root)
         index_path = root / "index.json"
         if index_path.exists() and not force:
@@ -142,7 +144,7 @@ class Pipeline:
     def train_stage(self, stage: Stage, upstream: StageOutput, force: bool = False) -> Path:
         """Train (or reuse) a trainable stage's weights; returns the weights path."""
         train_fp = fingerprint(stage.kind, config_to_dict(stage.config), upstream.fingerprint, stage.seed)
-        wdir = self.workdir / stage.name / f"weights-{train_fp}"
+        wdir = self.cachedir / stage.name / f"weights-{train_fp}"
         weights = wdir / "model.pt"
         if weights.exists() and not force:
             stage.load(weights)
@@ -162,7 +164,7 @@ class Pipeline:
             weights = self.train_stage(stage, upstream, force)
             parts.append(weights_digest(weights))
         fp = fingerprint(*parts)
-        root = self.workdir / stage.name / fp
+        root = self.cachedir / stage.name / fp
         clean_stale_temps(root)
         out = StageOutput(stage.name, fp, {s: [] for s in SPLITS})
         todo = [(s, p) for s in SPLITS for p in upstream.paths[s]]

@@ -45,25 +45,26 @@ def _exact_inside(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, d2: tor
 
 
 def _finalize(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, r: float, k_max: int | None,
-              d2: torch.Tensor | None = None) -> torch.Tensor:
+              d2: torch.Tensor | None = None, distinct: bool = False) -> torch.Tensor:
     """Radius test (exact at the boundary), the k_max cap (nearest first, ties to the smaller index) and the
     canonical (query, neighbour) order, shared by every backend."""
     n = x.shape[0]
-    keep = src != dst
-    src, dst = src[keep], dst[keep]
+    if not distinct:   # drop self pairs (callers that never produce them say so)
+        keep = src != dst
+        src, dst = src[keep], dst[keep]
+        d2 = None if d2 is None else d2[keep]
     if d2 is None:
         xf = x.float()
         d2 = (xf.index_select(0, src) - xf.index_select(0, dst)).pow(2).sum(-1)
-    else:
-        d2 = d2[keep]
     keep = _exact_inside(x, src, dst, d2, r)
-    src, dst = src[keep], dst[keep]
+    if not bool(keep.all()):
+        src, dst, d2 = src[keep], dst[keep], d2[keep]
     if k_max is not None and src.numel():
         counts = torch.bincount(src, minlength=n)
         over = counts[src] > k_max
         if over.any():
             s_o, d_o = src[over], dst[over]
-            d2_o = d2[keep][over].float()
+            d2_o = d2[over].float()
             # rank by (query, float32 distance, neighbour) in two sorts: the bit pattern of a
             # non-negative float32 orders like its value, so (bits << 32 | neighbour) is one key
             bits = d2_o.view(torch.int32).long()
@@ -87,15 +88,13 @@ def _principal_axes(x: torch.Tensor, n: int) -> torch.Tensor:
     return xc @ vecs[:, -n:].flip(-1)
 
 
-def grid_pairs(x: torch.Tensor, r: float, grid_dims: int = 3, chunk: int = 1 << 21):
-    """Candidate unordered pairs (i, j) from a uniform cell grid of side ``r`` (Bentley 1977;
-    Hoetzlein 2014), each pair once: same cell with j after i, plus the 13 (3-d) neighbour cells
-    of the positive half shell.  Latent dimensions above ``grid_dims`` are handled by gridding the
-    point cloud's leading principal axes (a rotation keeps distances); the exact distance is then
-    tested on all dimensions.  Yields (i, j) chunks; every pair closer than ``r`` is among them."""
-    n, dim = x.shape
-    g = min(grid_dims, dim)
-    y = _principal_axes(x.float(), g) if dim > g else x.float()
+def grid_pairs(y: torch.Tensor, r: float, chunk: int = 1 << 21):
+    """Candidate unordered pairs (i, j) of points ``y`` (N, g) from a uniform cell grid of side
+    ``r`` (Bentley 1977; Hoetzlein 2014), each pair once: same cell with j after i, plus the
+    neighbour cells of the positive half shell ((3^g - 1) / 2 of them).  Yields (i, j) chunks;
+    every pair closer than ``r`` in ``y`` is among them."""
+    n, g = y.shape
+    x = y
     cell = torch.floor((y - y.min(0).values) / r).long()
     shape = cell.max(0).values + 1
     strides = torch.ones(g, dtype=torch.long, device=x.device)
@@ -132,11 +131,24 @@ def grid_pairs(x: torch.Tensor, r: float, grid_dims: int = 3, chunk: int = 1 << 
             start = stop
 
 
-def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
-    ii, jj, dd = [], [], []
+GRID_DIMS = 4
+
+
+def _grid(x: torch.Tensor, r: float, k_max: int | None, grid_dims: int | None = None) -> torch.Tensor:
+    """Cell-grid search.  Embeddings with more than ``GRID_DIMS`` dimensions are gridded on their
+    leading principal axes (a rotation: distances unchanged; a projection never lengthens a
+    distance, so no neighbour is lost); candidates are pre-cut on the projected distance and then
+    tested on all dimensions."""
+    g = min(grid_dims or GRID_DIMS, x.shape[1])
     xf = x.float()
-    r2_slack = r * r * (1 + 1e-3) + 1e-5 * float(xf.abs().max()) ** 2
-    for i, j in grid_pairs(x, r):
+    y = _principal_axes(xf, g) if x.shape[1] > g else xf
+    ii, jj, dd = [], [], []
+    scale = float(xf.abs().max()) ** 2
+    r2_slack = r * r * (1 + 1e-3) + 1e-5 * scale
+    for i, j in grid_pairs(y, r):
+        if y is not xf:
+            near = (y.index_select(0, i) - y.index_select(0, j)).pow(2).sum(-1) < r2_slack
+            i, j = i[near], j[near]
         d2 = (xf.index_select(0, i) - xf.index_select(0, j)).pow(2).sum(-1)
         keep = d2 < r2_slack   # generous pre-cut; the exact test is in _finalize
         ii.append(i[keep])
@@ -145,7 +157,7 @@ def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     if not ii:
         return torch.zeros((2, 0), dtype=torch.long, device=x.device)
     i, j, d2 = torch.cat(ii), torch.cat(jj), torch.cat(dd)
-    return _finalize(x, torch.cat([i, j]), torch.cat([j, i]), r, k_max, d2=torch.cat([d2, d2]))
+    return _finalize(x, torch.cat([i, j]), torch.cat([j, i]), r, k_max, d2=torch.cat([d2, d2]), distinct=True)
 
 
 def _kdtree(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:

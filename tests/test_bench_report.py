@@ -1,0 +1,46 @@
+"""trkx bench, the graph-building and checkpointing benchmarks, report.md."""
+import json
+
+import torch
+from click.testing import CliRunner
+
+from trkx.bench import checkpointing_benchmark, graph_building_benchmark
+from trkx.cli import main
+
+
+def test_stage_bench_writes_table(tiny_run):
+    pipe, _, _ = tiny_run
+    result = CliRunner().invoke(main, ["bench", str(pipe.path), "-r", "1"])
+    assert result.exit_code == 0, result.output
+    bench = json.loads((pipe.workdir / "bench.json").read_text())
+    assert set(bench["stages"]["graph"]) >= {"backend=auto", "backend=kdtree", "backend=grid"}
+    assert set(bench["stages"]["gnn"]) == {"precision=32", "precision=bf16-mixed"}
+    assert bench["total_fastest_s"] <= bench["total_configured_s"]
+    assert "| **total** |" in (pipe.workdir / "bench.md").read_text()
+
+
+def test_graph_building_benchmark_identity(tiny_run):
+    pipe, outputs, _ = tiny_run
+    from trkx.storage import load_event
+    points = [load_event(p).embedding for p in outputs[1].paths["test"]]
+    res = graph_building_benchmark(points, 0.1, 32, repeats=1)
+    assert all(row["identical_to_kdtree"] for row in res["backends"].values())
+    assert res["backends"]["kdtree"]["speedup_vs_kdtree"] == 1.0
+
+
+def test_checkpointing_benchmark_runs_each_mode():
+    res = checkpointing_benchmark(n_nodes=2000, n_edges=20000, hidden=16, iterations=2)
+    assert set(res["modes"]) == {"none", "partial", "maximal"}
+    assert all(row["step_s"] > 0 for row in res["modes"].values())
+
+
+def test_report_has_tables_and_plots(tiny_run):
+    pipe, _, _ = tiny_run
+    result = CliRunner().invoke(main, ["eval", str(pipe.path)])
+    assert result.exit_code == 0, result.output
+    report = (pipe.workdir / "report.md").read_text()
+    for needle in ("## Tracks", "two_way (configured)", "TrackML score", "## Edges", "## Stage timing"):
+        assert needle in report
+    for png in ("efficiency_vs_pt", "efficiency_vs_eta", "edge_metrics", "timing"):
+        data = (pipe.workdir / "plots" / f"{png}.png").read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
