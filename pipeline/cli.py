@@ -176,5 +176,25 @@ def bench(pipeline, repeats, graph_building):
     click.echo(b.bench_markdown(res))
 
 
+@main.group()
+def baseline():
+    """Classical baselines on the pipeline's own test events."""
+
+
+@baseline.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
+@_friendly
+def ckf(pipeline):
+    """ACTS grid-triplet seeding + combinatorial Kalman filter on the pipeline's test events
+    (re-simulated identically), written as tracks/event<ID>.csv under <workdir>/baseline_ckf and
+    scored with the same metrics as the GNN; prints the comparison (one thread for both)."""
+    from trkx.baseline import comparison_markdown, run_ckf_baseline
+    from trkx.report import write_report
+    cmp = run_ckf_baseline(pipeline)
+    from trkx.runner import Pipeline
+    write_report(Pipeline(pipeline).workdir)
+    click.echo(comparison_markdown(cmp))
+
+
 if __name__ == "__main__":
     main()

@@ -113,6 +113,9 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
     lines += ["## Stage timing", "", "```", timing_table({k: timing["stages"][k] for k in timing["order"]}), "```", ""]
     _timing_plot(timing, plots / "timing.png")
     lines += ["![stage timing](plots/timing.png)", ""]
+    baseline = workdir / "baseline_ckf" / "comparison.md"
+    if baseline.exists():
+        lines += ["## Classical baseline (`trkx baseline ckf`)", "", baseline.read_text().split("\n", 2)[2], ""]
     bench = workdir / "bench.md"
     if bench.exists():
         lines += ["## Benchmark (`trkx bench`)", "", bench.read_text().split("\n", 2)[2], ""]

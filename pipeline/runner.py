@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,8 @@ class Pipeline:
         self.workdir = self._resolve(self.config.workdir, base)
         self.cachedir = self._resolve(self.config.cachedir, base) if self.config.cachedir else self.workdir
         self.device = resolve_device(self.config.device)
-        self.progress = self.config.progress if progress is None else progress
+        # progress bars only where someone watches (a terminal), unless asked for explicitly
+        self.progress = (self.config.progress and sys.stderr.isatty()) if progress is None else progress
 
         data_path = self._resolve(self.config.data, base)
         data_raw = load_yaml(data_path)

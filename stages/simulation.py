@@ -77,8 +77,11 @@ def _quiet_stdout():
             os.close(saved)
 
 
-def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path) -> None:
-    """Run ACTS particle gun + Fatras + smearing digitisation, writing ACTS CSVs to ``out_dir``."""
+def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, skip: int = 0,
+             extend=None) -> None:
+    """Run ACTS particle gun + Fatras + smearing digitisation, writing ACTS CSVs to ``out_dir``.
+    ``skip`` starts at a later event (each event's random numbers depend on its number only);
+    ``extend(seq, geometry, field)`` may add reconstruction after the digitisation."""
     import acts
     import acts.examples
     from acts.examples.simulation import (EtaConfig, MomentumConfig, ParticleConfig, addDigitization,
@@ -93,7 +96,7 @@ def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path) -> 
         geometry = detector.trackingGeometry()
         field = acts.ConstantBField(acts.Vector3(0, 0, cfg.bfield_tesla * u.T))
         rnd = acts.examples.RandomNumbers(seed=seed)
-        seq = acts.examples.Sequencer(events=n_events, numThreads=1, logLevel=acts.logging.WARNING,
+        seq = acts.examples.Sequencer(events=n_events, skip=skip, numThreads=1, logLevel=acts.logging.WARNING,
                                       outputDir=str(out_dir))
         addParticleGun(
             seq,
@@ -111,6 +114,8 @@ def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path) -> 
                   outputDirCsv=str(out_dir), logLevel=acts.logging.WARNING)
         addDigitization(seq, geometry, field, digiConfigFile=str(digi), outputDirCsv=str(out_dir),
                         rnd=rnd, logLevel=acts.logging.WARNING)
+        if extend is not None:
+            extend(seq, geometry, field)
         seq.run()
 
 

@@ -1,0 +1,91 @@
+"""``trkx baseline ckf``: ACTS seeding + CKF on the pipeline's test events, scored by trkx.metrics
+beside the GNN pipeline, with time per event on one thread for both."""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from trkx.config import ConfigError
+from trkx.evaluate import evaluate, read_tracks, track_level, truth_table
+from trkx.storage import load_event, write_json, write_text
+
+
+def time_chain_single_thread(pipe, outputs) -> list[float]:
+    """Seconds per test event for the configured stages in order, with torch on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        totals = []
+        for path in outputs[0].paths["test"]:
+            event = load_event(path)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                for stage in pipe.stages:
+                    event = stage.infer(event)
+            totals.append(time.perf_counter() - t0)
+        return totals
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_ckf_baseline(pipeline_path: str | Path, progress: bool = True) -> dict:
+    from trkx.runner import Pipeline
+    from trkx.stages.ckf_baseline import check_same_hits, ckf_track_labels, run_ckf
+
+    pipe = Pipeline(pipeline_path, progress=progress)
+    c = pipe.data.config
+    if c.source != "simulate":
+        raise ConfigError(f"{pipe.path}: the CKF baseline re-simulates the events, so the data config "
+                          f"needs 'source: simulate' (it has {c.source!r})")
+    outputs = pipe.run()
+    gnn = evaluate(pipe, outputs)
+    first = c.n_train + c.n_val
+    out = pipe.workdir / "baseline_ckf"
+    raw_dir = pipe.cachedir / "data" / outputs[0].fingerprint / "csv"
+    with tempfile.TemporaryDirectory(prefix="trkx-ckf-") as tmp:
+        tmp = Path(tmp)
+        per_alg = run_ckf(c.simulation, c.seed, first, c.n_test, tmp)
+        for k, path in enumerate(outputs[0].paths["test"]):
+            event_id = c.first_event_id + first + k
+            if path.stem != f"event{event_id}":
+                raise ConfigError(f"{path}: unexpected test event order for the baseline")
+            hits = pd.read_csv(raw_dir / f"event{event_id:09d}-hits.csv")
+            check_same_hits(tmp, first + k, hits, str(raw_dir))
+            hit_ids = load_event(path).hit_id.numpy()
+            labels = ckf_track_labels(tmp / "ckf" / f"event{first + k:09d}-tracks_ckf.csv", hit_ids)
+            write_text(out / "tracks" / f"{path.stem}.csv",
+                       pd.DataFrame({"hit_id": hit_ids, "track_id": labels}).to_csv(index=False))
+    truth = truth_table(outputs[0].paths["test"])
+    ckf = track_level(truth, read_tracks(out / "tracks", sorted(truth.event_id.unique())), pipe.config.evaluation)
+    gnn_times = time_chain_single_thread(pipe, outputs)
+    ckf_time = float(sum(per_alg.values()))
+    keys = ("track_efficiency", "fake_rate", "duplicate_rate", "trackml_score")
+    comparison = {
+        "events": int(c.n_test), "matching": pipe.config.evaluation.matching, "threads": 1,
+        "ckf": {**{k: ckf[k] for k in keys}, "seconds_per_event": ckf_time, "per_algorithm_s": per_alg},
+        "gnn": {**{k: gnn[k] for k in keys}, "seconds_per_event": float(np.mean(gnn_times)),
+                "seconds_per_event_std": float(np.std(gnn_times))},
+    }
+    comparison["gnn_over_ckf_time"] = comparison["gnn"]["seconds_per_event"] / ckf_time if ckf_time else float("nan")
+    write_json(out / "metrics.json", {k: v for k, v in ckf.items()})
+    write_json(out / "comparison.json", comparison)
+    write_text(out / "comparison.md", comparison_markdown(comparison))
+    return comparison
+
+
+def comparison_markdown(cmp: dict) -> str:
+    rows = [("track efficiency", "track_efficiency"), ("fake rate", "fake_rate"),
+            ("duplicate rate", "duplicate_rate"), ("TrackML score", "trackml_score")]
+    lines = [f"# GNN pipeline vs ACTS seeding + CKF ({cmp['events']} test events, {cmp['matching']} matching, "
+             f"one CPU thread)", "", "| | GNN pipeline | ACTS CKF |", "|---|---|---|"]
+    for label, key in rows:
+        lines.append(f"| {label} | {cmp['gnn'][key]:.4f} | {cmp['ckf'][key]:.4f} |")
+    lines.append(f"| seconds per event | {cmp['gnn']['seconds_per_event']:.4f} ± {cmp['gnn']['seconds_per_event_std']:.4f} | "
+                 f"{cmp['ckf']['seconds_per_event']:.4f} |")
+    lines.append(f"| time ratio GNN / CKF | {cmp['gnn_over_ckf_time']:.2f} | 1 |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,101 @@
+"""Classical baseline: ACTS grid-triplet seeding + combinatorial Kalman filter on the pipeline's test
+events, converted to trkx track files so that both methods are scored by the same metrics code.
+
+The events are re-simulated by ACTS with the data config's seed; ACTS draws each event's random
+numbers from (seed, event number), so skipping to the test events reproduces exactly the hits the
+pipeline read (checked hit by hit before any track is written)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trkx.stages.simulation import SimulationConfig, run_acts
+from trkx.stages.trackml_io import DataError
+
+# pixel layers used for seeding in the generic detector (barrel 8, endcaps 7 and 9)
+SEEDING_LAYERS = ([{"volume": 8, "layer": l} for l in (2, 4, 6, 8)]
+                  + [{"volume": 9, "layer": l} for l in (2, 4, 6, 8)]
+                  + [{"volume": 7, "layer": l} for l in (8, 10, 12, 14)])
+RECO_ALGORITHMS = ("SpacePointMaker", "GridTripletSeedingAlgorithm", "TrackParamsEstimationAlgorithm",
+                   "SeedsToProtoTracks", "SeedsToTracks", "TrackFindingAlgorithm")
+
+
+def run_ckf(cfg: SimulationConfig, seed: int, first_index: int, n_events: int, out_dir: Path,
+            min_pt: float = 0.5, min_measurements: int = 7) -> dict:
+    """Simulate (as the data stage did) and reconstruct events ``first_index ..`` with seeding + CKF,
+    single thread.  Writes ACTS CSVs to ``out_dir``; returns per-algorithm seconds per event."""
+    import acts
+    from acts.examples.reconstruction import (CkfConfig, SeedFinderConfigArg, SeedFinderOptionsArg,
+                                              SeedingAlgorithm, TrackSelectorConfig, addCKFTracks, addSeeding)
+    from acts.examples.simulation import ParticleSelectorConfig, addDigiParticleSelection
+
+    u = acts.UnitConstants
+    quiet = acts.logging.WARNING
+    out_dir.mkdir(parents=True, exist_ok=True)
+    geosel = out_dir / "seeding-layers.json"
+    geosel.write_text(json.dumps(SEEDING_LAYERS))
+
+    def add_reconstruction(seq, geometry, field):
+        addDigiParticleSelection(seq, ParticleSelectorConfig(pt=(min_pt * u.GeV, None),
+                                                             measurements=(min_measurements, None),
+                                                             removeNeutral=True))
+        # ACTS's example settings for the generic detector (Examples/Scripts/Python/ckf_tracks.py)
+        addSeeding(
+            seq, geometry, field,
+            SeedFinderConfigArg(r=(None, 200 * u.mm), deltaR=(1 * u.mm, 300 * u.mm),
+                                collisionRegion=(-250 * u.mm, 250 * u.mm), z=(-2000 * u.mm, 2000 * u.mm),
+                                maxSeedsPerSpM=1, sigmaScattering=5, radLengthPerSeed=0.1,
+                                minPt=min_pt * 1000 * u.MeV, impactMax=3 * u.mm),
+            SeedFinderOptionsArg(bFieldInZ=cfg.bfield_tesla * u.T, beamPos=(0.0, 0.0)),
+            seedingAlgorithm=SeedingAlgorithm.GridTriplet,
+            initialSigmas=[1 * u.mm, 1 * u.mm, 1 * u.degree, 1 * u.degree, 0 * u.e / u.GeV, 1 * u.ns],
+            initialSigmaQoverPt=0.1 * u.e / u.GeV, initialSigmaPtRel=0.1, initialVarInflation=[1.0] * 6,
+            geoSelectionConfigFile=str(geosel), logLevel=quiet)
+        addCKFTracks(
+            seq, geometry, field,
+            TrackSelectorConfig(pt=(min_pt * u.GeV, None), absEta=(None, 3.0), loc0=(-4.0 * u.mm, 4.0 * u.mm),
+                                nMeasurementsMin=min_measurements, maxHoles=2, maxOutliers=2),
+            CkfConfig(chi2CutOffMeasurement=15.0, chi2CutOffOutlier=25.0, numMeasurementsCutOff=10,
+                      seedDeduplication=True, stayOnSeed=True),
+            outputDirCsv=str(out_dir / "ckf"), writeTrackSummary=True, writePerformance=False, logLevel=quiet)
+
+    run_acts(cfg, n_events, seed, out_dir, skip=first_index, extend=add_reconstruction)
+    timing = pd.read_csv(out_dir / "timing.csv")
+    per_alg = {row.identifier.split(":", 1)[1]: float(row.time_perevent_s) for row in timing.itertuples()
+               if row.identifier.split(":", 1)[1] in RECO_ALGORITHMS}
+    return per_alg
+
+
+def ckf_track_labels(tracks_csv: Path, hit_ids: np.ndarray) -> np.ndarray:
+    """track_id per hit from an ACTS tracks CSV; a hit on several tracks goes to the best track
+    (more measurements, then smaller chi2/ndf); hits on no track get -1."""
+    tracks = pd.read_csv(tracks_csv)
+    labels = np.full(hit_ids.shape, -1, dtype=np.int64)
+    if tracks.empty:
+        return labels
+    meas = tracks["Measurements_ID"].str.strip("[]").str.rstrip(",").str.split(",")
+    rows = pd.DataFrame({"track": tracks.track_id.repeat(meas.str.len()).to_numpy(),
+                         "nmeas": tracks.nMeasurements.repeat(meas.str.len()).to_numpy(),
+                         "chi2ndf": tracks["chi2/ndf"].repeat(meas.str.len()).to_numpy(),
+                         "hit_id": np.concatenate(meas.to_list()).astype(np.int64) + 1})
+    rows = rows.sort_values(["nmeas", "chi2ndf", "track"], ascending=[False, True, True])
+    rows = rows.drop_duplicates("hit_id")
+    pos = pd.Series(np.arange(hit_ids.size), index=hit_ids)
+    labels[pos.reindex(rows.hit_id).to_numpy()] = rows.track.to_numpy()
+    return labels
+
+
+def check_same_hits(acts_dir: Path, acts_index: int, event_hits: pd.DataFrame, where: str) -> None:
+    """The re-simulated measurements must be the pipeline's hits, position by position."""
+    meas = pd.read_csv(acts_dir / f"event{acts_index:09d}-measurements.csv")
+    mine = event_hits.set_index("hit_id")
+    ids = meas.measurement_id.to_numpy() + 1
+    if len(ids) != len(mine) or not np.isin(ids, mine.index).all():
+        raise DataError(f"{where}: the re-simulated event {acts_index} has other hits than the pipeline's")
+    diff = np.abs(meas[["global_x", "global_y", "global_z"]].to_numpy() - mine.loc[ids, ["x", "y", "z"]].to_numpy())
+    if diff.max() > 1e-3:
+        raise DataError(f"{where}: the re-simulated event {acts_index} differs from the pipeline's hits "
+                        f"by up to {diff.max():.3g} mm")
