@@ -23,34 +23,30 @@ from trkx.timing import format_seconds, stopwatch
 # --------------------------------------------------------------------------- stage timing
 
 
+def _with(stage, **changes):
+    """A shallow copy of ``stage`` with some config fields replaced (model shared)."""
+    alt = copy.copy(stage)
+    alt.config = dataclasses.replace(stage.config, **changes)
+    return alt
+
+
 def _variants(stage) -> list[tuple[str, object]]:
     """(label, stage object) alternatives of one stage, the configured one first."""
-    out = [("configured", stage)]
-    cfg = stage.config
+    options = {}
     if stage.kind == "graph":
         from trkx.stages.frnn import available_backends
-        for b in available_backends():
-            if b != cfg.backend:
-                alt = copy.copy(stage)
-                alt.config = dataclasses.replace(cfg, backend=b)
-                out.append((f"backend={b}", alt))
-        out[0] = (f"backend={cfg.backend}", stage)
+        options = {"backend": available_backends()}
     elif stage.kind == "labeling":
         from trkx.stages.labeling import cugraph_available
-        for b in (["scipy", "cugraph"] if cugraph_available() else ["scipy"]):
-            if b != cfg.backend:
-                alt = copy.copy(stage)
-                alt.config = dataclasses.replace(cfg, backend=b)
-                out.append((f"backend={b}", alt))
-        out[0] = (f"backend={cfg.backend}", stage)
+        options = {"backend": ["scipy", "cugraph"] if cugraph_available() else ["scipy"]}
     elif stage.kind == "gnn":
-        for p in ("32", "bf16-mixed") + (("16-mixed",) if torch.cuda.is_available() else ()):
-            if p != cfg.precision:
-                alt = copy.copy(stage)
-                alt.config = dataclasses.replace(cfg, precision=p)
-                out.append((f"precision={p}", alt))
-        out[0] = (f"precision={cfg.precision}", stage)
-    return out
+        options = {"precision": ["32", "bf16-mixed"] + (["16-mixed"] if torch.cuda.is_available() else [])}
+    if not options:
+        return [("configured", stage)]
+    (field, values), = options.items()
+    current = getattr(stage.config, field)
+    return [(f"{field}={current}", stage)] + [(f"{field}={v}", _with(stage, **{field: v}))
+                                              for v in values if v != current]
 
 
 def stage_benchmark(pipeline_path: str | Path, repeats: int = 3, progress: bool = True) -> dict:

@@ -12,6 +12,7 @@ from torch import nn
 from torch_geometric.data import Data
 
 from trkx.event import edge_truth
+from trkx.stage import TrainableStage
 
 
 def make_mlp(in_dim: int, hidden: int, out_dim: int, layers: int, activation: str = "silu",
@@ -151,3 +152,71 @@ def make_trainer(epochs: int, progress: bool = True, precision: str = "32", **kw
     return pl.Trainer(max_epochs=epochs, accelerator=accel, devices=1, precision=precision, logger=False,
                       enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
                       num_sanity_val_steps=0, deterministic=False, **kwargs)
+
+
+class TrackingModule(pl.LightningModule):
+    """Lightning module base of the learned stages: AdamW with a cosine schedule from the stage
+    config (``lr``, ``weight_decay``, ``epochs``) and per-epoch validation efficiency / purity."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.history: list[dict] = []
+        self._val: list[dict] = []
+
+    def record_validation(self, metrics: dict) -> None:
+        self.log_dict({"val_efficiency": metrics["efficiency"], "val_purity": metrics["purity"]},
+                      batch_size=1, prog_bar=True)
+        self._val.append(metrics)
+
+    def on_validation_epoch_start(self):
+        self._val = []
+
+    def on_validation_epoch_end(self):
+        if self._val:
+            self.history.append({"epoch": int(self.current_epoch),
+                                 "efficiency": sum(m["efficiency"] for m in self._val) / len(self._val),
+                                 "purity": sum(m["purity"] for m in self._val) / len(self._val)})
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        return [opt], [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.cfg.epochs, 1))]
+
+
+class ModelStage(TrainableStage):
+    """A stage whose model is ``Module(in_dim, config)`` (in_dim: node features), trained by
+    Lightning on one event per step; weights are saved with ``in_dim``."""
+    Module: type[TrackingModule]
+
+    def __init__(self, config, **kw):
+        super().__init__(config, **kw)
+        self.model: TrackingModule | None = None
+        self.in_dim: int | None = None
+
+    def _ensure_model(self, in_dim: int) -> TrackingModule:
+        if self.model is None:
+            self.in_dim = in_dim
+            self.model = self.Module(in_dim, self.config)
+        return self.model
+
+    def fit_report(self, val) -> dict:
+        """Extra figures computed before training (for train.json)."""
+        return {}
+
+    def fit(self, train, val) -> dict:
+        model = self._ensure_model(train[0].x.shape[1])
+        report = self.fit_report(val)
+        trainer = make_trainer(self.config.epochs, self.progress, precision=getattr(self.config, "precision", "32"))
+        trainer.fit(model, datamodule=EventDataModule(train, val))
+        model.to(self.device).eval()
+        return {**report, "val_history": model.history}
+
+    def save(self, path):
+        from trkx.storage import atomic_path
+        with atomic_path(path) as tmp:
+            torch.save({"in_dim": self.in_dim, "state": self.model.state_dict()}, tmp)
+
+    def load(self, path):
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        self._ensure_model(blob["in_dim"]).load_state_dict(blob["state"])
+        self.model.to(self.device).eval()

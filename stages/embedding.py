@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytorch_lightning as pl
 import torch
-from torch import nn
 from torch_geometric.data import Data
 
-from trkx.stage import TrainableStage, register
-from trkx.stages.common import EventDataModule, edge_efficiency_purity, make_mlp, make_trainer
+from trkx.stage import register
+from trkx.stages.common import ModelStage, TrackingModule, edge_efficiency_purity, make_mlp
 from trkx.event import edge_truth
 from trkx.stages.frnn import build_edges
 
@@ -50,12 +48,10 @@ def hinge_loss(a: torch.Tensor, b: torch.Tensor, y: torch.Tensor, margin: float,
     return (pos_weight * pos.sum() + neg.sum()) / n
 
 
-class EmbeddingModule(pl.LightningModule):
+class EmbeddingModule(TrackingModule):
     def __init__(self, in_dim: int, cfg: EmbeddingConfig):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.net = make_mlp(in_dim, cfg.hidden, cfg.emb_dim, cfg.layers, cfg.activation, layernorm=True)
-        self.history: list[dict] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -78,56 +74,13 @@ class EmbeddingModule(pl.LightningModule):
         emb = self(event.x)
         event = event.clone()
         event.edge_index = build_edges(emb, self.cfg.margin, None, backend="auto")
-        m = edge_efficiency_purity(event, pt_min=self.cfg.pt_min_eval)
-        self.log_dict({"val_efficiency": m["efficiency"], "val_purity": m["purity"]}, batch_size=1,
-                      prog_bar=True)
-        self._val.append(m)
-
-    def on_validation_epoch_start(self):
-        self._val = []
-
-    def on_validation_epoch_end(self):
-        if self._val:
-            self.history.append({"epoch": int(self.current_epoch),
-                                 "efficiency": sum(m["efficiency"] for m in self._val) / len(self._val),
-                                 "purity": sum(m["purity"] for m in self._val) / len(self._val)})
-
-    def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.cfg.epochs, 1))
-        return [opt], [sched]
-
+        self.record_validation(edge_efficiency_purity(event, pt_min=self.cfg.pt_min_eval))
 
 @register("embedding")
-class Embedding(TrainableStage):
+class Embedding(ModelStage):
     """Adds ``embedding`` (N, emb_dim) to each event."""
     Config = EmbeddingConfig
-
-    def __init__(self, config: EmbeddingConfig, **kw):
-        super().__init__(config, **kw)
-        self.model: EmbeddingModule | None = None
-
-    def _ensure_model(self, in_dim: int) -> EmbeddingModule:
-        if self.model is None:
-            self.model = EmbeddingModule(in_dim, self.config)
-        return self.model
-
-    def fit(self, train, val) -> dict:
-        model = self._ensure_model(train[0].x.shape[1])
-        trainer = make_trainer(self.config.epochs, self.progress)
-        trainer.fit(model, datamodule=EventDataModule(train, val))
-        model.to(self.device).eval()
-        return {"val_history": model.history}
-
-    def save(self, path):
-        from trkx.storage import atomic_path
-        with atomic_path(path) as tmp:
-            torch.save({"in_dim": self.model.net[0].in_features, "state": self.model.state_dict()}, tmp)
-
-    def load(self, path):
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        self._ensure_model(blob["in_dim"]).load_state_dict(blob["state"])
-        self.model.to(self.device).eval()
+    Module = EmbeddingModule
 
     def infer(self, event: Data) -> Data:
         event.embedding = self.model(event.x.to(self.device)).cpu()

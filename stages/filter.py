@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch_geometric.data import Data
 
-from trkx.stage import TrainableStage, register
-from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, EventDataModule, edge_efficiency_purity, edge_features,
-                                edge_training_targets, make_mlp, make_trainer, select_edges, weighted_bce)
+from trkx.stage import register
+from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, ModelStage, TrackingModule, edge_efficiency_purity,
+                                edge_features, edge_training_targets, make_mlp, select_edges, weighted_bce)
 
 
 @dataclass
@@ -45,12 +44,10 @@ class FilterNet(nn.Module):
         return self.mlp(torch.cat([x.index_select(0, edge_index[0]), x.index_select(0, edge_index[1]), efeat], -1)).squeeze(-1)
 
 
-class FilterModule(pl.LightningModule):
+class FilterModule(TrackingModule):
     def __init__(self, node_dim: int, cfg: FilterConfig):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.net = FilterNet(node_dim, cfg)
-        self.history: list[dict] = []
 
     def forward(self, event: Data) -> torch.Tensor:
         ef = edge_features(event, event.edge_index)
@@ -69,57 +66,19 @@ class FilterModule(pl.LightningModule):
         self.log("train_loss", loss, batch_size=1)
         return loss
 
-    def on_validation_epoch_start(self):
-        self._val = []
-
     def validation_step(self, event: Data, batch_idx: int):
         keep = torch.sigmoid(self(event)) >= self.cfg.cut
-        m = edge_efficiency_purity(event, keep, self.cfg.pt_min_eval)
-        self.log_dict({"val_efficiency": m["efficiency"], "val_purity": m["purity"]}, batch_size=1, prog_bar=True)
-        self._val.append(m)
-
-    def on_validation_epoch_end(self):
-        if self._val:
-            self.history.append({"epoch": int(self.current_epoch),
-                                 "efficiency": sum(m["efficiency"] for m in self._val) / len(self._val),
-                                 "purity": sum(m["purity"] for m in self._val) / len(self._val)})
-
-    def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        return [opt], [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.cfg.epochs, 1))]
-
+        self.record_validation(edge_efficiency_purity(event, keep, self.cfg.pt_min_eval))
 
 @register("filter")
-class EdgeFilter(TrainableStage):
+class EdgeFilter(ModelStage):
     """Adds ``filter_score`` and removes edges below ``cut``."""
     Config = FilterConfig
+    Module = FilterModule
     score_field = "filter_score"
 
-    def __init__(self, config: FilterConfig, **kw):
-        super().__init__(config, **kw)
-        self.model: FilterModule | None = None
-
-    def _ensure_model(self, node_dim: int) -> FilterModule:
-        if self.model is None:
-            self.model = FilterModule(node_dim, self.config)
-        return self.model
-
-    def fit(self, train, val) -> dict:
-        model = self._ensure_model(train[0].x.shape[1])
-        before = [edge_efficiency_purity(e, pt_min=self.config.pt_min_eval) for e in val]
-        make_trainer(self.config.epochs, self.progress).fit(model, datamodule=EventDataModule(train, val))
-        model.to(self.device).eval()
-        return {"val_before": before, "val_history": model.history}
-
-    def save(self, path):
-        from trkx.storage import atomic_path
-        with atomic_path(path) as tmp:
-            torch.save({"node_dim": (self.model.net.mlp[0].in_features - len(EDGE_FEATURES)) // 2, "state": self.model.state_dict()}, tmp)
-
-    def load(self, path):
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        self._ensure_model(blob["node_dim"]).load_state_dict(blob["state"])
-        self.model.to(self.device).eval()
+    def fit_report(self, val) -> dict:
+        return {"val_before": [edge_efficiency_purity(e, pt_min=self.config.pt_min_eval) for e in val]}
 
     def infer(self, event: Data) -> Data:
         score = torch.sigmoid(self.model(event.to(self.device))).cpu()

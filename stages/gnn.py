@@ -7,17 +7,16 @@ import contextlib
 from dataclasses import dataclass
 from typing import Literal
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
-from trkx.stage import TrainableStage, register
+from trkx.stage import register
 from trkx.stages.assignment import blackbox_assignment, hamming_loss
-from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, EventDataModule, edge_efficiency_purity, edge_features,
-                                edge_training_targets, make_mlp, make_trainer, select_edges, weighted_bce)
+from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, ModelStage, TrackingModule, edge_efficiency_purity,
+                                edge_features, edge_training_targets, make_mlp, select_edges, weighted_bce)
 
 
 @dataclass
@@ -126,12 +125,10 @@ class InteractionGNN(nn.Module):
         return self._maybe_ckpt(decode, h, e, level="maximal")
 
 
-class GNNModule(pl.LightningModule):
+class GNNModule(TrackingModule):
     def __init__(self, node_dim: int, cfg: GNNConfig):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.net = InteractionGNN(node_dim, len(EDGE_FEATURES), cfg)
-        self.history: list[dict] = []
 
     def forward(self, event: Data) -> torch.Tensor:
         return self.net(event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
@@ -151,25 +148,9 @@ class GNNModule(pl.LightningModule):
         self.log("train_loss", loss, batch_size=1)
         return loss
 
-    def on_validation_epoch_start(self):
-        self._val = []
-
     def validation_step(self, event: Data, batch_idx: int):
         keep = torch.sigmoid(self(event).float()) >= 0.5
-        m = edge_efficiency_purity(event, keep, self.cfg.pt_min_eval)
-        self.log_dict({"val_efficiency": m["efficiency"], "val_purity": m["purity"]}, batch_size=1, prog_bar=True)
-        self._val.append(m)
-
-    def on_validation_epoch_end(self):
-        if self._val:
-            self.history.append({"epoch": int(self.current_epoch),
-                                 "efficiency": sum(m["efficiency"] for m in self._val) / len(self._val),
-                                 "purity": sum(m["purity"] for m in self._val) / len(self._val)})
-
-    def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        return [opt], [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.cfg.epochs, 1))]
-
+        self.record_validation(edge_efficiency_purity(event, keep, self.cfg.pt_min_eval))
 
 def autocast_context(precision: str, device: torch.device):
     """Mixed-precision inference context; fp16 needs CUDA, so on CPU both mixed modes use bf16."""
@@ -180,37 +161,11 @@ def autocast_context(precision: str, device: torch.device):
 
 
 @register("gnn")
-class EdgeClassifier(TrainableStage):
+class EdgeClassifier(ModelStage):
     """Adds ``gnn_score`` per edge (and drops edges below ``cut``)."""
     Config = GNNConfig
+    Module = GNNModule
     score_field = "gnn_score"
-
-    def __init__(self, config: GNNConfig, **kw):
-        super().__init__(config, **kw)
-        self.model: GNNModule | None = None
-
-    def _ensure_model(self, node_dim: int) -> GNNModule:
-        if self.model is None:
-            self.model = GNNModule(node_dim, self.config)
-        return self.model
-
-    def fit(self, train, val) -> dict:
-        model = self._ensure_model(train[0].x.shape[1])
-        trainer = make_trainer(self.config.epochs, self.progress, precision=self.config.precision)
-        trainer.fit(model, datamodule=EventDataModule(train, val))
-        model.to(self.device).eval()
-        return {"val_history": model.history}
-
-    def save(self, path):
-        from trkx.storage import atomic_path
-        with atomic_path(path) as tmp:
-            torch.save({"node_dim": self.model.net.node_encoder.nets[0][0].in_features,
-                        "state": self.model.state_dict()}, tmp)
-
-    def load(self, path):
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        self._ensure_model(blob["node_dim"]).load_state_dict(blob["state"])
-        self.model.to(self.device).eval()
 
     def edge_keep(self, event: Data) -> torch.Tensor:
         return event.gnn_score >= 0.5
