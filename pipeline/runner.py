@@ -22,7 +22,7 @@ from tqdm import tqdm
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
 from trkx.stage import EventSet, Stage, load_stage
-from trkx.storage import clean_stale_temps, load_event, save_event, write_json, write_text
+from trkx.storage import CorruptEntryError, clean_stale_temps, load_event, save_event, write_json, write_text
 from trkx.timing import stopwatch, summarize, timing_table
 
 SPLITS = ("train", "val", "test")
@@ -145,11 +145,16 @@ class Pipeline:
     # ---------------------------------------------------------------- stages
     def train_stage(self, stage: Stage, upstream: StageOutput, force: bool = False) -> Path:
         """Train (or reuse) a trainable stage's weights; returns the weights path."""
-        train_fp = fingerprint(stage.kind, config_to_dict(stage.config), upstream.fingerprint, stage.seed)
+        train_fp = fingerprint(stage.kind, config_to_dict(stage.config), upstream.fingerprint, stage.seed,
+                               stage.weights_format)
         wdir = self.cachedir / stage.name / f"weights-{train_fp}"
         weights = wdir / "model.pt"
         if weights.exists() and not force:
-            stage.load(weights)
+            try:
+                stage.load(weights)
+            except Exception as err:  # truncated file, foreign format, shape mismatch
+                raise CorruptEntryError(f"{weights}: cannot load weights ({type(err).__name__}: {err}); "
+                                        f"delete it or run with --force {stage.name}") from None
             return weights
         seed_everything(stage.seed)
         train, val = EventSet(upstream.paths["train"]), EventSet(upstream.paths["val"])

@@ -41,6 +41,7 @@ class Stage:
     Config: ClassVar[type]
     trainable: ClassVar[bool] = False
     score_field: ClassVar[str | None] = None   # per-edge score this stage adds, if any
+    weights_format: ClassVar[int] = 0
 
     def __init__(self, config: Any, name: str | None = None, device: str = "cpu", seed: int = 0):
         self.config = config
@@ -60,6 +61,7 @@ class Stage:
 class TrainableStage(Stage):
     """A stage with a model: ``fit`` trains it (Lightning inside), ``save``/``load`` hold its weights."""
     trainable: ClassVar[bool] = True
+    weights_format: ClassVar[int] = 1   # bump when the saved-weights layout changes: old caches retrain
     model: torch.nn.Module
 
     def fit(self, train: EventSet, val: EventSet) -> dict:

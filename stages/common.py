@@ -187,6 +187,7 @@ class ModelStage(TrainableStage):
     """A stage whose model is ``Module(in_dim, config)`` (in_dim: node features), trained by
     Lightning on one event per step; weights are saved with ``in_dim``."""
     Module: type[TrackingModule]
+    weights_format = 2
 
     def __init__(self, config, **kw):
         super().__init__(config, **kw)

@@ -151,3 +151,12 @@ def test_empty_input_directory(tmp_path):
     data.write_text(yaml.safe_dump(cfg))
     result = CliRunner().invoke(main, ["run", str(path)])
     assert result.exit_code == 2 and "no event*-hits.csv files found" in result.output
+
+
+def test_unreadable_weights_named(tmp_path):
+    path = make_pipeline(tmp_path)
+    pipe, outputs, _ = run_pipeline(path)
+    weights = next((pipe.cachedir / "filter").glob("weights-*/model.pt"))
+    weights.write_bytes(b"not a torch file")
+    result = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 2 and "model.pt: cannot load weights" in result.output
