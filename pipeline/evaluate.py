@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from trkx.event import REGION_NAMES
 from trkx.stages.common import track_edge_truth

@@ -6,7 +6,7 @@ The table holds TrackML hit columns, truth columns (``particle_id``, ``tpx``...)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Callable
 
 import numpy as np
 import pandas as pd

@@ -34,7 +34,6 @@ def edge_counts(event: Data, keep: torch.Tensor | None, pt_min: float, min_hits:
             efficiency = kept target truth edges / target truth edges;
             purity = kept edges joining hits of one target particle / kept edges, not counting
             edges between hits of one non-target particle (they are neither signal nor fake)."""
-    from trkx.stages.common import track_edge_truth
 
     ei = event.edge_index
     keep = torch.ones(ei.shape[1], dtype=torch.bool) if keep is None else keep

@@ -7,7 +7,6 @@ tracks; with TrackML weights (summing to one per event) a perfect submission sco
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 
