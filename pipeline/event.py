@@ -12,8 +12,6 @@ from __future__ import annotations
 import torch
 from torch_geometric.data import Data
 
-NODE_FIELDS = ("hit_id", "x", "r", "phi", "z", "region", "volume_id", "layer_id", "module_id",
-               "particle_id", "pt", "eta", "weight")
 REGION_NAMES = ("pixel", "short_strip", "long_strip")
 
 
@@ -22,11 +20,3 @@ def edge_truth(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
     pid = event.particle_id
     src, dst = edge_index
     return (pid[src] == pid[dst]) & (pid[src] != 0)
-
-
-def num_hits(event: Data) -> int:
-    return int(event.hit_id.shape[0])
-
-
-def empty_edges(device=None) -> torch.Tensor:
-    return torch.zeros((2, 0), dtype=torch.long, device=device)

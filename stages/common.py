@@ -94,19 +94,14 @@ def target_edge_mask(event: Data, edge_index: torch.Tensor, pt_min: float) -> to
 
 def edge_efficiency_purity(event: Data, keep: torch.Tensor | None = None, pt_min: float = 1.0) -> dict:
     """Truth-graph efficiency (track edges of pT > pt_min particles found, either direction) and
-    purity (kept edges joining hits of one particle) of ``event.edge_index[:, keep]``."""
-    ei = event.edge_index if keep is None else event.edge_index[:, keep]
-    n = event.num_nodes
-    tt = event.track_edges
-    tmask = event.pt[tt[0]] >= pt_min
-    tt = tt[:, tmask]
-    key_graph = torch.cat([ei[0] * n + ei[1], ei[1] * n + ei[0]])
-    key_truth = tt[0] * n + tt[1]
-    found = torch.isin(key_truth, key_graph)
-    true_edges = edge_truth(event, ei)
-    return {"efficiency": float(found.float().mean()) if found.numel() else float("nan"),
-            "purity": float(true_edges.float().mean()) if true_edges.numel() else float("nan"),
-            "edges": int(ei.shape[1]), "truth_edges": int(tt.shape[1]), "found_truth_edges": int(found.sum())}
+    purity (kept edges joining hits of one particle) of ``event.edge_index[:, keep]``; a summary of
+    ``trkx.metrics.edges.edge_counts`` for training logs."""
+    from trkx.metrics.edges import edge_counts
+
+    c = edge_counts(event, keep, pt_min, min_hits=0)
+    ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731
+    return {"efficiency": ratio(c["target_found"], c["target_truth"]), "purity": ratio(c["same_kept"], c["kept"]),
+            "edges": c["kept"], "truth_edges": c["target_truth"], "found_truth_edges": c["target_found"]}
 
 
 class EventDataModule(pl.LightningDataModule):
