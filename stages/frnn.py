@@ -1,13 +1,13 @@
 """Fixed-radius nearest neighbours: ``build_edges(x, r, k_max, backend)``.
 
 Every backend returns the same directed edge set ``(query, neighbour)``: all ``j != i`` with
-``|x_i - x_j| < r``, keeping the ``k_max`` nearest per query, sorted by (query, neighbour).
-Candidates from any backend go through one finalisation (the radius test, exact in float64 at
-the boundary; the cap; the order), so the backends differ only in how they find candidates.
+``|x_i - x_j| < r`` (decided in float64), keeping the ``k_max`` nearest per query (float32
+distance, ties to the smaller index), sorted by (query, neighbour).  The backends differ only in
+how they find candidates; the radius test at the boundary, the cap and the order are shared.
 """
 from __future__ import annotations
 
-import itertools
+import math
 from typing import Literal
 
 import numpy as np
@@ -15,6 +15,10 @@ import torch
 
 Backend = Literal["auto", "grid", "kdtree", "faiss", "cuda"]
 BACKENDS = ("grid", "kdtree", "faiss", "cuda")
+
+GRID_DIMS = 3      # leading principal axes that the uniform cell grid covers
+CELL_FRACTION = 0.5  # grid cell side in units of the radius
+TILE = 32          # points per tile (a power of two)
 
 
 def available_backends() -> list[str]:
@@ -29,135 +33,252 @@ def available_backends() -> list[str]:
     return out
 
 
-def _exact_inside(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, d2: torch.Tensor, r: float) -> torch.Tensor:
-    """``d2 < r²`` decided in float64 where the float32 value lies within rounding of the radius."""
+# --------------------------------------------------------------------------- shared finalisation
+
+
+def _argsort(key: torch.Tensor) -> torch.Tensor:
+    """argsort; NumPy's on CPU (several times faster than torch's there)."""
+    if key.device.type == "cpu":
+        return torch.from_numpy(np.argsort(key.numpy()))
+    return torch.argsort(key)
+
+
+def _radius_tolerance(points: torch.Tensor, r: float, source: torch.Tensor | None = None) -> float:
+    """Bound on the float32 error of a squared distance computed as |a|² + |b|² - 2a·b from
+    ``points`` (rounding of each term, about (2D + 10) ulp of the largest |a|²), plus the
+    rounding of ``points`` themselves when they were centred and rotated from ``source``."""
+    if not points.numel():
+        return 0.0
+    eps = float(torch.finfo(torch.float32).eps)
+    d = points.shape[1]
+    err = (2 * d + 10) * float(points.double().pow(2).sum(1).max())
+    if source is not None:
+        err += 4 * r * d ** 0.5 * float(source.abs().max())
+    return 2 * eps * err + 1e-9 * r * r
+
+
+def _boundary_drops(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, d2: torch.Tensor, r: float,
+                    tol: float) -> torch.Tensor:
+    """Positions of candidates (all with approximate ``d2 < r² + tol``) that the float64 test
+    ``|x_src - x_dst|² < r²`` rejects; only those within ``tol`` of the radius are recomputed."""
     r2 = r * r
-    inside = d2 < r2
-    if d2.dtype == torch.float64:
-        return inside
-    scale = float(x.detach().abs().max()) ** 2 if x.numel() else 0.0
-    tol = 1e-5 * (r2 + scale)
-    band = torch.nonzero((d2 > r2 - tol) & (d2 < r2 + tol)).squeeze(-1)
-    if band.numel():
-        exact = (x.index_select(0, src[band]).double() - x.index_select(0, dst[band]).double()).pow(2).sum(-1)
-        inside[band] = exact < r2
-    return inside
+    band = torch.nonzero(d2 >= r2 - tol).squeeze(-1)
+    if not band.numel():
+        return band
+    xd = x.double()
+    exact = (xd.index_select(0, src[band]) - xd.index_select(0, dst[band])).pow(2).sum(-1)
+    return band[exact >= r2]
 
 
-def _finalize(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, r: float, k_max: int | None,
-              d2: torch.Tensor | None = None, distinct: bool = False) -> torch.Tensor:
-    """Radius test (exact at the boundary), the k_max cap (nearest first, ties to the smaller index) and the
-    canonical (query, neighbour) order, shared by every backend."""
+def _cap(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, k_max: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the ``k_max`` nearest neighbours of every query (float32 distance, ties to the smaller index)."""
     n = x.shape[0]
-    if not distinct:   # drop self pairs (callers that never produce them say so)
-        keep = src != dst
-        src, dst = src[keep], dst[keep]
-        d2 = None if d2 is None else d2[keep]
-    if d2 is None:
-        xf = x.float()
-        d2 = (xf.index_select(0, src) - xf.index_select(0, dst)).pow(2).sum(-1)
-    keep = _exact_inside(x, src, dst, d2, r)
-    if not bool(keep.all()):
-        src, dst, d2 = src[keep], dst[keep], d2[keep]
-    if k_max is not None and src.numel():
-        counts = torch.bincount(src, minlength=n)
-        over = counts[src] > k_max
-        if over.any():
-            s_o, d_o = src[over], dst[over]
-            d2_o = d2[over].float()
-            # rank by (query, float32 distance, neighbour) in two sorts: the bit pattern of a
-            # non-negative float32 orders like its value, so (bits << 32 | neighbour) is one key
-            bits = d2_o.view(torch.int32).long()
-            order = torch.argsort((bits << 32) | d_o)
-            order = order[torch.sort(s_o[order], stable=True)[1]]
-            s_o, d_o = s_o[order], d_o[order]
-            c = torch.bincount(s_o, minlength=n)
-            rank = torch.arange(s_o.numel(), device=src.device) - (torch.cumsum(c, 0) - c)[s_o]
-            top = rank < k_max
-            src = torch.cat([src[~over], s_o[top]])
-            dst = torch.cat([dst[~over], d_o[top]])
-    key, _ = torch.sort(src * n + dst)
-    return torch.stack([key // n, key % n])
-
-
-def _principal_axes(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Project onto the ``n`` directions of largest variance (a rotation: distances unchanged)."""
-    xc = x - x.mean(0, keepdim=True)
-    cov = xc.T @ xc
-    _, vecs = torch.linalg.eigh(cov)
-    return xc @ vecs[:, -n:].flip(-1)
-
-
-def grid_pairs(y: torch.Tensor, r: float, chunk: int = 1 << 21):
-    """Candidate unordered pairs (i, j) of points ``y`` (N, g) from a uniform cell grid of side
-    ``r`` (Bentley 1977; Hoetzlein 2014), each pair once: same cell with j after i, plus the
-    neighbour cells of the positive half shell ((3^g - 1) / 2 of them).  Yields (i, j) chunks;
-    every pair closer than ``r`` in ``y`` is among them."""
-    n, g = y.shape
-    x = y
-    cell = torch.floor((y - y.min(0).values) / r).long()
-    shape = cell.max(0).values + 1
-    strides = torch.ones(g, dtype=torch.long, device=x.device)
-    for k in range(g - 2, -1, -1):
-        strides[k] = strides[k + 1] * shape[k + 1]
-    cell_id = (cell * strides).sum(-1)
-    sorted_id, order = torch.sort(cell_id)
-    position = torch.empty_like(order)
-    position[order] = torch.arange(n, device=x.device)
-    half = [o for o in itertools.product((-1, 0, 1), repeat=g) if o >= (0,) * g]   # zero + positive half
-    for off in half:
-        nb = cell + torch.tensor(off, device=x.device)
-        valid = ((nb >= 0) & (nb < shape)).all(-1)
-        nb_id = (nb * strides).sum(-1)
-        if any(off):
-            lo = torch.searchsorted(sorted_id, nb_id)
-        else:
-            lo = position + 1          # same cell: only points after i in the sorted order
-        hi = torch.searchsorted(sorted_id, nb_id, right=True)
-        counts = torch.where(valid, (hi - lo).clamp_min(0), torch.zeros_like(lo))
-        q = torch.nonzero(counts).squeeze(-1)
-        lo, counts = lo[q], counts[q]
-        # expand each (query, cell range) into its pairs, in chunks to bound memory
-        csum = torch.cumsum(counts, 0)
-        start = 0
-        while start < q.numel():
-            base = int(csum[start - 1]) if start else 0
-            stop = max(int(torch.searchsorted(csum, base + chunk, right=True)), start + 1)
-            c = counts[start:stop]
-            i = torch.repeat_interleave(q[start:stop], c)
-            within = torch.arange(int(c.sum()), device=x.device) - torch.repeat_interleave(torch.cumsum(c, 0) - c, c)
-            j = order[torch.repeat_interleave(lo[start:stop], c) + within]
-            yield i, j
-            start = stop
-
-
-GRID_DIMS = 4
-
-
-def _grid(x: torch.Tensor, r: float, k_max: int | None, grid_dims: int | None = None) -> torch.Tensor:
-    """Cell-grid search.  Embeddings with more than ``GRID_DIMS`` dimensions are gridded on their
-    leading principal axes (a rotation: distances unchanged; a projection never lengthens a
-    distance, so no neighbour is lost); candidates are pre-cut on the projected distance and then
-    tested on all dimensions."""
-    g = min(grid_dims or GRID_DIMS, x.shape[1])
+    over = torch.bincount(src, minlength=n)[src] > k_max
+    s_o, d_o = src[over], dst[over]
     xf = x.float()
-    y = _principal_axes(xf, g) if x.shape[1] > g else xf
-    ii, jj, dd = [], [], []
-    scale = float(xf.abs().max()) ** 2
-    r2_slack = r * r * (1 + 1e-3) + 1e-5 * scale
-    for i, j in grid_pairs(y, r):
-        if y is not xf:
-            near = (y.index_select(0, i) - y.index_select(0, j)).pow(2).sum(-1) < r2_slack
-            i, j = i[near], j[near]
-        d2 = (xf.index_select(0, i) - xf.index_select(0, j)).pow(2).sum(-1)
-        keep = d2 < r2_slack   # generous pre-cut; the exact test is in _finalize
-        ii.append(i[keep])
-        jj.append(j[keep])
-        dd.append(d2[keep])
-    if not ii:
-        return torch.zeros((2, 0), dtype=torch.long, device=x.device)
-    i, j, d2 = torch.cat(ii), torch.cat(jj), torch.cat(dd)
-    return _finalize(x, torch.cat([i, j]), torch.cat([j, i]), r, k_max, d2=torch.cat([d2, d2]), distinct=True)
+    d2 = (xf.index_select(0, s_o) - xf.index_select(0, d_o)).pow(2).sum(-1)
+    # rank by (query, float32 distance, neighbour) in two sorts: the bit pattern of a non-negative
+    # float32 orders like its value, so (bits << 32 | neighbour) is one key
+    order = _argsort((d2.view(torch.int32).long() << 32) | d_o)
+    order = order[torch.sort(s_o[order], stable=True)[1]]
+    s_o, d_o = s_o[order], d_o[order]
+    c = torch.bincount(s_o, minlength=n)
+    rank = torch.arange(s_o.numel(), device=src.device) - (torch.cumsum(c, 0) - c)[s_o]
+    top = rank < k_max
+    return torch.cat([src[~over], s_o[top]]), torch.cat([dst[~over], d_o[top]])
+
+
+def _canonical(src: torch.Tensor, dst: torch.Tensor, n: int, both_ways: bool = False,
+               drop: torch.Tensor | None = None) -> torch.Tensor:
+    """Edges sorted by (query, neighbour), by sorting one packed integer key per edge.
+    ``both_ways``: (src, dst) are unordered pairs, emit each in both directions.  ``drop``:
+    positions to leave out (moved to the end by the sort as the largest key, then cut)."""
+    bits = max(1, (n - 1).bit_length())
+    mask = (1 << bits) - 1
+    n_drop = 0 if drop is None else int(drop.numel()) * (2 if both_ways else 1)
+    if src.device.type == "cpu":
+        dtype = np.uint32 if 2 * bits <= 32 else np.uint64
+        s, d = src.numpy().astype(dtype), dst.numpy().astype(dtype)
+        shift = dtype(bits)
+        key = (s << shift) | d
+        if both_ways:
+            key = np.concatenate([key, (d << shift) | s])
+        if n_drop:
+            sentinel = np.iinfo(dtype).max
+            key[drop.numpy()] = sentinel
+            if both_ways:
+                key[drop.numpy() + s.size] = sentinel
+        key.sort()
+        out = np.empty((2, key.size - n_drop), np.int64)
+        np.right_shift(key[:out.shape[1]], shift, out=out[0], casting="unsafe")
+        np.bitwise_and(key[:out.shape[1]], dtype(mask), out=out[1], casting="unsafe")
+        return torch.from_numpy(out)
+    if n_drop:
+        keep = torch.ones(src.numel(), dtype=torch.bool, device=src.device)
+        keep[drop] = False
+        src, dst = src[keep], dst[keep]
+    if both_ways:
+        src, dst = torch.cat([src, dst]), torch.cat([dst, src])
+    key = torch.sort((src << bits) | dst).values
+    return torch.stack([key >> bits, key & mask])
+
+
+def _finalize(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, d2: torch.Tensor, r: float,
+              k_max: int | None, tol: float) -> torch.Tensor:
+    """Directed candidates (with approximate squared distances, good to ``tol``) to the final edges."""
+    keep = (src != dst) & (d2 < r * r + tol)
+    src, dst, d2 = src[keep], dst[keep], d2[keep]
+    drop = _boundary_drops(x, src, dst, d2, r, tol)
+    if drop.numel():
+        keep = torch.ones(src.numel(), dtype=torch.bool, device=src.device)
+        keep[drop] = False
+        src, dst = src[keep], dst[keep]
+    if k_max is not None and src.numel() and int(torch.bincount(src).max()) > k_max:
+        src, dst = _cap(x, src, dst, k_max)
+    return _canonical(src, dst, x.shape[0])
+
+
+# --------------------------------------------------------------------------- grid backend
+
+
+def _principal_axes(x: torch.Tensor) -> torch.Tensor:
+    """Centre and rotate onto the principal axes, largest variance first (distances unchanged)."""
+    xc = x - x.mean(0, keepdim=True)
+    _, vecs = torch.linalg.eigh(xc.T @ xc)
+    return xc @ vecs.flip(-1)
+
+
+def hilbert_key(cell: torch.Tensor) -> torch.Tensor:
+    """Position along a Hilbert curve of non-negative integer cell coordinates (N, g), by
+    Skilling's transpose algorithm (AIP Conf. Proc. 707, 381, 2004), vectorised over the cells.
+    Neighbouring keys are neighbouring cells, so runs of sorted points stay compact."""
+    g = cell.shape[1]
+    bits = min(max(1, int(cell.max()).bit_length()), 63 // g)
+    axes = list(cell.clamp_max((1 << bits) - 1).unbind(1))
+    q = 1 << (bits - 1)
+    while q > 1:              # undo the excess work of the reflected Gray code, bit plane by plane
+        p = q - 1
+        for i in range(g):
+            high = (axes[i] & q) != 0
+            if i == 0:
+                axes[0] = torch.where(high, axes[0] ^ p, axes[0])
+            else:
+                swap = (axes[0] ^ axes[i]) & p
+                axes[0], axes[i] = torch.where(high, axes[0] ^ p, axes[0] ^ swap), torch.where(high, axes[i], axes[i] ^ swap)
+        q >>= 1
+    for i in range(1, g):     # Gray encode
+        axes[i] = axes[i] ^ axes[i - 1]
+    flip = torch.zeros_like(axes[0])
+    q = 1 << (bits - 1)
+    while q > 1:
+        flip = torch.where((axes[g - 1] & q) != 0, flip ^ (q - 1), flip)
+        q >>= 1
+    key = torch.zeros_like(axes[0])
+    for b in range(bits - 1, -1, -1):   # interleave the transposed bits, most significant first
+        for i in range(g):
+            key = (key << 1) | (((axes[i] ^ flip) >> b) & 1)
+    return key
+
+
+def _tile_pairs(lo: torch.Tensor, hi: torch.Tensor, thr: float, top: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tile pairs (a <= b) whose bounding boxes come closer than ``sqrt(thr)``, by a dual traversal of
+    the binary hierarchy over consecutive tiles (each level's boxes bound two children)."""
+    nt, d = lo.shape
+    size = 1 << max(0, (nt - 1).bit_length())
+    if size > nt:   # empty tiles: boxes that never meet anything
+        lo = torch.cat([lo, lo.new_full((size - nt, d), math.inf)])
+        hi = torch.cat([hi, hi.new_full((size - nt, d), -math.inf)])
+    levels = [(lo, hi)]
+    while levels[-1][0].shape[0] > 1:
+        lo, hi = levels[-1]
+        levels.append((torch.minimum(lo[0::2], lo[1::2]), torch.maximum(hi[0::2], hi[1::2])))
+    levels.reverse()      # levels[k] has 2^k boxes
+
+    def close(a, b, lo, hi):
+        gap = (lo[b] - hi[a]).clamp_min(0) + (lo[a] - hi[b]).clamp_min(0)
+        ok = gap.pow(2).sum(-1) < thr
+        return a[ok], b[ok]
+
+    k0 = min(len(levels) - 1, top)
+    a, b = close(*torch.triu_indices(1 << k0, 1 << k0, device=lo.device), *levels[k0])
+    for lo, hi in levels[k0 + 1:]:
+        ca = torch.stack([2 * a, 2 * a, 2 * a + 1, 2 * a + 1], 1).view(-1)
+        cb = torch.stack([2 * b, 2 * b + 1, 2 * b, 2 * b + 1], 1).view(-1)
+        upper = ca <= cb      # a diagonal pair (a, a) has three distinct children pairs
+        a, b = close(ca[upper], cb[upper], lo, hi)
+    return a, b
+
+
+def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
+    """Uniform-grid tiles.  Points are rotated onto their principal axes and counting-sorted into
+    the cells (side r/2) of a uniform grid on the leading ``GRID_DIMS`` axes (Bentley 1977;
+    Hoetzlein 2014), cells visited along a Hilbert curve.  The sorted points are cut into tiles of
+    ``TILE``; tile pairs whose bounding boxes (in all dimensions, so any latent dimension works
+    and no neighbour is lost) come within r are compared densely, all TILE x TILE squared
+    distances of a batch of pairs in one batched matrix product.  Each unordered pair is found
+    once and emitted in both directions."""
+    n, dim = x.shape
+    dev = x.device
+    y = _principal_axes(x.float())
+    g = min(GRID_DIMS, dim)
+    cell = torch.floor((y[:, :g] - y[:, :g].min(0).values) / (CELL_FRACTION * r)).long()
+    perm = _argsort(hilbert_key(cell))
+    nt = -(-n // TILE)
+    perm = torch.cat([perm, perm.new_zeros(nt * TILE - n)])    # the last tile's empty slots
+    valid = (torch.arange(nt * TILE, device=dev) < n).view(nt, TILE)
+    yt = y.index_select(0, perm).view(nt, TILE, dim)
+    lo = torch.where(valid[..., None], yt, math.inf).amin(1)
+    hi = torch.where(valid[..., None], yt, -math.inf).amax(1)
+    tol = _radius_tolerance(y, r, source=x)
+    thr = r * r + tol
+    a, b = _tile_pairs(lo, hi, thr)
+    # empty slots: zero coordinates and a huge |y|², so every product with them is far beyond r²
+    # (no cancellation: their dot products are exactly zero)
+    yt = torch.where(valid[..., None], yt, 0.0)
+    sq = torch.where(valid, yt.pow(2).sum(-1), 1e30).unsqueeze(-1)
+    one = torch.ones_like(sq)
+    left = torch.cat([yt, sq, one], -1)                                    # [y, |y|², 1]
+    right = torch.cat([-2 * yt, one, sq], -1).transpose(1, 2).contiguous()  # [-2y, 1, |y|²]
+    diag = a == b
+    n_diag = int(diag.sum())
+    a, b = torch.cat([a[diag], a[~diag]]), torch.cat([b[diag], b[~diag]])   # diagonal tiles first
+    upper = torch.ones(TILE, TILE, dtype=torch.bool, device=dev).triu(1)
+    chunk = 256 if dev.type == "cpu" else 1 << 15      # CPU: keep a batch in cache
+    out = torch.empty(chunk, TILE, TILE, device=dev)
+    hit = torch.empty(chunk, TILE, TILE, dtype=torch.bool, device=dev)
+    flat, dist = [], []
+    for s in range(0, a.numel(), chunk):
+        e = min(s + chunk, a.numel())
+        o, h = out[:e - s], hit[:e - s]
+        torch.bmm(left.index_select(0, a[s:e]), right.index_select(0, b[s:e]), out=o)
+        torch.lt(o, thr, out=h)
+        if s < n_diag:
+            h[:min(n_diag, e) - s] &= upper
+        idx = torch.nonzero(h.view(-1)).squeeze(1)
+        dist.append(o.view(-1).index_select(0, idx))
+        flat.append(idx + s * TILE * TILE)
+    flat, d2 = torch.cat(flat), torch.cat(dist)
+    # flat = (pair * TILE + row) * TILE + column; the row point is a[pair] * TILE + row in sorted order
+    t = TILE.bit_length() - 1
+    pair = flat >> (2 * t)
+    row_shift = (a - torch.arange(a.numel(), device=dev)) << t
+    i = perm.index_select(0, (flat >> t) + row_shift.index_select(0, pair))
+    j = perm.index_select(0, (flat & (TILE - 1)) + (b << t).index_select(0, pair))
+    drop = _boundary_drops(x, i, j, d2, r, tol)
+    if k_max is not None and i.numel():
+        deg = torch.bincount(i, minlength=n) + torch.bincount(j, minlength=n)
+        if drop.numel():
+            deg -= torch.bincount(i[drop], minlength=n) + torch.bincount(j[drop], minlength=n)
+        if int(deg.max()) > k_max:
+            keep = torch.ones(i.numel(), dtype=torch.bool, device=dev)
+            keep[drop] = False
+            i, j = i[keep], j[keep]
+            src, dst = _cap(x, torch.cat([i, j]), torch.cat([j, i]), k_max)
+            return _canonical(src, dst, n)
+    return _canonical(i, j, n, both_ways=True, drop=drop)
+
+
+# --------------------------------------------------------------------------- other backends
 
 
 def _kdtree(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
@@ -165,21 +286,24 @@ def _kdtree(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
 
     pts = x.detach().cpu().double().numpy()
     tree = cKDTree(pts)
+    bound = r * (1 + 1e-9)
     if k_max is None:
-        pairs = tree.query_pairs(r * (1 + 1e-9), output_type="ndarray")
-        src = np.concatenate([pairs[:, 0], pairs[:, 1]])
-        dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
-    else:
-        # a few extra neighbours so that float32 near-ties at the cap are ranked like every backend
-        k = min(k_max + 17, len(pts))
-        dist, idx = tree.query(pts, k=k, distance_upper_bound=r * (1 + 1e-9), workers=-1)
-        dist, idx = dist.reshape(len(pts), -1), idx.reshape(len(pts), -1)
-        ok = np.isfinite(dist)
-        src = np.broadcast_to(np.arange(len(pts))[:, None], idx.shape)[ok]
-        dst = idx[ok]
-    src = torch.as_tensor(src, dtype=torch.long, device=x.device)
-    dst = torch.as_tensor(dst, dtype=torch.long, device=x.device)
-    return _finalize(x, src, dst, r, k_max)
+        pairs = tree.query_pairs(bound, output_type="ndarray")
+        i = torch.as_tensor(pairs[:, 0], device=x.device)
+        j = torch.as_tensor(pairs[:, 1], device=x.device)
+        xd = x.double()
+        d2 = (xd.index_select(0, i) - xd.index_select(0, j)).pow(2).sum(-1)
+        keep = d2 < r * r
+        return _canonical(i[keep], j[keep], x.shape[0], both_ways=True)
+    # a few extra neighbours so that float32 near-ties at the cap are ranked like every backend
+    k = min(k_max + 17, len(pts))
+    dist, idx = tree.query(pts, k=k, distance_upper_bound=bound, workers=-1)
+    dist, idx = dist.reshape(len(pts), -1), idx.reshape(len(pts), -1)
+    ok = np.isfinite(dist)
+    src = torch.as_tensor(np.broadcast_to(np.arange(len(pts))[:, None], idx.shape)[ok], device=x.device)
+    dst = torch.as_tensor(idx[ok], device=x.device)
+    d2 = torch.as_tensor(dist[ok], device=x.device) ** 2   # float64: good to ~1e-15 relative
+    return _finalize(x, src, dst, d2, r, k_max, tol=1e-9 * r * r)
 
 
 def _faiss(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
@@ -190,13 +314,12 @@ def _faiss(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     if x.is_cuda and hasattr(faiss, "StandardGpuResources"):
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
     index.add(pts)
-    # slack on the float32 radius: the exact cut is made in float64 afterwards
-    slack = float(r * r) * (1 + 1e-3) + 1e-5 * float(np.abs(pts).max()) ** 2 * 4
-    lims, _, idx = index.range_search(pts, slack)
+    tol = _radius_tolerance(x, r)
+    lims, d2, idx = index.range_search(pts, r * r + tol)
     src = np.repeat(np.arange(len(pts)), np.diff(lims.astype(np.int64)))
     src = torch.as_tensor(src, dtype=torch.long, device=x.device)
     dst = torch.as_tensor(idx.astype(np.int64), dtype=torch.long, device=x.device)
-    return _finalize(x, src, dst, r, k_max)
+    return _finalize(x, src, dst, torch.as_tensor(d2, device=x.device), r, k_max, tol)
 
 
 def _cuda(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
@@ -207,9 +330,9 @@ def _cuda(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
 
 def build_edges(x: torch.Tensor, r: float, k_max: int | None = None, backend: Backend = "auto") -> torch.Tensor:
     """Directed radius graph (2, E) of points ``x`` (N, D): query -> neighbour within ``r``, capped
-    at the ``k_max`` nearest per query.  Backends: grid (trkx's own cell grid, CPU or CUDA),
-    kdtree (scipy cKDTree), faiss (faiss-cpu / faiss-gpu), cuda (grid on the GPU); auto picks the
-    fastest available (cuda on a GPU, else grid, which the graph-building benchmark measures)."""
+    at the ``k_max`` nearest per query.  Backends: grid (trkx's own uniform-grid tiles, CPU or
+    CUDA), kdtree (scipy cKDTree), faiss (faiss-cpu / faiss-gpu), cuda (grid on the GPU); auto
+    picks the fastest available (cuda on a GPU, else grid, as the graph-building benchmark measures)."""
     if x.dim() != 2:
         raise ValueError(f"build_edges: expected (N, D) points, got shape {tuple(x.shape)}")
     if x.shape[0] < 2:
