@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from trkx.stages.frnn import available_backends, build_edges
+from trkx.stages.frnn import available_backends, build_edges, hilbert_key
 
 CPU_BACKENDS = [b for b in ("grid", "kdtree", "faiss") if b in available_backends()]
 
@@ -70,6 +70,56 @@ def test_degenerate_inputs(backend):
     assert build_edges(torch.zeros(1, 3), 0.1, 4, backend).shape == (2, 0)
     same = build_edges(torch.zeros(5, 3), 0.1, None, backend)   # coincident points: all pairs
     assert same.shape[1] == 20
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_radius_boundary_decided_in_float64(backend):
+    """Pairs a few 1e-7 of r either side of the radius (float32 rounding of their distance is of that
+    order): every backend keeps exactly the pairs whose float64 distance is below r."""
+    r = 0.1
+    rng = np.random.default_rng(3)
+    base = (2 * rng.random((200, 6))).astype(np.float32)
+    direction = rng.standard_normal((200, 6))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    steps = rng.integers(-40, 41, 200)
+    partner = (base + direction * r * (1 + steps[:, None] * 1e-7)).astype(np.float32)
+    x = np.concatenate([base, partner])
+    d2 = ((x[:200].astype(np.float64) - x[200:].astype(np.float64)) ** 2).sum(1)
+    inside = d2 < r * r
+    assert 20 < inside.sum() < 180
+    got = as_set(build_edges(torch.from_numpy(x), r, None, backend))
+    assert got == reference_edges(x.astype(np.float64), r)
+    assert {(k, 200 + k) for k in range(200)} & got == {(k, 200 + k) for k in np.flatnonzero(inside)}
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_far_from_origin(backend):
+    """Coordinates offset by 50 (squared norms 1e4 times r²): same edges as the float64 reference."""
+    rng = np.random.default_rng(5)
+    x = (50 + rng.random((1500, 4))).astype(np.float32)
+    assert as_set(build_edges(torch.from_numpy(x), 0.12, 20, backend)) == reference_edges(x.astype(np.float64), 0.12, 20)
+
+
+def test_hilbert_key_steps_to_a_neighbouring_cell():
+    for g, side in ((2, 16), (3, 8), (4, 4)):
+        cells = torch.stack(torch.meshgrid(*[torch.arange(side)] * g, indexing="ij"), -1).view(-1, g)
+        key = hilbert_key(cells)
+        assert torch.unique(key).numel() == cells.shape[0]
+        walk = cells[torch.argsort(key)]
+        assert torch.all((walk[1:] - walk[:-1]).abs().sum(1) == 1)
+
+
+def test_grid_on_large_clustered_event_matches_kdtree():
+    """Many tiles, a deep tile hierarchy and the cap binding for the densest clusters."""
+    rng = np.random.default_rng(11)
+    centres = 3 * rng.random((400, 8))
+    x = np.concatenate([centres[rng.integers(0, 400, 15000)] + 0.03 * rng.standard_normal((15000, 8)),
+                        3 * rng.random((3000, 8))]).astype(np.float32)
+    pts = torch.from_numpy(x)
+    grid, kd = build_edges(pts, 0.1, 40, "grid"), build_edges(pts, 0.1, 40, "kdtree")
+    assert torch.equal(grid, kd)
+    deg = torch.bincount(grid[0])
+    assert int(deg.max()) == 40 and grid.shape[1] > 100_000
 
 
 def test_unknown_backend():
