@@ -121,37 +121,77 @@ def embedded_points(pipeline_path: str | Path, progress: bool = True):
     return points, graph.config
 
 
+def _time_backends(p: torch.Tensor, r: float, k_max: int, repeats: int, backends: list[str]) -> dict:
+    """Median seconds of each backend on points ``p`` (backends interleaved within every repeat, so
+    a drift in machine speed hits all alike), edge counts and identity with the kd-tree's edges."""
+    from trkx.stages.frnn import build_edges
+
+    reference = build_edges(p, r, k_max, "kdtree")
+    out = {}
+    for b in backends:           # warm-up, and the identity check
+        e = build_edges(p, r, k_max, b)
+        out[b] = {"times": [], "edges": int(e.shape[1]),
+                  "identical": bool(e.shape == reference.shape and torch.equal(e.cpu(), reference))}
+    for _ in range(repeats):
+        for b in backends:
+            t0 = time.perf_counter()
+            build_edges(p, r, k_max, b)
+            if p.is_cuda:
+                torch.cuda.synchronize()
+            out[b]["times"].append(time.perf_counter() - t0)
+    return {b: {"median_s": statistics.median(v["times"]), "edges": v["edges"], "identical": v["identical"]}
+            for b, v in out.items()}
+
+
+def _scaling_inputs(points: list[torch.Tensor], seed: int = 0) -> list[tuple[str, torch.Tensor]]:
+    """Point sets of growing size from the embedded test events: a 20k-hit random subsample of the
+    first event, the first event, then the events overlaid (concatenated: pile-up in latent space)."""
+    g = torch.Generator().manual_seed(seed)
+    first = points[0]
+    out = []
+    if first.shape[0] > 20_000:
+        out.append(("20k-hit subsample of event 1", first[torch.randperm(first.shape[0], generator=g)[:20_000]]))
+    out.append(("event 1", first))
+    for k in range(2, len(points) + 1):
+        out.append((f"events 1-{k} overlaid", torch.cat(points[:k])))
+    return out
+
+
 def graph_building_benchmark(points: list[torch.Tensor], r: float, k_max: int, repeats: int = 5,
-                             backends: list[str] | None = None) -> dict:
-    """Median time per event of each backend on the same points, edges/s, ratios; checks identity."""
-    from trkx.stages.frnn import available_backends, build_edges
+                             backends: list[str] | None = None, scaling: bool = False,
+                             faiss_max_hits: int = 80_000) -> dict:
+    """Median time per event of each backend on the same points, edges/s, ratios; checks identity.
+    ``scaling``: also time growing point sets (see ``_scaling_inputs``); brute-force faiss only up
+    to ``faiss_max_hits``."""
+    from trkx.stages.frnn import available_backends
 
     backends = backends or available_backends()
     result = {"r": r, "k_max": k_max, "repeats": repeats, "hits": [int(p.shape[0]) for p in points],
               "dim": int(points[0].shape[1]), "backends": {}}
-    reference = [build_edges(p, r, k_max, "kdtree") for p in points]
+    per_event = [_time_backends(p, r, k_max, repeats, backends) for p in tqdm(points, desc="graph building", leave=False)]
     for b in backends:
-        times, n_edges, identical = [], 0, True
-        for p, ref in zip(points, reference):
-            build_edges(p, r, k_max, b)    # warm-up
-            per = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                e = build_edges(p, r, k_max, b)
-                if p.is_cuda:
-                    torch.cuda.synchronize()
-                per.append(time.perf_counter() - t0)
-            times.append(statistics.median(per))
-            n_edges += e.shape[1]
-            identical &= bool(e.shape == ref.shape and torch.equal(e.cpu(), ref))
-        total = float(np.sum(times))
-        result["backends"][b] = {"median_s_per_event": total / len(points), "edges_per_s": n_edges / total,
-                                 "identical_to_kdtree": identical}
-    for b, row in result["backends"].items():
-        for ref in ("kdtree", "faiss"):
-            if ref in result["backends"]:
-                row[f"speedup_vs_{ref}"] = result["backends"][ref]["median_s_per_event"] / row["median_s_per_event"]
+        total = float(sum(ev[b]["median_s"] for ev in per_event))
+        result["backends"][b] = {"median_s_per_event": total / len(points),
+                                 "edges_per_s": sum(ev[b]["edges"] for ev in per_event) / total,
+                                 "identical_to_kdtree": all(ev[b]["identical"] for ev in per_event)}
+    _add_ratios(result["backends"], "median_s_per_event")
+    if scaling:
+        rows = []
+        for label, p in tqdm(_scaling_inputs(points), desc="scaling", leave=False):
+            chosen = [b for b in backends if b != "faiss" or p.shape[0] <= faiss_max_hits]
+            timed = _time_backends(p, r, k_max, repeats, chosen)
+            _add_ratios(timed, "median_s")
+            rows.append({"label": label, "hits": int(p.shape[0]), "backends": timed})
+        result["scaling"] = rows
+        result["faiss_max_hits"] = faiss_max_hits
     return result
+
+
+def _add_ratios(rows: dict, key: str) -> None:
+    for row in rows.values():
+        for ref in ("kdtree", "faiss"):
+            if ref in rows:
+                row[f"speedup_vs_{ref}"] = rows[ref][key] / row[key]
 
 
 def graph_building_markdown(res: dict) -> str:
@@ -163,7 +203,39 @@ def graph_building_markdown(res: dict) -> str:
         lines.append(f"| {b} | {row['median_s_per_event']:.4f} | {row['edges_per_s']:.3g} | "
                      f"{row.get('speedup_vs_kdtree', float('nan')):.2f} | {row.get('speedup_vs_faiss', float('nan')):.2f} | "
                      f"{'yes' if row['identical_to_kdtree'] else 'NO'} |")
+    if "scaling" in res:
+        names = list(res["backends"])
+        lines += ["", f"## Scaling (seconds, median of {res['repeats']}; faiss is brute force, timed up to "
+                      f"{res['faiss_max_hits']:,} hits)", "",
+                  "| points | hits | edges | " + " | ".join(names) + " | grid vs kdtree | grid vs faiss | identical |",
+                  "|---|---|---|" + "---|" * (len(names) + 3)]
+        for row in res["scaling"]:
+            t = row["backends"]
+            grid = t.get("grid", {})
+            lines.append(f"| {row['label']} | {row['hits']:,} | {t['kdtree']['edges']:,} | "
+                         + " | ".join(f"{t[b]['median_s']:.4f}" if b in t else "—" for b in names)
+                         + f" | {grid.get('speedup_vs_kdtree', float('nan')):.2f} | "
+                         + (f"{grid['speedup_vs_faiss']:.2f}" if "speedup_vs_faiss" in grid else "—")
+                         + f" | {'yes' if all(v['identical'] for v in t.values()) else 'NO'} |")
     return "\n".join(lines) + "\n"
+
+
+def graph_building_plot(res: dict, path: Path) -> None:
+    """Seconds per point set against hits, one line per backend (log-log)."""
+    from trkx.report import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for b in res["backends"]:
+        pts = [(row["hits"], row["backends"][b]["median_s"]) for row in res["scaling"] if b in row["backends"]]
+        ax.plot(*zip(*pts), marker="o", label=b)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("hits in the point set")
+    ax.set_ylabel("seconds (median)")
+    ax.set_title(f"graph building, {res['dim']}-d embedding, r = {res['r']}, k_max = {res['k_max']}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- GNN checkpointing

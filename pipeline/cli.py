@@ -155,20 +155,27 @@ def eval_(pipeline):
 @click.option("--graph-building", is_flag=True,
               help="Instead: time the FRNN backends on the pipeline's embedded test events "
                    "(use configs/benchmark.yaml for events of ~36k hits).")
+@click.option("--scaling", is_flag=True,
+              help="With --graph-building: also time growing point sets (20k-hit subsample up to all test "
+                   "events overlaid) and plot seconds against hits.")
 @_friendly
-def bench(pipeline, repeats, graph_building):
+def bench(pipeline, repeats, graph_building, scaling):
     """Stage-timing benchmark: every stage's inference on the test events (mean ± std), with each
     stage's alternatives side by side (graph backends, SciPy vs cuGraph, precision) and ratios.
     Writes bench.json and bench.md in the workdir."""
     from trkx import bench as b
     if graph_building:
         points, graph_cfg = b.embedded_points(pipeline)
-        res = b.graph_building_benchmark(points, graph_cfg.r, graph_cfg.k_max, repeats=max(repeats, 3))
+        res = b.graph_building_benchmark(points, graph_cfg.r, graph_cfg.k_max, repeats=max(repeats, 3),
+                                         scaling=scaling)
         text = b.graph_building_markdown(res)
         from trkx.runner import Pipeline
         from trkx.storage import write_json, write_text
         workdir = Pipeline(pipeline).workdir
         write_json(workdir / "bench_graph_building.json", res)
+        if scaling:
+            b.graph_building_plot(res, workdir / "bench_graph_building.png")
+            text += "\n![graph building scaling](bench_graph_building.png)\n"
         write_text(workdir / "bench_graph_building.md", text)
         click.echo(text)
         return

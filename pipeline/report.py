@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 from trkx.storage import atomic_path, write_text  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write a figure as PNG atomically and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -35,7 +36,7 @@ def _efficiency_plot(binned: dict, xlabel: str, title: str, path: Path, log: boo
         ax.set_xscale("log")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _edge_plot(edge: dict, path: Path) -> None:
@@ -53,7 +54,7 @@ def _edge_plot(edge: dict, path: Path) -> None:
     ax.set_ylim(0, 1.12)
     ax.legend(fontsize=7, loc="lower left")
     ax.set_title("edge efficiency and purity after each stage", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _timing_plot(timing: dict, path: Path) -> None:
@@ -65,7 +66,7 @@ def _timing_plot(timing: dict, path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel(f"seconds per event ({timing['device']})")
     ax.set_title(f"stage timing, total {timing['stages']['total']['mean']:.3f} s/event", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_report(workdir: Path, title: str = "trkx report") -> Path:

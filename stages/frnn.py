@@ -155,30 +155,36 @@ def hilbert_key(cell: torch.Tensor) -> torch.Tensor:
     Neighbouring keys are neighbouring cells, so runs of sorted points stay compact."""
     g = cell.shape[1]
     bits = min(max(1, int(cell.max()).bit_length()), 63 // g)
-    axes = list(cell.clamp_max((1 << bits) - 1).unbind(1))
+    cpu = cell.device.type == "cpu"
+    xp = np if cpu else torch          # the same integer ops; NumPy's have less overhead on CPU
+    cell = cell.clamp_max((1 << bits) - 1)
+    small = g * bits <= 31             # the key fits 32 bits: half the memory traffic
+    axes = list(cell.to(torch.int32 if small else torch.int64).T.contiguous())
+    axes = [c.numpy() for c in axes] if cpu else axes
     q = 1 << (bits - 1)
     while q > 1:              # undo the excess work of the reflected Gray code, bit plane by plane
         p = q - 1
         for i in range(g):
             high = (axes[i] & q) != 0
             if i == 0:
-                axes[0] = torch.where(high, axes[0] ^ p, axes[0])
+                axes[0] = xp.where(high, axes[0] ^ p, axes[0])
             else:
                 swap = (axes[0] ^ axes[i]) & p
-                axes[0], axes[i] = torch.where(high, axes[0] ^ p, axes[0] ^ swap), torch.where(high, axes[i], axes[i] ^ swap)
+                axes[0], axes[i] = xp.where(high, axes[0] ^ p, axes[0] ^ swap), xp.where(high, axes[i], axes[i] ^ swap)
         q >>= 1
     for i in range(1, g):     # Gray encode
         axes[i] = axes[i] ^ axes[i - 1]
-    flip = torch.zeros_like(axes[0])
+    flip = xp.zeros_like(axes[0])
     q = 1 << (bits - 1)
     while q > 1:
-        flip = torch.where((axes[g - 1] & q) != 0, flip ^ (q - 1), flip)
+        flip = xp.where((axes[g - 1] & q) != 0, flip ^ (q - 1), flip)
         q >>= 1
-    key = torch.zeros_like(axes[0])
+    key = xp.zeros_like(axes[0])
     for b in range(bits - 1, -1, -1):   # interleave the transposed bits, most significant first
         for i in range(g):
             key = (key << 1) | (((axes[i] ^ flip) >> b) & 1)
-    return key
+    key = torch.from_numpy(key) if cpu else key
+    return key.long()
 
 
 def _tile_pairs(lo: torch.Tensor, hi: torch.Tensor, thr: float, top: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,10 +289,14 @@ def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     flat, d2 = _dense_hits(left, right, a, b, n_diag, thr)
     # flat = (pair * TILE + row) * TILE + column; the row point is a[pair] * TILE + row in sorted order
     t = TILE.bit_length() - 1
-    pair = flat >> (2 * t)
     row_shift = (a - torch.arange(a.numel(), device=dev)) << t
-    i = perm.index_select(0, (flat >> t) + row_shift.index_select(0, pair))
-    j = perm.index_select(0, (flat & (TILE - 1)) + (b << t).index_select(0, pair))
+    xp, to_xp = (np, torch.Tensor.numpy) if dev.type == "cpu" else (torch, lambda v: v)   # NumPy: faster gathers
+    flat, perm, row_shift, col_shift = map(to_xp, (flat, perm, row_shift, b << t))
+    pair = flat >> (2 * t)
+    i = perm[(flat >> t) + row_shift[pair]]
+    j = perm[(flat & (TILE - 1)) + col_shift[pair]]
+    if xp is np:
+        i, j = torch.from_numpy(i), torch.from_numpy(j)
     drop = _boundary_drops(x, i, j, d2, r, tol)
     if k_max is not None and i.numel():
         deg = torch.bincount(i, minlength=n) + torch.bincount(j, minlength=n)

@@ -28,6 +28,18 @@ def test_graph_building_benchmark_identity(tiny_run):
     assert res["backends"]["kdtree"]["speedup_vs_kdtree"] == 1.0
 
 
+def test_graph_building_scaling_cli(tiny_run):
+    pipe, outputs, _ = tiny_run
+    result = CliRunner().invoke(main, ["bench", str(pipe.path), "--graph-building", "--scaling", "-r", "1"])
+    assert result.exit_code == 0, result.output
+    res = json.loads((pipe.workdir / "bench_graph_building.json").read_text())
+    hits = [row["hits"] for row in res["scaling"]]
+    assert hits[0] == res["hits"][0] and hits[-1] == sum(res["hits"]) and hits == sorted(hits)
+    assert all(v["identical"] for row in res["scaling"] for v in row["backends"].values())
+    assert (pipe.workdir / "bench_graph_building.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Scaling" in result.output
+
+
 def test_checkpointing_benchmark_runs_each_mode():
     res = checkpointing_benchmark(n_nodes=2000, n_edges=20000, hidden=16, iterations=2)
     assert set(res["modes"]) == {"none", "partial", "maximal"}
