@@ -19,6 +19,7 @@ BACKENDS = ("grid", "kdtree", "faiss", "cuda")
 GRID_DIMS = 3      # leading principal axes that the uniform cell grid covers
 CELL_FRACTION = 0.5  # grid cell side in units of the radius
 TILE = 32          # points per tile (a power of two)
+_CAP_GROUP = 1 << 32  # most over-cap queries ranked in one sort (tests lower it)
 
 
 def available_backends() -> list[str]:
@@ -71,56 +72,85 @@ def _boundary_drops(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, d2: t
     return band[exact >= r2]
 
 
-def _cap(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, k_max: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep the ``k_max`` nearest neighbours of every query (float32 distance, ties to the smaller index)."""
+def _cap_keys(x: torch.Tensor, q: torch.Tensor, nb: torch.Tensor, over: torch.Tensor, k_max: int) -> torch.Tensor:
+    """Edges ``q -> nb`` (all live candidates of the over-cap queries ``over``) that fall outside
+    their query's ``k_max`` nearest: float32 distance, ties to the smaller neighbour index.  Returned
+    as sorted canonical keys ``q << bits | nb``."""
     n = x.shape[0]
-    over = torch.bincount(src, minlength=n)[src] > k_max
-    s_o, d_o = src[over], dst[over]
+    bits = max(1, (n - 1).bit_length())
     xf = x.float()
-    d2 = (xf.index_select(0, s_o) - xf.index_select(0, d_o)).pow(2).sum(-1)
-    # rank by (query, float32 distance, neighbour) in two sorts: the bit pattern of a non-negative
-    # float32 orders like its value, so (bits << 32 | neighbour) is one key
-    order = _argsort((d2.view(torch.int32).long() << 32) | d_o)
-    order = order[torch.sort(s_o[order], stable=True)[1]]
-    s_o, d_o = s_o[order], d_o[order]
-    c = torch.bincount(s_o, minlength=n)
-    rank = torch.arange(s_o.numel(), device=src.device) - (torch.cumsum(c, 0) - c)[s_o]
-    top = rank < k_max
-    return torch.cat([src[~over], s_o[top]]), torch.cat([dst[~over], d_o[top]])
+    d2 = (xf.index_select(0, q) - xf.index_select(0, nb)).pow(2).sum(-1)
+    # one value sort per group of queries on (query, distance, neighbour) packed in 63 bits: the
+    # bit pattern of a non-negative float32 (31 bits) orders like its value; queries renumbered
+    # from 0 within a group take the remaining 32 - bits
+    compact = torch.full((n,), -1, dtype=torch.long, device=q.device)
+    compact[over] = torch.arange(over.numel(), device=q.device)
+    qc = compact[q]
+    base = (d2.view(torch.int32).long() << bits) | nb
+    group = min(1 << (32 - bits), _CAP_GROUP)
+    out = []
+    for g0 in range(0, over.numel(), group):
+        if over.numel() > group:
+            sel = torch.nonzero((qc >= g0) & (qc < g0 + group)).squeeze(-1)
+            gq, gbase = qc[sel] - g0, base[sel]
+        else:
+            gq, gbase = qc, base
+        key = _sort_values((gq << (31 + bits)) | gbase)
+        gq = key >> (31 + bits)
+        c = torch.bincount(gq, minlength=min(group, over.numel() - g0))
+        rank = torch.arange(key.numel(), device=key.device) - (torch.cumsum(c, 0) - c)[gq]
+        beyond = key[rank >= k_max]
+        out.append((over[(beyond >> (31 + bits)) + g0] << bits) | (beyond & ((1 << bits) - 1)))
+    return _sort_values(torch.cat(out))
+
+
+def _sort_values(key: torch.Tensor) -> torch.Tensor:
+    """Sorted copy of an integer tensor; NumPy's (vectorised) sort on CPU."""
+    if key.device.type == "cpu":
+        return torch.from_numpy(np.sort(key.numpy()))
+    return torch.sort(key).values
 
 
 def _canonical(src: torch.Tensor, dst: torch.Tensor, n: int, both_ways: bool = False,
-               drop: torch.Tensor | None = None) -> torch.Tensor:
-    """Edges sorted by (query, neighbour), by sorting one packed integer key per edge.
-    ``both_ways``: (src, dst) are unordered pairs, emit each in both directions.  ``drop``:
-    positions to leave out (moved to the end by the sort as the largest key, then cut)."""
+               drop: torch.Tensor | None = None, remove: torch.Tensor | None = None) -> torch.Tensor:
+    """Edges sorted by (query, neighbour), by sorting one packed integer key ``src << bits | dst``
+    per edge.  ``both_ways``: (src, dst) are unordered pairs; edge p is src[p] -> dst[p] and edge
+    M + p the reverse.  ``drop``: distinct positions of edges to leave out (given the largest key,
+    so the sort moves them to the end, where they are cut).  ``remove``: sorted keys to leave out."""
     bits = max(1, (n - 1).bit_length())
     mask = (1 << bits) - 1
-    n_drop = 0 if drop is None else int(drop.numel()) * (2 if both_ways else 1)
+    n_drop = 0 if drop is None else int(drop.numel())
     if src.device.type == "cpu":
-        dtype = np.uint32 if 2 * bits <= 32 else np.uint64
+        dtype = np.uint32 if 2 * bits <= 32 else np.int64      # 32-bit keys sort twice as fast
         s, d = src.numpy().astype(dtype), dst.numpy().astype(dtype)
-        shift = dtype(bits)
-        key = (s << shift) | d
+        shift, m = dtype(bits), s.size
+        key = np.empty(2 * m if both_ways else m, dtype)    # filled in place: no temporaries
+        np.left_shift(s, shift, out=key[:m])
+        np.bitwise_or(key[:m], d, out=key[:m])
         if both_ways:
-            key = np.concatenate([key, (d << shift) | s])
+            np.left_shift(d, shift, out=key[m:])
+            np.bitwise_or(key[m:], s, out=key[m:])
         if n_drop:
-            sentinel = np.iinfo(dtype).max
-            key[drop.numpy()] = sentinel
-            if both_ways:
-                key[drop.numpy() + s.size] = sentinel
+            key[drop.numpy()] = np.iinfo(dtype).max
         key.sort()
-        out = np.empty((2, key.size - n_drop), np.int64)
-        np.right_shift(key[:out.shape[1]], shift, out=out[0], casting="unsafe")
-        np.bitwise_and(key[:out.shape[1]], dtype(mask), out=out[1], casting="unsafe")
+        key = key[:key.size - n_drop]
+        if remove is not None and remove.numel():
+            key = np.delete(key, np.searchsorted(key, remove.numpy().astype(dtype)))
+        out = np.empty((2, key.size), np.int64)
+        np.right_shift(key, shift, out=out[0], casting="unsafe")
+        np.bitwise_and(key, dtype(mask), out=out[1], casting="unsafe")
         return torch.from_numpy(out)
+    if both_ways:
+        src, dst = torch.cat([src, dst]), torch.cat([dst, src])
     if n_drop:
         keep = torch.ones(src.numel(), dtype=torch.bool, device=src.device)
         keep[drop] = False
         src, dst = src[keep], dst[keep]
-    if both_ways:
-        src, dst = torch.cat([src, dst]), torch.cat([dst, src])
     key = torch.sort((src << bits) | dst).values
+    if remove is not None and remove.numel():
+        keep = torch.ones(key.numel(), dtype=torch.bool, device=key.device)
+        keep[torch.searchsorted(key, remove)] = False
+        key = key[keep]
     return torch.stack([key >> bits, key & mask])
 
 
@@ -130,13 +160,15 @@ def _finalize(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, d2: torch.T
     keep = (src != dst) & (d2 < r * r + tol)
     src, dst, d2 = src[keep], dst[keep], d2[keep]
     drop = _boundary_drops(x, src, dst, d2, r, tol)
-    if drop.numel():
-        keep = torch.ones(src.numel(), dtype=torch.bool, device=src.device)
-        keep[drop] = False
-        src, dst = src[keep], dst[keep]
-    if k_max is not None and src.numel() and int(torch.bincount(src).max()) > k_max:
-        src, dst = _cap(x, src, dst, k_max)
-    return _canonical(src, dst, x.shape[0])
+    remove = None
+    if k_max is not None and src.numel():
+        alive = torch.ones(src.numel(), dtype=torch.bool, device=src.device)
+        alive[drop] = False
+        degree = torch.bincount(src[alive], minlength=x.shape[0])
+        if int(degree.max()) > k_max:
+            sel = torch.nonzero(alive & (degree.index_select(0, src) > k_max)).squeeze(-1)
+            remove = _cap_keys(x, src[sel], dst[sel], torch.nonzero(degree > k_max).squeeze(-1), k_max)
+    return _canonical(src, dst, x.shape[0], drop=drop, remove=remove)
 
 
 # --------------------------------------------------------------------------- grid backend
@@ -297,18 +329,22 @@ def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     j = perm[(flat & (TILE - 1)) + col_shift[pair]]
     if xp is np:
         i, j = torch.from_numpy(i), torch.from_numpy(j)
-    drop = _boundary_drops(x, i, j, d2, r, tol)
-    if k_max is not None and i.numel():
-        deg = torch.bincount(i, minlength=n) + torch.bincount(j, minlength=n)
-        if drop.numel():
-            deg -= torch.bincount(i[drop], minlength=n) + torch.bincount(j[drop], minlength=n)
-        if int(deg.max()) > k_max:
-            keep = torch.ones(i.numel(), dtype=torch.bool, device=dev)
-            keep[drop] = False
-            i, j = i[keep], j[keep]
-            src, dst = _cap(x, torch.cat([i, j]), torch.cat([j, i]), k_max)
-            return _canonical(src, dst, n)
-    return _canonical(i, j, n, both_ways=True, drop=drop)
+    outside = _boundary_drops(x, i, j, d2, r, tol)      # pairs beyond r after all
+    m = i.numel()
+    drop = torch.cat([outside, outside + m])            # both directions of each
+    remove = None
+    if k_max is not None and m:
+        degree = (torch.bincount(i, minlength=n) + torch.bincount(j, minlength=n)
+                  - torch.bincount(i[outside], minlength=n) - torch.bincount(j[outside], minlength=n))
+        if int(degree.max()) > k_max:       # only the edges of over-cap queries are ranked
+            alive = torch.ones(m, dtype=torch.bool, device=dev)
+            alive[outside] = False
+            over = degree > k_max
+            fwd = torch.nonzero(alive & over.index_select(0, i)).squeeze(-1)
+            bwd = torch.nonzero(alive & over.index_select(0, j)).squeeze(-1)
+            remove = _cap_keys(x, torch.cat([i[fwd], j[bwd]]), torch.cat([j[fwd], i[bwd]]),
+                               torch.nonzero(over).squeeze(-1), k_max)
+    return _canonical(i, j, n, both_ways=True, drop=drop, remove=remove)
 
 
 # --------------------------------------------------------------------------- other backends

@@ -45,6 +45,17 @@ def test_kmax_cap_keeps_nearest(backend):
     assert torch.bincount(got[0]).max() == 5
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_kmax_cap_in_query_groups(backend, monkeypatch):
+    """The cap ranks over-cap queries in groups when there are many; groups of 7 give the same edges."""
+    import trkx.stages.frnn as frnn
+    monkeypatch.setattr(frnn, "_CAP_GROUP", 7)
+    rng = np.random.default_rng(2)
+    x = rng.random((400, 3)).astype(np.float32)
+    ref = reference_edges(x.astype(np.float64), 0.2, k_max=5)
+    assert as_set(build_edges(torch.from_numpy(x), 0.2, 5, backend)) == ref
+
+
 def test_backends_match_on_clustered_points():
     """Embedded-hit-like data: tight clusters (tracks) plus background."""
     rng = np.random.default_rng(7)
