@@ -317,7 +317,6 @@ def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     diag = a == b
     n_diag = int(diag.sum())
     a, b = torch.cat([a[diag], a[~diag]]), torch.cat([b[diag], b[~diag]])   # diagonal tiles first
-    upper = torch.ones(TILE, TILE, dtype=torch.bool, device=dev).triu(1)
     flat, d2 = _dense_hits(left, right, a, b, n_diag, thr)
     # flat = (pair * TILE + row) * TILE + column; the row point is a[pair] * TILE + row in sorted order
     t = TILE.bit_length() - 1

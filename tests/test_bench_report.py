@@ -1,7 +1,6 @@
 """trkx bench, the graph-building and checkpointing benchmarks, report.md."""
 import json
 
-import torch
 from click.testing import CliRunner
 
 from trkx.bench import checkpointing_benchmark, graph_building_benchmark
