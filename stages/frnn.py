@@ -37,9 +37,18 @@ def available_backends() -> list[str]:
 # --------------------------------------------------------------------------- shared finalisation
 
 
+NUMPY_ON_CPU = True   # NumPy kernels for sorts, compares and gathers of CPU tensors (tests switch it off)
+
+
+def _numpy(t: torch.Tensor) -> bool:
+    """Whether to run a CPU tensor's sort / compare / gather through NumPy (several times faster
+    than torch's kernels there); the torch code path is the one CUDA takes."""
+    return NUMPY_ON_CPU and t.device.type == "cpu"
+
+
 def _argsort(key: torch.Tensor) -> torch.Tensor:
     """argsort; NumPy's on CPU (several times faster than torch's there)."""
-    if key.device.type == "cpu":
+    if _numpy(key):
         return torch.from_numpy(np.argsort(key.numpy()))
     return torch.argsort(key)
 
@@ -106,7 +115,7 @@ def _cap_keys(x: torch.Tensor, q: torch.Tensor, nb: torch.Tensor, over: torch.Te
 
 def _sort_values(key: torch.Tensor) -> torch.Tensor:
     """Sorted copy of an integer tensor; NumPy's (vectorised) sort on CPU."""
-    if key.device.type == "cpu":
+    if _numpy(key):
         return torch.from_numpy(np.sort(key.numpy()))
     return torch.sort(key).values
 
@@ -120,7 +129,7 @@ def _canonical(src: torch.Tensor, dst: torch.Tensor, n: int, both_ways: bool = F
     bits = max(1, (n - 1).bit_length())
     mask = (1 << bits) - 1
     n_drop = 0 if drop is None else int(drop.numel())
-    if src.device.type == "cpu":
+    if _numpy(src):
         dtype = np.uint32 if 2 * bits <= 32 else np.int64      # 32-bit keys sort twice as fast
         s, d = src.numpy().astype(dtype), dst.numpy().astype(dtype)
         shift, m = dtype(bits), s.size
@@ -187,7 +196,7 @@ def hilbert_key(cell: torch.Tensor) -> torch.Tensor:
     Neighbouring keys are neighbouring cells, so runs of sorted points stay compact."""
     g = cell.shape[1]
     bits = min(max(1, int(cell.max()).bit_length()), 63 // g)
-    cpu = cell.device.type == "cpu"
+    cpu = _numpy(cell)
     xp = np if cpu else torch          # the same integer ops; NumPy's have less overhead on CPU
     cell = cell.clamp_max((1 << bits) - 1)
     small = g * bits <= 31             # the key fits 32 bits: half the memory traffic
@@ -254,8 +263,8 @@ def _dense_hits(left: torch.Tensor, right: torch.Tensor, a: torch.Tensor, b: tor
     the flat positions (pair, row, column) below ``thr`` and their values.  The first ``n_diag``
     pairs are diagonal (a == b): only their upper triangle counts."""
     dev, tile = left.device, left.shape[1]
-    cpu = dev.type == "cpu"
-    chunk = 256 if cpu else 1 << 15      # CPU: a batch stays in cache
+    cpu = _numpy(left)
+    chunk = 256 if dev.type == "cpu" else 1 << 15      # CPU: a batch stays in cache
     out = torch.empty(chunk, tile, tile, device=dev)
     hit = torch.empty(chunk, tile, tile, dtype=torch.bool, device=dev)
     upper = torch.ones(tile, tile, dtype=torch.bool, device=dev).triu(1)
@@ -321,7 +330,7 @@ def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     # flat = (pair * TILE + row) * TILE + column; the row point is a[pair] * TILE + row in sorted order
     t = TILE.bit_length() - 1
     row_shift = (a - torch.arange(a.numel(), device=dev)) << t
-    xp, to_xp = (np, torch.Tensor.numpy) if dev.type == "cpu" else (torch, lambda v: v)   # NumPy: faster gathers
+    xp, to_xp = (np, torch.Tensor.numpy) if _numpy(x) else (torch, lambda v: v)   # NumPy: faster gathers
     flat, perm, row_shift, col_shift = map(to_xp, (flat, perm, row_shift, b << t))
     pair = flat >> (2 * t)
     i = perm[(flat >> t) + row_shift[pair]]

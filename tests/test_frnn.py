@@ -138,6 +138,21 @@ def test_unknown_backend():
         build_edges(torch.rand(10, 3), 0.1, 4, "octree")
 
 
+def test_grid_torch_path_matches(monkeypatch):
+    """The pure-torch code path (the one CUDA runs) gives the same edges as the NumPy-assisted CPU path,
+    with boundary drops and the cap in play."""
+    import trkx.stages.frnn as frnn
+    rng = np.random.default_rng(13)
+    centres = rng.random((60, 6))
+    x = torch.from_numpy(np.concatenate([centres[rng.integers(0, 60, 3000)] + 0.02 * rng.standard_normal((3000, 6)),
+                                         rng.random((500, 6))]).astype(np.float32))
+    cpu_path = build_edges(x, 0.08, 24, "grid")
+    monkeypatch.setattr(frnn, "NUMPY_ON_CPU", False)
+    assert torch.equal(build_edges(x, 0.08, 24, "grid"), cpu_path)
+    assert torch.equal(build_edges(x, 0.08, 24, "faiss" if "faiss" in CPU_BACKENDS else "kdtree"), cpu_path)
+    assert torch.equal(build_edges(x, 0.08, None, "grid"), build_edges(x, 0.08, None, "kdtree"))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_grid_matches_cpu():
     x = torch.rand(5000, 8)
