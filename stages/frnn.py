@@ -293,6 +293,68 @@ def _dense_hits(left: torch.Tensor, right: torch.Tensor, a: torch.Tensor, b: tor
     return torch.cat(flat), torch.cat(dist)
 
 
+def _hilbert_tiles(y: torch.Tensor, r: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sort points (already on their principal axes) into the cells (side ``CELL_FRACTION`` r) of a
+    uniform grid on the leading ``GRID_DIMS`` axes, cells along a Hilbert curve, and cut the order
+    into tiles of ``TILE``.  Returns the order (padded to whole tiles), a (tiles, TILE) mask of real
+    slots and the tiled points."""
+    n, dim = y.shape
+    g = min(GRID_DIMS, dim)
+    cell = torch.floor((y[:, :g] - y[:, :g].min(0).values) / (CELL_FRACTION * r)).long()
+    perm = _argsort(hilbert_key(cell))
+    nt = -(-n // TILE)
+    perm = torch.cat([perm, perm.new_zeros(nt * TILE - n)])    # the last tile's empty slots
+    valid = (torch.arange(nt * TILE, device=y.device) < n).view(nt, TILE)
+    return perm, valid, y.index_select(0, perm).view(nt, TILE, dim)
+
+
+def _augmented(yt: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per tile [y, |y|², 1] and [-2y, 1, |y|²]ᵀ, whose product is the squared distance matrix.
+    Empty slots get zero coordinates and a huge |y|², so every product with them is far beyond r²
+    (no cancellation: their dot products are exactly zero)."""
+    yt = torch.where(valid[..., None], yt, 0.0)
+    sq = torch.where(valid, yt.pow(2).sum(-1), 1e30).unsqueeze(-1)
+    one = torch.ones_like(sq)
+    return torch.cat([yt, sq, one], -1), torch.cat([-2 * yt, one, sq], -1).transpose(1, 2).contiguous()
+
+
+def _hit_points(flat: torch.Tensor, a: torch.Tensor, b: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Original indices of the two points of each hit: flat = (pair * TILE + row) * TILE + column,
+    and the row point sits at a[pair] * TILE + row of the sorted order."""
+    t = TILE.bit_length() - 1
+    row_shift = (a - torch.arange(a.numel(), device=a.device)) << t
+    args = (flat, perm, row_shift, b << t)
+    if _numpy(flat):                               # NumPy's gathers are faster on CPU
+        args = [v.numpy() for v in args]
+    flat, perm, row_shift, col_shift = args
+    pair = flat >> (2 * t)
+    i = perm[(flat >> t) + row_shift[pair]]
+    j = perm[(flat & (TILE - 1)) + col_shift[pair]]
+    return (torch.from_numpy(i), torch.from_numpy(j)) if isinstance(i, np.ndarray) else (i, j)
+
+
+def _finalize_pairs(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, d2: torch.Tensor, r: float,
+                    k_max: int | None, tol: float) -> torch.Tensor:
+    """Unordered candidate pairs (each once, approximate squared distances good to ``tol``) to the
+    final directed edges: radius test at the boundary, both directions, the cap, canonical order."""
+    n, m = x.shape[0], i.numel()
+    outside = _boundary_drops(x, i, j, d2, r, tol)      # pairs beyond r after all
+    drop = torch.cat([outside, outside + m])            # both directions of each
+    remove = None
+    if k_max is not None and m:
+        degree = (torch.bincount(i, minlength=n) + torch.bincount(j, minlength=n)
+                  - torch.bincount(i[outside], minlength=n) - torch.bincount(j[outside], minlength=n))
+        if int(degree.max()) > k_max:       # only the edges of over-cap queries are ranked
+            alive = torch.ones(m, dtype=torch.bool, device=i.device)
+            alive[outside] = False
+            over = degree > k_max
+            fwd = torch.nonzero(alive & over.index_select(0, i)).squeeze(-1)
+            bwd = torch.nonzero(alive & over.index_select(0, j)).squeeze(-1)
+            remove = _cap_keys(x, torch.cat([i[fwd], j[bwd]]), torch.cat([j[fwd], i[bwd]]),
+                               torch.nonzero(over).squeeze(-1), k_max)
+    return _canonical(i, j, n, both_ways=True, drop=drop, remove=remove)
+
+
 def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     """Uniform-grid tiles.  Points are rotated onto their principal axes and counting-sorted into
     the cells (side r/2) of a uniform grid on the leading ``GRID_DIMS`` axes (Bentley 1977;
@@ -301,58 +363,17 @@ def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     and no neighbour is lost) come within r are compared densely, all TILE x TILE squared
     distances of a batch of pairs in one batched matrix product.  Each unordered pair is found
     once and emitted in both directions."""
-    n, dim = x.shape
-    dev = x.device
     y = _principal_axes(x.float())
-    g = min(GRID_DIMS, dim)
-    cell = torch.floor((y[:, :g] - y[:, :g].min(0).values) / (CELL_FRACTION * r)).long()
-    perm = _argsort(hilbert_key(cell))
-    nt = -(-n // TILE)
-    perm = torch.cat([perm, perm.new_zeros(nt * TILE - n)])    # the last tile's empty slots
-    valid = (torch.arange(nt * TILE, device=dev) < n).view(nt, TILE)
-    yt = y.index_select(0, perm).view(nt, TILE, dim)
+    perm, valid, yt = _hilbert_tiles(y, r)
     lo = torch.where(valid[..., None], yt, math.inf).amin(1)
     hi = torch.where(valid[..., None], yt, -math.inf).amax(1)
     tol = _radius_tolerance(y, r, source=x)
-    thr = r * r + tol
-    a, b = _tile_pairs(lo, hi, thr)
-    # empty slots: zero coordinates and a huge |y|², so every product with them is far beyond r²
-    # (no cancellation: their dot products are exactly zero)
-    yt = torch.where(valid[..., None], yt, 0.0)
-    sq = torch.where(valid, yt.pow(2).sum(-1), 1e30).unsqueeze(-1)
-    one = torch.ones_like(sq)
-    left = torch.cat([yt, sq, one], -1)                                    # [y, |y|², 1]
-    right = torch.cat([-2 * yt, one, sq], -1).transpose(1, 2).contiguous()  # [-2y, 1, |y|²]
+    a, b = _tile_pairs(lo, hi, r * r + tol)
     diag = a == b
-    n_diag = int(diag.sum())
     a, b = torch.cat([a[diag], a[~diag]]), torch.cat([b[diag], b[~diag]])   # diagonal tiles first
-    flat, d2 = _dense_hits(left, right, a, b, n_diag, thr)
-    # flat = (pair * TILE + row) * TILE + column; the row point is a[pair] * TILE + row in sorted order
-    t = TILE.bit_length() - 1
-    row_shift = (a - torch.arange(a.numel(), device=dev)) << t
-    xp, to_xp = (np, torch.Tensor.numpy) if _numpy(x) else (torch, lambda v: v)   # NumPy: faster gathers
-    flat, perm, row_shift, col_shift = map(to_xp, (flat, perm, row_shift, b << t))
-    pair = flat >> (2 * t)
-    i = perm[(flat >> t) + row_shift[pair]]
-    j = perm[(flat & (TILE - 1)) + col_shift[pair]]
-    if xp is np:
-        i, j = torch.from_numpy(i), torch.from_numpy(j)
-    outside = _boundary_drops(x, i, j, d2, r, tol)      # pairs beyond r after all
-    m = i.numel()
-    drop = torch.cat([outside, outside + m])            # both directions of each
-    remove = None
-    if k_max is not None and m:
-        degree = (torch.bincount(i, minlength=n) + torch.bincount(j, minlength=n)
-                  - torch.bincount(i[outside], minlength=n) - torch.bincount(j[outside], minlength=n))
-        if int(degree.max()) > k_max:       # only the edges of over-cap queries are ranked
-            alive = torch.ones(m, dtype=torch.bool, device=dev)
-            alive[outside] = False
-            over = degree > k_max
-            fwd = torch.nonzero(alive & over.index_select(0, i)).squeeze(-1)
-            bwd = torch.nonzero(alive & over.index_select(0, j)).squeeze(-1)
-            remove = _cap_keys(x, torch.cat([i[fwd], j[bwd]]), torch.cat([j[fwd], i[bwd]]),
-                               torch.nonzero(over).squeeze(-1), k_max)
-    return _canonical(i, j, n, both_ways=True, drop=drop, remove=remove)
+    flat, d2 = _dense_hits(*_augmented(yt, valid), a, b, int(diag.sum()), r * r + tol)
+    i, j = _hit_points(flat, a, b, perm)
+    return _finalize_pairs(x, i, j, d2, r, k_max, tol)
 
 
 # --------------------------------------------------------------------------- other backends
