@@ -1,9 +1,10 @@
 """Graph-building benchmark: FRNN backends on the same embedded points of large simulated events.
 
-    python benchmarks/graph_building.py [configs/benchmark.yaml] [--repeats 5]
+    python benchmarks/graph_building.py [configs/benchmark.yaml] [--repeats 5] [--scaling]
 
 Same as `trkx bench configs/benchmark.yaml --graph-building`: the pipeline's embedded test events.  Prints medians per event, edges/s,
-ratios to the kd-tree and faiss, and whether every backend's edges equal the kd-tree's.
+ratios to the kd-tree and faiss, and whether every backend's edges equal the kd-tree's;
+``--scaling`` adds point sets from 20k to ~110k hits and a plot of seconds against hits.
 """
 import sys
 
