@@ -32,7 +32,7 @@ class GNNConfig:
     checkpointing: Literal["none", "partial", "maximal"] = "none"
     precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"
     loss: Literal["bce", "blackbox"] = "bce"    # predict-then-track | predict-and-track
-    blackbox_lambda: float = 1.0                # interpolation factor λ of the blackbox gradient
+    blackbox_lambda: float = 1.0                # blackbox interpolation λ, in logit units per edge
     bce_weight: float = 0.0                     # BCE added to the Hamming loss in blackbox mode
     pos_weight: float = 1.0
     epochs: int = 20
@@ -142,11 +142,18 @@ class GNNModule(TrackingModule):
         if self.cfg.loss == "bce":
             loss = bce
         else:
-            y_hat = blackbox_assignment(logits, event.edge_index, self.cfg.blackbox_lambda)
-            loss = hamming_loss(y_hat, target) / max(event.num_nodes, 1)
-            loss = loss + self.cfg.bce_weight * bce
+            loss = self.assignment_loss(logits, event, target) + self.cfg.bce_weight * bce
         self.log("train_loss", loss, batch_size=1)
         return loss
+
+    def assignment_loss(self, logits: torch.Tensor, event: Data, target: torch.Tensor) -> torch.Tensor:
+        """Hamming distance per hit between the assigned edges and the truth, differentiated
+        through the assignment solver (blackbox)."""
+        # dL/dy = ±1/N here; λ·N makes the solver's perturbation ±λ in logit units whatever the
+        # event size (with λ alone it is ±λ/N, too small to flip edges: a vanishing gradient)
+        norm = max(event.num_nodes, 1)
+        y_hat = blackbox_assignment(logits, event.edge_index, self.cfg.blackbox_lambda * norm)
+        return hamming_loss(y_hat, target) / norm
 
     def validation_step(self, event: Data, batch_idx: int):
         keep = torch.sigmoid(self(event).float()) >= 0.5
