@@ -5,7 +5,6 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from trkx.stages.acts_csv import decode_geometry_id, trackml_weights
 from trkx.stages.data import DataConfig, build_event, hit_table, truth_track_edges

@@ -1,7 +1,5 @@
 """Runner: outputs contract, cache reuse, selective recompute, --force, resume, reproducibility."""
 import json
-import os
-import time
 
 import pandas as pd
 import pytest
