@@ -12,6 +12,7 @@ import torch
 
 from trkx.config import ConfigError
 from trkx.evaluate import evaluate, read_tracks, track_level, truth_table
+from trkx.report import write_report
 from trkx.storage import load_event, write_json, write_text
 
 
@@ -72,9 +73,10 @@ def run_ckf_baseline(pipeline_path: str | Path, progress: bool = True) -> dict:
                 "seconds_per_event_std": float(np.std(gnn_times))},
     }
     comparison["gnn_over_ckf_time"] = comparison["gnn"]["seconds_per_event"] / ckf_time if ckf_time else float("nan")
-    write_json(out / "metrics.json", {k: v for k, v in ckf.items()})
+    write_json(out / "metrics.json", ckf)
     write_json(out / "comparison.json", comparison)
     write_text(out / "comparison.md", comparison_markdown(comparison))
+    write_report(pipe.workdir)            # report.md picks up the comparison
     return comparison
 
 

@@ -56,8 +56,9 @@ def stage_benchmark(pipeline_path: str | Path, repeats: int = 3, progress: bool 
     pipe = Pipeline(pipeline_path, progress=progress)
     outputs = pipe.run(write_outputs=False)
     rows: dict[str, dict[str, list[float]]] = {"data loading": {"read .pt": []}}
+    variants = {stage.name: _variants(stage) for stage in pipe.stages}
     for stage in pipe.stages:
-        rows[stage.name] = {label: [] for label, _ in _variants(stage)}
+        rows[stage.name] = {label: [] for label, _ in variants[stage.name]}
         if hasattr(stage, "model"):
             stage.model.eval()
     test_paths = outputs[0].paths["test"]
@@ -69,7 +70,7 @@ def stage_benchmark(pipeline_path: str | Path, repeats: int = 3, progress: bool 
             rows["data loading"]["read .pt"].append(t[0])
             for stage in pipe.stages:
                 result = None
-                for label, variant in _variants(stage):
+                for label, variant in variants[stage.name]:
                     t = []
                     with torch.no_grad(), stopwatch(t, pipe.device):
                         out = variant.infer(event.clone())
@@ -106,8 +107,8 @@ def bench_markdown(result: dict) -> str:
 
 
 def embedded_points(pipeline_path: str | Path, progress: bool = True):
-    """The pipeline's embedded test events (training and embedding them if not cached) and its
-    graph-stage config."""
+    """The pipeline's embedded test events (training and embedding them if not cached), its
+    graph-stage config and the pipeline."""
     from trkx.runner import Pipeline
 
     pipe = Pipeline(pipeline_path, progress=progress)
@@ -118,7 +119,21 @@ def embedded_points(pipeline_path: str | Path, progress: bool = True):
         raise ConfigError(f"{pipeline_path}: --graph-building needs an embedding and a graph stage")
     outputs = pipe.run(until=emb.name, write_outputs=False)
     points = [load_event(p)[graph.config.feature] for p in outputs[-1].paths["test"]]
-    return points, graph.config
+    return points, graph.config, pipe
+
+
+def run_graph_building(pipeline_path: str | Path, repeats: int = 3, scaling: bool = False) -> str:
+    """``trkx bench --graph-building``: the benchmark on the pipeline's embedded test events, written
+    as bench_graph_building.json / .md (and .png with ``scaling``) in the workdir; returns the table."""
+    points, graph_cfg, pipe = embedded_points(pipeline_path)
+    res = graph_building_benchmark(points, graph_cfg.r, graph_cfg.k_max, repeats=repeats, scaling=scaling)
+    text = graph_building_markdown(res)
+    write_json(pipe.workdir / "bench_graph_building.json", res)
+    if scaling:
+        graph_building_plot(res, pipe.workdir / "bench_graph_building.png")
+        text += "\n![graph building scaling](bench_graph_building.png)\n"
+    write_text(pipe.workdir / "bench_graph_building.md", text)
+    return text
 
 
 def _time_backends(p: torch.Tensor, r: float, k_max: int, repeats: int, backends: list[str]) -> dict:
@@ -126,21 +141,16 @@ def _time_backends(p: torch.Tensor, r: float, k_max: int, repeats: int, backends
     a drift in machine speed hits all alike), edge counts and identity with the kd-tree's edges."""
     from trkx.stages.frnn import build_edges
 
-    reference = build_edges(p, r, k_max, "kdtree")
-    out = {}
-    for b in backends:           # warm-up, and the identity check
-        e = build_edges(p, r, k_max, b)
-        out[b] = {"times": [], "edges": int(e.shape[1]),
-                  "identical": bool(e.shape == reference.shape and torch.equal(e.cpu(), reference))}
+    edges = {b: build_edges(p, r, k_max, b) for b in backends}      # warm-up, and the identity check
+    reference = edges["kdtree"] if "kdtree" in edges else build_edges(p, r, k_max, "kdtree")
+    times: dict[str, list[float]] = {b: [] for b in backends}
     for _ in range(repeats):
         for b in backends:
-            t0 = time.perf_counter()
-            build_edges(p, r, k_max, b)
-            if p.is_cuda:
-                torch.cuda.synchronize()
-            out[b]["times"].append(time.perf_counter() - t0)
-    return {b: {"median_s": statistics.median(v["times"]), "edges": v["edges"], "identical": v["identical"]}
-            for b, v in out.items()}
+            with stopwatch(times[b], p.device):
+                build_edges(p, r, k_max, b)
+    return {b: {"median_s": statistics.median(times[b]), "edges": int(e.shape[1]),
+                "identical": bool(e.shape == reference.shape and torch.equal(e.cpu(), reference.cpu()))}
+            for b, e in edges.items()}
 
 
 def _scaling_inputs(points: list[torch.Tensor], seed: int = 0) -> list[tuple[str, torch.Tensor]]:

@@ -165,19 +165,7 @@ def bench(pipeline, repeats, graph_building, scaling):
     Writes bench.json and bench.md in the workdir."""
     from trkx import bench as b
     if graph_building:
-        points, graph_cfg = b.embedded_points(pipeline)
-        res = b.graph_building_benchmark(points, graph_cfg.r, graph_cfg.k_max, repeats=max(repeats, 3),
-                                         scaling=scaling)
-        text = b.graph_building_markdown(res)
-        from trkx.runner import Pipeline
-        from trkx.storage import write_json, write_text
-        workdir = Pipeline(pipeline).workdir
-        write_json(workdir / "bench_graph_building.json", res)
-        if scaling:
-            b.graph_building_plot(res, workdir / "bench_graph_building.png")
-            text += "\n![graph building scaling](bench_graph_building.png)\n"
-        write_text(workdir / "bench_graph_building.md", text)
-        click.echo(text)
+        click.echo(b.run_graph_building(pipeline, repeats=max(repeats, 3), scaling=scaling))
         return
     res = b.stage_benchmark(pipeline, repeats)
     click.echo(b.bench_markdown(res))
@@ -196,11 +184,7 @@ def ckf(pipeline):
     (re-simulated identically), written as tracks/event<ID>.csv under <workdir>/baseline_ckf and
     scored with the same metrics as the GNN; prints the comparison (one thread for both)."""
     from trkx.baseline import comparison_markdown, run_ckf_baseline
-    from trkx.report import write_report
-    cmp = run_ckf_baseline(pipeline)
-    from trkx.runner import Pipeline
-    write_report(Pipeline(pipeline).workdir)
-    click.echo(comparison_markdown(cmp))
+    click.echo(comparison_markdown(run_ckf_baseline(pipeline)))
 
 
 if __name__ == "__main__":

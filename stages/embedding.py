@@ -76,6 +76,7 @@ class EmbeddingModule(TrackingModule):
         event.edge_index = build_edges(emb, self.cfg.margin, None, backend="auto")
         self.record_validation(edge_efficiency_purity(event, pt_min=self.cfg.pt_min_eval))
 
+
 @register("embedding")
 class Embedding(ModelStage):
     """Adds ``embedding`` (N, emb_dim) to each event."""

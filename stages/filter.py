@@ -70,6 +70,7 @@ class FilterModule(TrackingModule):
         keep = torch.sigmoid(self(event)) >= self.cfg.cut
         self.record_validation(edge_efficiency_purity(event, keep, self.cfg.pt_min_eval))
 
+
 @register("filter")
 class EdgeFilter(ModelStage):
     """Adds ``filter_score`` and removes edges below ``cut``."""

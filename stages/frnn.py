@@ -81,12 +81,17 @@ def _boundary_drops(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, d2: t
     return band[exact >= r2]
 
 
+def _key_bits(n: int) -> int:
+    """Bits of a point index in the packed edge keys ``query << bits | neighbour``."""
+    return max(1, (n - 1).bit_length())
+
+
 def _cap_keys(x: torch.Tensor, q: torch.Tensor, nb: torch.Tensor, over: torch.Tensor, k_max: int) -> torch.Tensor:
     """Edges ``q -> nb`` (all live candidates of the over-cap queries ``over``) that fall outside
     their query's ``k_max`` nearest: float32 distance, ties to the smaller neighbour index.  Returned
     as sorted canonical keys ``q << bits | nb``."""
     n = x.shape[0]
-    bits = max(1, (n - 1).bit_length())
+    bits = _key_bits(n)
     xf = x.float()
     d2 = (xf.index_select(0, q) - xf.index_select(0, nb)).pow(2).sum(-1)
     # one value sort per group of queries on (query, distance, neighbour) packed in 63 bits: the
@@ -126,7 +131,7 @@ def _canonical(src: torch.Tensor, dst: torch.Tensor, n: int, both_ways: bool = F
     per edge.  ``both_ways``: (src, dst) are unordered pairs; edge p is src[p] -> dst[p] and edge
     M + p the reverse.  ``drop``: distinct positions of edges to leave out (given the largest key,
     so the sort moves them to the end, where they are cut).  ``remove``: sorted keys to leave out."""
-    bits = max(1, (n - 1).bit_length())
+    bits = _key_bits(n)
     mask = (1 << bits) - 1
     n_drop = 0 if drop is None else int(drop.numel())
     if _numpy(src):
@@ -163,21 +168,40 @@ def _canonical(src: torch.Tensor, dst: torch.Tensor, n: int, both_ways: bool = F
     return torch.stack([key >> bits, key & mask])
 
 
+def _cap_removals(x: torch.Tensor, directions: list[tuple[torch.Tensor, torch.Tensor]], dead: torch.Tensor,
+                  k_max: int) -> torch.Tensor | None:
+    """Sorted keys of the edges the ``k_max`` cap removes, or None when no query is over it.
+    ``directions``: (query, neighbour) arrays of the candidates, all indexed alike (one pair for
+    directed candidates; both orientations for unordered pairs); ``dead``: positions rejected already."""
+    n = x.shape[0]
+    degree = sum(torch.bincount(q, minlength=n) - torch.bincount(q[dead], minlength=n) for q, _ in directions)
+    over = degree > k_max
+    if not bool(over.any()):
+        return None
+    alive = torch.ones(directions[0][0].numel(), dtype=torch.bool, device=over.device)
+    alive[dead] = False
+    picks = [torch.nonzero(alive & over.index_select(0, q)).squeeze(-1) for q, _ in directions]
+    return _cap_keys(x, torch.cat([q[p] for (q, _), p in zip(directions, picks)]),
+                     torch.cat([nb[p] for (_, nb), p in zip(directions, picks)]), torch.nonzero(over).squeeze(-1), k_max)
+
+
 def _finalize(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, d2: torch.Tensor, r: float,
               k_max: int | None, tol: float) -> torch.Tensor:
     """Directed candidates (with approximate squared distances, good to ``tol``) to the final edges."""
     keep = (src != dst) & (d2 < r * r + tol)
     src, dst, d2 = src[keep], dst[keep], d2[keep]
     drop = _boundary_drops(x, src, dst, d2, r, tol)
-    remove = None
-    if k_max is not None and src.numel():
-        alive = torch.ones(src.numel(), dtype=torch.bool, device=src.device)
-        alive[drop] = False
-        degree = torch.bincount(src[alive], minlength=x.shape[0])
-        if int(degree.max()) > k_max:
-            sel = torch.nonzero(alive & (degree.index_select(0, src) > k_max)).squeeze(-1)
-            remove = _cap_keys(x, src[sel], dst[sel], torch.nonzero(degree > k_max).squeeze(-1), k_max)
+    remove = _cap_removals(x, [(src, dst)], drop, k_max) if k_max is not None and src.numel() else None
     return _canonical(src, dst, x.shape[0], drop=drop, remove=remove)
+
+
+def _finalize_pairs(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, d2: torch.Tensor, r: float,
+                    k_max: int | None, tol: float) -> torch.Tensor:
+    """Unordered candidate pairs (each once, approximate squared distances good to ``tol``) to the
+    final directed edges: radius test at the boundary, both directions, the cap, canonical order."""
+    outside = _boundary_drops(x, i, j, d2, r, tol)      # pairs beyond r after all
+    remove = _cap_removals(x, [(i, j), (j, i)], outside, k_max) if k_max is not None and i.numel() else None
+    return _canonical(i, j, x.shape[0], both_ways=True, drop=torch.cat([outside, outside + i.numel()]), remove=remove)
 
 
 # --------------------------------------------------------------------------- grid backend
@@ -333,28 +357,6 @@ def _hit_points(flat: torch.Tensor, a: torch.Tensor, b: torch.Tensor, perm: torc
     return (torch.from_numpy(i), torch.from_numpy(j)) if isinstance(i, np.ndarray) else (i, j)
 
 
-def _finalize_pairs(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, d2: torch.Tensor, r: float,
-                    k_max: int | None, tol: float) -> torch.Tensor:
-    """Unordered candidate pairs (each once, approximate squared distances good to ``tol``) to the
-    final directed edges: radius test at the boundary, both directions, the cap, canonical order."""
-    n, m = x.shape[0], i.numel()
-    outside = _boundary_drops(x, i, j, d2, r, tol)      # pairs beyond r after all
-    drop = torch.cat([outside, outside + m])            # both directions of each
-    remove = None
-    if k_max is not None and m:
-        degree = (torch.bincount(i, minlength=n) + torch.bincount(j, minlength=n)
-                  - torch.bincount(i[outside], minlength=n) - torch.bincount(j[outside], minlength=n))
-        if int(degree.max()) > k_max:       # only the edges of over-cap queries are ranked
-            alive = torch.ones(m, dtype=torch.bool, device=i.device)
-            alive[outside] = False
-            over = degree > k_max
-            fwd = torch.nonzero(alive & over.index_select(0, i)).squeeze(-1)
-            bwd = torch.nonzero(alive & over.index_select(0, j)).squeeze(-1)
-            remove = _cap_keys(x, torch.cat([i[fwd], j[bwd]]), torch.cat([j[fwd], i[bwd]]),
-                               torch.nonzero(over).squeeze(-1), k_max)
-    return _canonical(i, j, n, both_ways=True, drop=drop, remove=remove)
-
-
 def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     """Uniform-grid tiles.  Points are rotated onto their principal axes and counting-sorted into
     the cells (side r/2) of a uniform grid on the leading ``GRID_DIMS`` axes (Bentley 1977;
@@ -390,9 +392,8 @@ def _kdtree(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
         i = torch.as_tensor(pairs[:, 0], device=x.device)
         j = torch.as_tensor(pairs[:, 1], device=x.device)
         xd = x.double()
-        d2 = (xd.index_select(0, i) - xd.index_select(0, j)).pow(2).sum(-1)
-        keep = d2 < r * r
-        return _canonical(i[keep], j[keep], x.shape[0], both_ways=True)
+        d2 = (xd.index_select(0, i) - xd.index_select(0, j)).pow(2).sum(-1)   # exact already: no band
+        return _finalize_pairs(x, i, j, d2, r, None, tol=0.0)
     # a few extra neighbours so that float32 near-ties at the cap are ranked like every backend
     k = min(k_max + 17, len(pts))
     dist, idx = tree.query(pts, k=k, distance_upper_bound=bound, workers=-1)

@@ -159,6 +159,7 @@ class GNNModule(TrackingModule):
         keep = torch.sigmoid(self(event).float()) >= 0.5
         self.record_validation(edge_efficiency_purity(event, keep, self.cfg.pt_min_eval))
 
+
 def autocast_context(precision: str, device: torch.device):
     """Mixed-precision inference context; fp16 needs CUDA, so on CPU both mixed modes use bf16."""
     if precision == "32":
