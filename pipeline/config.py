@@ -124,7 +124,8 @@ def parse_config(cls: type[T], data: dict, where: str, prefix: str = "") -> T:
         try:
             check()
         except ValueError as err:
-            raise ConfigError(f"{where}: {err}") from None
+            at = f"{prefix.rstrip('.')}: " if prefix else ""
+            raise ConfigError(f"{where}: {at}{err}") from None
     return obj
 
 

@@ -1,2 +1,2 @@
 """trkx.stages: the built-in stages. Importing this package registers them by their YAML name."""
-from trkx.stages import embedding, filter, gnn, graph, labeling  # noqa: F401
+from trkx.stages import embedding, filter, gnn, graph, labeling, module_map  # noqa: F401

@@ -2,15 +2,16 @@
 trained with weighted BCE; edges below the cut are removed."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch_geometric.data import Data
 
 from trkx.stage import register
-from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, ModelStage, TrackingModule, edge_efficiency_purity,
-                                edge_features, edge_training_targets, make_mlp, select_edges, weighted_bce)
+from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, ModelStage, SamplingConfig, TrackingModule,
+                                edge_efficiency_purity, edge_features, edge_training_targets, make_mlp, select_edges,
+                                weighted_bce)
 
 
 @dataclass
@@ -27,6 +28,7 @@ class FilterConfig:
     train_edges: int = 40000      # random edges per event and training step (0: all)
     cut: float = 0.05             # keep edges with filter_score >= cut
     pt_min_eval: float = 1.0
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)   # sector training samples
 
     def validate(self) -> None:
         if not 0.0 <= self.cut <= 1.0:

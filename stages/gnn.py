@@ -4,7 +4,7 @@ per unordered region pair), gradient checkpointing and mixed precision."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -15,8 +15,9 @@ from torch_geometric.utils import scatter
 
 from trkx.stage import register
 from trkx.stages.assignment import blackbox_assignment, hamming_loss
-from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, ModelStage, TrackingModule, edge_efficiency_purity,
-                                edge_features, edge_training_targets, make_mlp, select_edges, weighted_bce)
+from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, ModelStage, SamplingConfig, TrackingModule,
+                                edge_efficiency_purity, edge_features, edge_training_targets, make_mlp, select_edges,
+                                weighted_bce)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class GNNConfig:
     weight_decay: float = 1e-5
     cut: float = 0.0                            # drop edges with gnn_score < cut at inference
     pt_min_eval: float = 1.0
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)   # sector training samples
 
     def validate(self) -> None:
         if self.hidden < 1 or self.n_iterations < 1 or self.mlp_layers < 2:
@@ -69,6 +71,21 @@ class GroupedMLP(nn.Module):
         order = torch.cat(idx)
         out = torch.cat(outs)
         return out.index_select(0, torch.argsort(order))
+
+    def forward_edges(self, h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, e: torch.Tensor,
+                      group: torch.Tensor | None) -> torch.Tensor:
+        """The MLP of ``[h[src], h[dst], e]`` per edge.  With one group the first layer is applied
+        to the nodes before the gather: W·[h_s, h_d, e] = (W_s·h)[src] + (W_d·h)[dst] + W_e·e,
+        so per edge it costs one (edge_dim x out) product instead of ((2 node_dim + edge_dim) x out)."""
+        if len(self.nets) > 1:
+            return self(torch.cat([h.index_select(0, src), h.index_select(0, dst), e], -1), group)
+        first, rest = self.nets[0][0], self.nets[0][1:]
+        d = h.shape[1]
+        w_s, w_d, w_e = first.weight[:, :d], first.weight[:, d:2 * d], first.weight[:, 2 * d:]
+        node = h @ torch.cat([w_s, w_d]).t()                     # (N, 2 out): both projections at once
+        out = node[:, :w_s.shape[0]].index_select(0, src) + node[:, w_s.shape[0]:].index_select(0, dst)
+        out = torch.addmm(out, e, w_e.t()) + first.bias
+        return rest(out)
 
 
 def region_pair(region_src: torch.Tensor, region_dst: torch.Tensor, n_regions: int) -> torch.Tensor:
@@ -107,17 +124,17 @@ class InteractionGNN(nn.Module):
 
         def encode(x, efeat):
             h = self.node_encoder(x, ng)
-            return h, self.edge_encoder(torch.cat([h.index_select(0, src), h.index_select(0, dst), efeat], -1), eg)
+            return h, self.edge_encoder.forward_edges(h, src, dst, efeat, eg)
 
         def iteration(h, e):
-            e = self.edge_network(torch.cat([h.index_select(0, src), h.index_select(0, dst), e], -1), eg) + e
+            e = self.edge_network.forward_edges(h, src, dst, e, eg) + e
             agg_in = scatter(e, dst, 0, dim_size=n, reduce=self.cfg.aggregation)
             agg_out = scatter(e, src, 0, dim_size=n, reduce=self.cfg.aggregation)
             h = self.node_network(torch.cat([h, agg_in, agg_out], -1), ng) + h
             return h, e
 
         def decode(h, e):
-            return self.decoder(torch.cat([h.index_select(0, src), h.index_select(0, dst), e], -1), eg).squeeze(-1)
+            return self.decoder.forward_edges(h, src, dst, e, eg).squeeze(-1)
 
         h, e = self._maybe_ckpt(encode, x, efeat, level="maximal")
         for _ in range(self.cfg.n_iterations):

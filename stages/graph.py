@@ -12,14 +12,21 @@ from trkx.stage import Stage, register
 from trkx.stages.frnn import build_edges
 
 
-def orient_and_dedup(event: Data, edges: torch.Tensor) -> torch.Tensor:
-    """Undirected unique edges, each pointing outwards (from the hit nearer the origin)."""
+def outward(event: Data, edges: torch.Tensor) -> torch.Tensor:
+    """The same edges, each pointing outwards (from the hit nearer the origin; ties by index)."""
     if edges.numel() == 0:
         return edges
     dist = torch.sqrt(event.r.double() ** 2 + event.z.double() ** 2).to(edges.device)
     src, dst = edges
     flip = (dist[src] > dist[dst]) | ((dist[src] == dist[dst]) & (src > dst))
-    src, dst = torch.where(flip, dst, src), torch.where(flip, src, dst)
+    return torch.stack([torch.where(flip, dst, src), torch.where(flip, src, dst)])
+
+
+def orient_and_dedup(event: Data, edges: torch.Tensor) -> torch.Tensor:
+    """Undirected unique edges, each pointing outwards (from the hit nearer the origin)."""
+    if edges.numel() == 0:
+        return edges
+    src, dst = outward(event, edges)
     n = event.num_nodes
     key = torch.unique(src * n + dst)
     return torch.stack([key // n, key % n])

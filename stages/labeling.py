@@ -1,7 +1,7 @@
 """Track labeling: edges and scores to a ``track_id`` per hit (-1 = unassigned).
 
-Methods: connected components (SciPy on CPU, cuGraph on GPU when installed), CC + walkthrough for
-merged components, and linear-sum-assignment labeling (each hit keeps at most one predecessor and
+Methods: connected components (SciPy on CPU, cuGraph on GPU when installed), CC after junction
+removal (every hit keeps its best incoming and outgoing edge), CC + walkthrough for merged components, and linear-sum-assignment labeling (each hit keeps at most one predecessor and
 one successor)."""
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def best_successor_paths(edge_index: torch.Tensor, score: torch.Tensor, n: int) 
 
 @dataclass
 class LabelingConfig:
-    method: Literal["cc", "walkthrough", "assignment"] = "cc"
+    method: Literal["cc", "junction", "walkthrough", "assignment"] = "cc"
     score_field: str = "gnn_score"
     cut: float = 0.5                 # edges above this score are connected
     walk_cut: float = 0.1            # walkthrough follows edges above this score inside merged components
@@ -135,6 +135,12 @@ class TrackLabeling(Stage):
         score = event[cfg.score_field] if ei.shape[1] else torch.zeros(0)
         if cfg.method == "cc":
             labels = connected_component_labels(ei[:, score > cfg.cut], n, cfg.backend)
+        elif cfg.method == "junction":
+            # junction removal: at every hit only the best incoming and best outgoing edge above
+            # the cut survive, so components are simple paths
+            strong = score > cfg.cut
+            keep = best_successor_paths(ei[:, strong], score[strong], n)
+            labels = connected_component_labels(ei[:, strong][:, keep], n, cfg.backend)
         elif cfg.method == "walkthrough":
             labels = self._cc_and_walk(ei, score, n)
         else:

@@ -8,7 +8,7 @@ import math
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -26,27 +26,62 @@ TRACKML_RESOLUTION_MM = {
 
 
 @dataclass
+class GunConfig:
+    """One particle species of the event: ``particles_per_vertex`` particles of ``pdg`` at each
+    of the gun's vertices, flat in pT (GeV) and eta."""
+    pdg: int = 13
+    particles_per_vertex: int = 40
+    pt_min: float = 0.5
+    pt_max: float = 10.0
+    eta_min: float = -2.5
+    eta_max: float = 2.5
+    randomize_charge: bool = True
+
+    def validate(self) -> None:
+        if self.particles_per_vertex < 1:
+            raise ValueError("particles_per_vertex must be >= 1")
+        if not 0 < self.pt_min < self.pt_max:
+            raise ValueError("need 0 < pt_min < pt_max")
+        if not self.eta_min < self.eta_max:
+            raise ValueError("need eta_min < eta_max")
+
+
+@dataclass
 class SimulationConfig:
     n_vertices: int = 5
+    # the single gun used when ``guns`` is empty
     particles_per_vertex: int = 40
     pt_min: float = 0.5          # GeV, transverse momentum
     pt_max: float = 10.0
     eta_min: float = -2.5
     eta_max: float = 2.5
-    pdg: int = 13                # muons by default (no hadronic interactions in Fatras)
+    pdg: int = 13                # muons by default
     randomize_charge: bool = True
+    # a particle mix: each gun draws its own ``n_vertices`` vertices from the luminous region
+    guns: list[GunConfig] = field(default_factory=list)
     vertex_sigma_z: float = 55.5  # mm, luminous region
     vertex_sigma_xy: float = 0.0125
     bfield_tesla: float = 2.0
-    enable_interactions: bool = True
+    enable_interactions: bool = True   # Fatras multiple scattering, energy loss, hadronic interactions
 
     def validate(self) -> None:
-        if self.n_vertices < 1 or self.particles_per_vertex < 1:
-            raise ValueError("simulation: n_vertices and particles_per_vertex must be >= 1")
-        if not 0 < self.pt_min < self.pt_max:
-            raise ValueError("simulation: need 0 < pt_min < pt_max")
-        if not self.eta_min < self.eta_max:
-            raise ValueError("simulation: need eta_min < eta_max")
+        if self.n_vertices < 1:
+            raise ValueError("simulation: n_vertices must be >= 1")
+        for i, gun in enumerate(self.all_guns()):
+            try:
+                gun.validate()
+            except ValueError as err:
+                raise ValueError(f"simulation: gun {i}: {err}") from None
+
+    def all_guns(self) -> list[GunConfig]:
+        """The configured guns, or the single gun of the top-level keys."""
+        if self.guns:
+            return list(self.guns)
+        return [GunConfig(self.pdg, self.particles_per_vertex, self.pt_min, self.pt_max, self.eta_min,
+                          self.eta_max, self.randomize_charge)]
+
+    def particles_per_event(self) -> int:
+        return self.n_vertices * sum(g.particles_per_vertex for g in self.all_guns())
 
 
 def smearing_config() -> dict:
@@ -77,6 +112,40 @@ def _quiet_stdout():
             os.close(saved)
 
 
+def add_particle_guns(seq, cfg: SimulationConfig, rnd, out_dir: Path) -> None:
+    """One ACTS event generator with a parametric particle generator per gun (each with its own
+    ``n_vertices`` vertices); with one gun this is exactly ACTS's ``addParticleGun``."""
+    import acts
+    import acts.examples
+    from acts.examples import EventGenerator
+    from acts.examples.hepmc3 import HepMC3InputConverter
+
+    u = acts.UnitConstants
+    quiet = acts.logging.WARNING
+    vertex = acts.examples.GaussianVertexGenerator(
+        stddev=acts.Vector4(cfg.vertex_sigma_xy * u.mm, cfg.vertex_sigma_xy * u.mm, cfg.vertex_sigma_z * u.mm, 0),
+        mean=acts.Vector4(0, 0, 0, 0))
+    generators = [
+        EventGenerator.Generator(
+            multiplicity=acts.examples.FixedMultiplicityGenerator(n=cfg.n_vertices),
+            vertex=vertex,
+            particles=acts.examples.ParametricParticleGenerator(
+                p=(gun.pt_min * u.GeV, gun.pt_max * u.GeV), pTransverse=True, eta=(gun.eta_min, gun.eta_max),
+                etaUniform=True, numParticles=gun.particles_per_vertex, pdg=acts.PdgParticle(gun.pdg),
+                randomizeCharge=gun.randomize_charge))
+        for gun in cfg.all_guns()]
+    gen = EventGenerator(level=quiet, generators=generators, randomNumbers=rnd, outputEvent="particle_gun_event")
+    seq.addReader(gen)
+    convert = HepMC3InputConverter(level=quiet, inputEvent=gen.config.outputEvent, outputParticles="particles_generated",
+                                   outputVertices="vertices_generated", mergePrimaries=False)
+    seq.addAlgorithm(convert)
+    seq.addWhiteboardAlias("particles", "particles_generated")
+    seq.addWhiteboardAlias("vertices_truth", "vertices_generated")
+    seq.addWhiteboardAlias("particles_generated_selected", "particles_generated")
+    seq.addWriter(acts.examples.CsvParticleWriter(level=quiet, inputParticles="particles_generated",
+                                                  outputDir=str(out_dir), outputStem="particles"))
+
+
 def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, skip: int = 0,
              extend=None) -> None:
     """Run ACTS particle gun + Fatras + smearing digitisation, writing ACTS CSVs to ``out_dir``.
@@ -84,8 +153,7 @@ def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, ski
     ``extend(seq, geometry, field)`` may add reconstruction after the digitisation."""
     import acts
     import acts.examples
-    from acts.examples.simulation import (EtaConfig, MomentumConfig, ParticleConfig, addDigitization,
-                                          addFatras, addParticleGun)
+    from acts.examples.simulation import addDigitization, addFatras
 
     u = acts.UnitConstants
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -96,20 +164,11 @@ def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, ski
         geometry = detector.trackingGeometry()
         field = acts.ConstantBField(acts.Vector3(0, 0, cfg.bfield_tesla * u.T))
         rnd = acts.examples.RandomNumbers(seed=seed)
+        # hadronic interactions raise harmless floating-point exceptions inside Fatras; do not abort on them
         seq = acts.examples.Sequencer(events=n_events, skip=skip, numThreads=1, logLevel=acts.logging.WARNING,
+                                      trackFpes=False,
                                       outputDir=str(out_dir))
-        addParticleGun(
-            seq,
-            momentumConfig=MomentumConfig(cfg.pt_min * u.GeV, cfg.pt_max * u.GeV, transverse=True),
-            etaConfig=EtaConfig(cfg.eta_min, cfg.eta_max, uniform=True),
-            particleConfig=ParticleConfig(cfg.particles_per_vertex, acts.PdgParticle(cfg.pdg),
-                                          randomizeCharge=cfg.randomize_charge),
-            multiplicity=cfg.n_vertices,
-            vtxGen=acts.examples.GaussianVertexGenerator(
-                stddev=acts.Vector4(cfg.vertex_sigma_xy * u.mm, cfg.vertex_sigma_xy * u.mm,
-                                    cfg.vertex_sigma_z * u.mm, 0),
-                mean=acts.Vector4(0, 0, 0, 0)),
-            rnd=rnd, outputDirCsv=str(out_dir), logLevel=acts.logging.WARNING)
+        add_particle_guns(seq, cfg, rnd, out_dir)
         addFatras(seq, geometry, field, rnd=rnd, enableInteractions=cfg.enable_interactions,
                   outputDirCsv=str(out_dir), logLevel=acts.logging.WARNING)
         addDigitization(seq, geometry, field, digiConfigFile=str(digi), outputDirCsv=str(out_dir),

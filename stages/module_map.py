@@ -1,0 +1,178 @@
+"""Module-map graph construction (GNN4ITk's production method).
+
+Training reads the truth of the training events: every pair of consecutive hits of one particle
+connects two detector modules.  The map keeps each such (inner module, outer module) pair with a
+window per geometric doublet quantity (the ``edge_features``: Δr, Δφ, Δz, Δη, φ slope, z0), the
+min and max seen in training, widened by ``margin``.  At inference every hit pair of two modules
+the map connects is a candidate; those inside every window of their module pair become edges.
+The map is the stage's trained state: saved, fingerprinted and cached like weights."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch_geometric.data import Data
+
+from trkx.event import edge_truth
+from trkx.stage import TrainableStage, register
+from trkx.stages.common import EDGE_FEATURES, edge_features
+from trkx.stages.graph import orient_and_dedup, outward
+
+_BITS = 21   # bits per volume / layer / module id in the packed module key
+
+
+def module_key(event: Data, granularity: str = "module") -> torch.Tensor:
+    """One int64 per hit naming its module, (volume_id, layer_id, module_id) packed, or with
+    ``granularity='layer'`` its layer (module_id left out)."""
+    key = (event.volume_id << (2 * _BITS)) | (event.layer_id << _BITS)
+    return key | event.module_id if granularity == "module" else key
+
+
+@dataclass
+class ModuleMapConfig:
+    granularity: Literal["module", "layer"] = "module"   # what the map connects
+    windows: Literal["module", "layer"] = "module"
+    pt_min: float = 0.0           # GeV: particles below this pT do not enter the map
+    min_hits: int = 3             # ... nor particles with fewer hits
+    margin: float = 0.05          # windows padded on each side by this fraction of the layer pair's window
+    min_width: list[float] = None  # per feature, added to every window's width (edge-feature units)
+    max_candidates: int = 4_000_000   # candidate pairs scored per chunk (bounds memory)
+
+    def __post_init__(self):
+        if self.min_width is None:
+            self.min_width = [0.0] * len(EDGE_FEATURES)
+
+    def validate(self) -> None:
+        if self.margin < 0:
+            raise ValueError("key 'margin': must be >= 0")
+        if len(self.min_width) != len(EDGE_FEATURES):
+            raise ValueError(f"key 'min_width': need {len(EDGE_FEATURES)} values ({', '.join(EDGE_FEATURES)})")
+        if self.max_candidates < 1:
+            raise ValueError("key 'max_candidates': must be >= 1")
+
+
+def map_truth_edges(event: Data, pt_min: float, min_hits: int) -> torch.Tensor:
+    """The truth track edges that build the map, oriented outwards (as the graph's edges are)."""
+    tt = event.track_edges
+    pid = event.particle_id
+    inv = torch.unique(pid, return_inverse=True)[1]
+    hits_of = torch.bincount(inv)[inv]
+    ok = (event.pt[tt[0]] >= pt_min) & (hits_of[tt[0]] >= min_hits)
+    return outward(event, tt[:, ok])
+
+
+def build_module_map(events, cfg: ModuleMapConfig) -> dict[str, torch.Tensor]:
+    """Module pairs and their feature windows from the truth edges of ``events``."""
+    pairs, feats = [], []
+    for event in events:
+        edges = map_truth_edges(event, cfg.pt_min, cfg.min_hits)
+        mk = module_key(event, cfg.granularity)
+        pairs.append(torch.stack([mk[edges[0]], mk[edges[1]]], dim=1))
+        feats.append(edge_features(event, edges))
+    pairs, feats = torch.cat(pairs), torch.cat(feats)
+    keys, inv, counts = torch.unique(pairs, dim=0, return_inverse=True, return_counts=True)
+    lo, hi = _windows(inv, len(keys), feats)
+    # A module pair sees few training edges, so its min/max under-estimates the spread; pad it by
+    # a fraction of its layer pair's window, which pools every module pair of the two layers.
+    layer_of = keys & ~((1 << _BITS) - 1)
+    layer_pairs, layer_inv = torch.unique(layer_of, dim=0, return_inverse=True)
+    llo, lhi = _windows(layer_inv[inv], len(layer_pairs), feats)
+    pad = cfg.margin * (lhi - llo)[layer_inv] + torch.tensor(cfg.min_width) / 2
+    if cfg.windows == "layer":
+        lo, hi = llo[layer_inv], lhi[layer_inv]
+    return {"modules": keys, "lo": lo - pad, "hi": hi + pad, "count": counts}
+
+
+def _windows(group: torch.Tensor, n_groups: int, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-group min and max of each feature column."""
+    idx = group[:, None].expand(-1, feats.shape[1])
+    lo = torch.full((n_groups, feats.shape[1]), float("inf")).scatter_reduce(0, idx, feats, "amin")
+    hi = torch.full((n_groups, feats.shape[1]), float("-inf")).scatter_reduce(0, idx, feats, "amax")
+    return lo, hi
+
+
+def _group_starts(sorted_keys: torch.Tensor, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(start, count) of each query key in a sorted key array (count 0 where absent)."""
+    start = torch.searchsorted(sorted_keys, query)
+    end = torch.searchsorted(sorted_keys, query, right=True)
+    return start, end - start
+
+
+def module_map_edges(event: Data, mmap: dict[str, torch.Tensor], max_candidates: int,
+                     granularity: str = "module") -> torch.Tensor:
+    """Directed edges (inner, outer) of every hit pair that a map entry connects and whose doublet
+    features lie inside that entry's windows."""
+    mk = module_key(event, granularity)
+    order = torch.argsort(mk, stable=True)
+    sorted_mk = mk[order]
+    s1, c1 = _group_starts(sorted_mk, mmap["modules"][:, 0])
+    s2, c2 = _group_starts(sorted_mk, mmap["modules"][:, 1])
+    n_cand = c1 * c2
+    live = torch.nonzero(n_cand > 0).squeeze(1)
+    out = []
+    # chunks of map entries whose candidate pairs add up to at most max_candidates
+    cum = torch.cumsum(n_cand[live], 0)
+    bounds = torch.searchsorted(cum, torch.arange(max_candidates, int(cum[-1]) + max_candidates, max_candidates)) \
+        if live.numel() else torch.zeros(0, dtype=torch.long)
+    first = 0
+    for last in bounds.tolist():
+        last = max(last, first + 1)
+        entries = live[first:last]
+        first = last
+        if entries.numel() == 0:
+            break
+        nc = n_cand[entries]
+        entry = torch.repeat_interleave(entries, nc)
+        offset = torch.cumsum(nc, 0) - nc
+        local = torch.arange(int(nc.sum())) - torch.repeat_interleave(offset, nc)
+        i, j = local // c2[entry], local % c2[entry]
+        src, dst = order[s1[entry] + i], order[s2[entry] + j]
+        cand = torch.stack([src, dst])
+        f = edge_features(event, cand)
+        inside = ((f >= mmap["lo"][entry]) & (f <= mmap["hi"][entry])).all(dim=1) & (src != dst)
+        out.append(cand[:, inside])
+        if first >= live.numel():
+            break
+    return torch.cat(out, dim=1) if out else torch.zeros(2, 0, dtype=torch.long)
+
+
+@register("module_map")
+class ModuleMap(TrainableStage):
+    """Adds ``edge_index`` (outward, unique) and truth ``y`` from the module map of the training events."""
+    Config = ModuleMapConfig
+    weights_format = 1
+
+    def __init__(self, config, **kw):
+        super().__init__(config, **kw)
+        self.map: dict[str, torch.Tensor] | None = None
+
+    def fit(self, train, val) -> dict:
+        self.map = build_module_map(train, self.config)
+        # how much of the validation truth the map can reach at all
+        found = total = 0
+        for event in val:
+            truth = map_truth_edges(event, self.config.pt_min, self.config.min_hits)
+            edges = orient_and_dedup(event, module_map_edges(event, self.map, self.config.max_candidates, self.config.granularity))
+            n = event.num_nodes
+            found += int(torch.isin(truth[0] * n + truth[1], edges[0] * n + edges[1]).sum())
+            total += truth.shape[1]
+        return {"module_pairs": int(len(self.map["modules"])), "train_events": len(train),
+                "val_truth_edge_efficiency": found / total if total else float("nan")}
+
+    def save(self, path):
+        from trkx.storage import atomic_path
+        with atomic_path(path) as tmp:
+            torch.save(self.map, tmp)
+
+    def load(self, path):
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if set(blob) != {"modules", "lo", "hi", "count"}:
+            raise ValueError("not a module map")
+        self.map = blob
+
+    def infer(self, event: Data) -> Data:
+        edges = module_map_edges(event, self.map, self.config.max_candidates, self.config.granularity)
+        event.edge_index = orient_and_dedup(event, edges)
+        event.y = edge_truth(event, event.edge_index)
+        return event

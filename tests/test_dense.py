@@ -1,0 +1,180 @@
+"""Pieces for dense events: particle-gun mixes, the module map, sector training samples,
+junction removal, and the GNN's node-projected edge MLPs."""
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from trkx.config import ConfigError, parse_config
+from trkx.stages.common import SamplingConfig, edge_features, sector_samples
+from trkx.stages.data import DataConfig
+from trkx.stages.gnn import GNNConfig, GroupedMLP, InteractionGNN
+from trkx.stages.graph import orient_and_dedup, outward
+from trkx.stages.labeling import LabelingConfig, TrackLabeling
+from trkx.stages.module_map import ModuleMap, ModuleMapConfig, build_module_map, map_truth_edges, module_map_edges
+from trkx.stages.simulation import SimulationConfig, simulate_events
+from trkx.stages.trackml_io import read_trackml_event
+
+
+def edge_set(ei, n):
+    return set((ei[0] * n + ei[1]).tolist())
+
+
+# ---------------------------------------------------------------- particle-gun mix
+def test_gun_mix_simulates_every_species(tmp_path):
+    import pandas as pd
+    from trkx.stages.simulation import run_acts
+    cfg = parse_config(SimulationConfig, {"n_vertices": 2, "enable_interactions": False, "guns": [
+        {"pdg": 211, "particles_per_vertex": 6, "pt_min": 1.0, "pt_max": 5.0},
+        {"pdg": 11, "particles_per_vertex": 3, "pt_min": 1.0, "pt_max": 5.0},
+        {"pdg": 13, "particles_per_vertex": 2, "pt_min": 0.1, "pt_max": 0.5}]}, "sim.yaml")
+    assert cfg.particles_per_event() == 22
+    run_acts(cfg, 1, seed=3, out_dir=tmp_path)
+    p = pd.read_csv(tmp_path / "event000000000-particles.csv")
+    pt = (p.px ** 2 + p.py ** 2) ** 0.5
+    species = p.particle_type.abs()
+    assert (species == 211).sum() == 12 and (species == 11).sum() == 6 and (species == 13).sum() == 4
+    assert pt[species == 13].between(0.1, 0.5).all() and pt[species != 13].between(1.0, 5.0).all()
+    # each gun draws its own vertices
+    assert p[species == 211].vz.nunique() == 2
+
+
+def test_gun_mix_config_errors_name_the_gun():
+    with pytest.raises(ConfigError, match=r"data.yaml: key 'simulation.guns\[1\].pt_max'"):
+        parse_config(DataConfig, {"simulation": {"guns": [{"pdg": 13}, {"pt_max": "x"}]}}, "data.yaml")
+    with pytest.raises(ConfigError, match=r"data.yaml: simulation.guns\[1\]: need 0 < pt_min < pt_max"):
+        parse_config(DataConfig, {"simulation": {"guns": [{"pdg": 13}, {"pt_min": 2.0, "pt_max": 1.0}]}},
+                     "data.yaml")
+
+
+# ---------------------------------------------------------------- module map
+def test_module_map_of_an_event_recovers_all_its_truth_edges(tiny_events):
+    event = tiny_events[0]
+    cfg = ModuleMapConfig(pt_min=0.0, min_hits=1, margin=0.0)
+    mmap = build_module_map([event], cfg)
+    truth = map_truth_edges(event, 0.0, 1)
+    assert truth.shape[1] == event.track_edges.shape[1] > 50
+    found = orient_and_dedup(event, module_map_edges(event, mmap, cfg.max_candidates))
+    n = event.num_nodes
+    assert edge_set(truth, n) <= edge_set(found, n)
+    # and the windows cut: far fewer edges than all hit pairs of the connected modules
+    loose = build_module_map([event], ModuleMapConfig(pt_min=0.0, min_hits=1, margin=100.0))
+    assert found.shape[1] < orient_and_dedup(event, module_map_edges(event, loose, 10**7)).shape[1]
+
+
+def test_module_map_chunks_give_the_same_edges(tiny_events):
+    event = tiny_events[1]
+    cfg = ModuleMapConfig(pt_min=0.0, min_hits=1, margin=0.5)
+    mmap = build_module_map(tiny_events[:2], cfg)
+    whole = module_map_edges(event, mmap, 10**7)
+    chunked = module_map_edges(event, mmap, 37)
+    n = event.num_nodes
+    assert whole.shape == chunked.shape and edge_set(whole, n) == edge_set(chunked, n)
+
+
+@pytest.mark.parametrize("granularity", ["module", "layer"])
+def test_module_map_stage_fits_saves_and_loads(tiny_events, tmp_path, granularity):
+    train, val = tiny_events[:2], tiny_events[2:3]
+    stage = ModuleMap(ModuleMapConfig(granularity=granularity, pt_min=0.0, min_hits=1))
+    report = stage.fit(train, val)
+    assert report["module_pairs"] == len(stage.map["modules"]) > 0
+    assert 0.0 < report["val_truth_edge_efficiency"] <= 1.0
+    stage.save(tmp_path / "map.pt")
+    other = ModuleMap(stage.config)
+    other.load(tmp_path / "map.pt")
+    a, b = stage.infer(val[0].clone()), other.infer(val[0].clone())
+    assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.y, b.y)
+    assert (outward(a, a.edge_index) == a.edge_index).all()
+
+
+def test_layer_granularity_reaches_at_least_the_module_maps_edges(tiny_events):
+    train, event = tiny_events[:2], tiny_events[3]
+    n = event.num_nodes
+    edges = {}
+    for g in ("module", "layer"):
+        cfg = ModuleMapConfig(granularity=g, windows="layer", pt_min=0.0, min_hits=1)
+        edges[g] = edge_set(module_map_edges(event, build_module_map(train, cfg), 10**7, g), n)
+    assert edges["module"] < edges["layer"]
+
+
+# ---------------------------------------------------------------- sectors
+@pytest.mark.parametrize("eta, phi, overlap", [(2, 4, 0.1), (3, 5, 0.0), (1, 3, 0.2)])
+def test_sector_cores_cover_every_edge_exactly_once(tiny_events, eta, phi, overlap):
+    event = tiny_events[0].clone()
+    # an event graph: all truth edges plus random fakes
+    g = torch.Generator().manual_seed(1)
+    fake = torch.randint(0, event.num_nodes, (2, 3000), generator=g)
+    event.edge_index = orient_and_dedup(event, torch.cat([event.track_edges, fake], 1))
+    event.y = event.particle_id[event.edge_index[0]] == event.particle_id[event.edge_index[1]]
+    samples = sector_samples(event, SamplingConfig(eta, phi, overlap))
+    assert len(samples) > 1
+    n = event.num_nodes
+    seen = torch.zeros(n * n, dtype=torch.long)
+    for s in samples:
+        hit = s.hit_id  # map back to event numbering through the unique hit ids
+        pos = torch.searchsorted(event.hit_id, hit)
+        assert torch.equal(event.hit_id[pos], hit)
+        ei = pos[s.edge_index]
+        core = s.core_edge.bool()
+        seen.index_add_(0, ei[0, core] * n + ei[1, core], torch.ones(int(core.sum()), dtype=torch.long))
+        # per-edge fields stay aligned with the edges
+        assert torch.equal(s.y, s.particle_id[s.edge_index[0]] == s.particle_id[s.edge_index[1]])
+        assert s.track_edges.max() < s.num_nodes
+    keys = event.edge_index[0] * n + event.edge_index[1]
+    assert (seen[keys] == 1).all() and int(seen.sum()) == keys.numel()
+
+
+def test_sector_samples_respect_max_edges(tiny_events):
+    event = tiny_events[0].clone()
+    event.edge_index = orient_and_dedup(event, torch.randint(0, event.num_nodes, (2, 4000)))
+    event.y = torch.zeros(event.edge_index.shape[1], dtype=torch.bool)
+    samples = sector_samples(event, SamplingConfig(1, 2, 0.1, max_edges=300))
+    assert all(s.edge_index.shape[1] == 300 == s.y.numel() == s.core_edge.numel() for s in samples)
+
+
+def test_gnn_trains_on_sectors_through_the_stage(tiny_events):
+    from trkx.stages.gnn import EdgeClassifier
+    events = []
+    for e in tiny_events[:3]:
+        e = e.clone()
+        e.edge_index = orient_and_dedup(e, torch.cat([e.track_edges, torch.randint(0, e.num_nodes, (2, 500))], 1))
+        e.y = e.particle_id[e.edge_index[0]] == e.particle_id[e.edge_index[1]]
+        events.append(e)
+    cfg = parse_config(GNNConfig, {"hidden": 8, "n_iterations": 1, "epochs": 1,
+                                   "sampling": {"eta_sectors": 2, "phi_sectors": 2}}, "gnn.yaml")
+    stage = EdgeClassifier(cfg)
+    stage.progress = False
+    report = stage.fit(events[:2], events[2:])
+    assert len(report["val_history"]) == 1
+    steps = stage.model.trainer.global_step
+    assert steps == 2 * 4   # one optimiser step per sector sample
+
+
+# ---------------------------------------------------------------- junction removal
+def test_junction_removal_splits_a_merged_pair_of_tracks():
+    # two tracks 0-1-2-3-4 and 5-6-7-8-9 with strong fake edges 1->7 and 6->2 (lower than the true)
+    true = [(0, 1), (1, 2), (2, 3), (3, 4), (5, 6), (6, 7), (7, 8), (8, 9)]
+    fake = [(1, 7), (6, 2)]
+    ei = torch.tensor(true + fake).T
+    score = torch.tensor([.9] * 8 + [.7, .7])
+    event = Data(num_nodes=10, edge_index=ei, gnn_score=score)
+    cc = TrackLabeling(LabelingConfig(method="cc")).infer(event.clone()).track_id
+    assert len(set(cc.tolist())) == 1
+    jr = TrackLabeling(LabelingConfig(method="junction")).infer(event.clone()).track_id.tolist()
+    assert jr == [0] * 5 + [1] * 5
+
+
+# ---------------------------------------------------------------- node-projected edge MLP
+def test_projected_edge_mlp_equals_concatenation():
+    torch.manual_seed(0)
+    mlp = GroupedMLP(1, 2 * 16 + 5, 16, 16, 2)
+    h, e = torch.randn(40, 16), torch.randn(300, 5)
+    src, dst = torch.randint(0, 40, (2, 300))
+    direct = mlp(torch.cat([h[src], h[dst], e], -1), None)
+    assert torch.allclose(mlp.forward_edges(h, src, dst, e, None), direct, atol=1e-5)
+
+
+def test_interaction_gnn_gradients_flow_through_the_projection():
+    net = InteractionGNN(3, 6, GNNConfig(hidden=8, n_iterations=2))
+    x, ei = torch.randn(30, 3), torch.randint(0, 30, (2, 100))
+    net(x, ei, torch.randn(100, 6)).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
