@@ -99,7 +99,7 @@ def build_event(df: pd.DataFrame, cfg: DataConfig, event_id: int, where: str) ->
         raise DataError(f"{where}: event {event_id}, hit_id {int(df.hit_id.iloc[row])}: non-finite feature")
     dist = np.sqrt((df.x - df.vx) ** 2 + (df.y - df.vy) ** 2 + (df.z - df.vz) ** 2).to_numpy()
     pid = df.particle_id.to_numpy(dtype=np.int64)
-    t = lambda a, dt=torch.float32: torch.as_tensor(np.ascontiguousarray(a), dtype=dt)  # noqa: E731
+    t = lambda a, dt=torch.float32: torch.as_tensor(np.array(a), dtype=dt)  # noqa: E731  (a writable copy)
     return Data(
         event_id=int(event_id), num_nodes=len(df),
         hit_id=t(df.hit_id.to_numpy(), torch.long), x=t(feats),

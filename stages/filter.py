@@ -61,8 +61,7 @@ class FilterModule(TrackingModule):
         n_edges = event.edge_index.shape[1]
         if 0 < self.cfg.train_edges < n_edges:
             pick = torch.randperm(n_edges, device=event.x.device)[: self.cfg.train_edges]
-            event = event.clone()
-            event.edge_index, event.y = event.edge_index[:, pick], event.y[pick]
+            event = select_edges(event.clone(), pick, EDGE_FIELDS + ("core_edge",))
         target, weight = edge_training_targets(event)
         loss = weighted_bce(self(event), target, weight, self.cfg.pos_weight)
         self.log("train_loss", loss, batch_size=1)

@@ -106,22 +106,17 @@ def module_map_edges(event: Data, mmap: dict[str, torch.Tensor], max_candidates:
     mk = module_key(event, granularity)
     order = torch.argsort(mk, stable=True)
     sorted_mk = mk[order]
-    s1, c1 = _group_starts(sorted_mk, mmap["modules"][:, 0])
-    s2, c2 = _group_starts(sorted_mk, mmap["modules"][:, 1])
+    s1, c1 = _group_starts(sorted_mk, mmap["modules"][:, 0].contiguous())
+    s2, c2 = _group_starts(sorted_mk, mmap["modules"][:, 1].contiguous())
     n_cand = c1 * c2
     live = torch.nonzero(n_cand > 0).squeeze(1)
     out = []
-    # chunks of map entries whose candidate pairs add up to at most max_candidates
-    cum = torch.cumsum(n_cand[live], 0)
-    bounds = torch.searchsorted(cum, torch.arange(max_candidates, int(cum[-1]) + max_candidates, max_candidates)) \
-        if live.numel() else torch.zeros(0, dtype=torch.long)
-    first = 0
-    for last in bounds.tolist():
-        last = max(last, first + 1)
-        entries = live[first:last]
-        first = last
+    # chunks of map entries holding about max_candidates candidate pairs (an entry by its first pair)
+    nc_live = n_cand[live]
+    chunk = (torch.cumsum(nc_live, 0) - nc_live) // max_candidates
+    for entries in torch.split(live, torch.bincount(chunk).tolist() if live.numel() else []):
         if entries.numel() == 0:
-            break
+            continue
         nc = n_cand[entries]
         entry = torch.repeat_interleave(entries, nc)
         offset = torch.cumsum(nc, 0) - nc
@@ -132,8 +127,6 @@ def module_map_edges(event: Data, mmap: dict[str, torch.Tensor], max_candidates:
         f = edge_features(event, cand)
         inside = ((f >= mmap["lo"][entry]) & (f <= mmap["hi"][entry])).all(dim=1) & (src != dst)
         out.append(cand[:, inside])
-        if first >= live.numel():
-            break
     return torch.cat(out, dim=1) if out else torch.zeros(2, 0, dtype=torch.long)
 
 

@@ -131,6 +131,19 @@ def test_sector_samples_respect_max_edges(tiny_events):
     assert all(s.edge_index.shape[1] == 300 == s.y.numel() == s.core_edge.numel() for s in samples)
 
 
+def test_only_core_edges_carry_loss_weight(tiny_events):
+    from trkx.stages.common import edge_training_targets
+    event = tiny_events[0].clone()
+    event.edge_index = orient_and_dedup(event, torch.cat([event.track_edges, torch.randint(0, event.num_nodes, (2, 800))], 1))
+    sample = sector_samples(event, SamplingConfig(2, 2, 0.1))[0]
+    core = sample.core_edge.bool()
+    assert core.any() and (~core).any()
+    _, weight = edge_training_targets(sample)
+    del sample.core_edge
+    _, unmasked = edge_training_targets(sample)
+    assert (weight[~core] == 0).all() and torch.equal(weight[core], unmasked[core])
+
+
 def test_gnn_trains_on_sectors_through_the_stage(tiny_events):
     from trkx.stages.gnn import EdgeClassifier
     events = []
@@ -178,3 +191,19 @@ def test_interaction_gnn_gradients_flow_through_the_projection():
     x, ei = torch.randn(30, 3), torch.randint(0, 30, (2, 100))
     net(x, ei, torch.randn(100, 6)).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_filter_trains_on_sectors_with_edge_subsampling(tiny_events):
+    from trkx.stages.filter import EdgeFilter, FilterConfig
+    events = []
+    for e in tiny_events[:3]:
+        e = e.clone()
+        e.edge_index = orient_and_dedup(e, torch.cat([e.track_edges, torch.randint(0, e.num_nodes, (2, 500))], 1))
+        e.y = e.particle_id[e.edge_index[0]] == e.particle_id[e.edge_index[1]]
+        events.append(e)
+    cfg = parse_config(FilterConfig, {"hidden": 8, "layers": 2, "epochs": 1, "train_edges": 50,
+                                      "sampling": {"eta_sectors": 1, "phi_sectors": 3}}, "filter.yaml")
+    stage = EdgeFilter(cfg)
+    stage.progress = False
+    stage.fit(events[:2], events[2:])
+    assert stage.model.trainer.global_step == 2 * 3

@@ -1,0 +1,73 @@
+"""GNN inference on one CPU thread: model size, node projection and torch.compile side by side.
+
+    python benchmarks/gnn_inference.py [configs/benchmark.yaml] [--repeats 3] [--events 2]
+
+Takes the graphs the pipeline's graph-construction stage built for its test events (computed or
+read from the cache), and times the interaction GNN's forward pass in several variants on each,
+interleaved, median over repeats.  Weights are random: the time does not depend on their values.
+Prints a markdown table with each variant's ratio to the first (the old default: hidden 64,
+6 iterations, concatenated edge inputs).
+"""
+import argparse
+import statistics
+import time
+
+import torch
+
+from trkx.runner import Pipeline
+from trkx.stages.common import EDGE_FEATURES, edge_features
+from trkx.stages.gnn import GNNConfig, InteractionGNN
+from trkx.storage import load_event
+
+VARIANTS = [  # (label, hidden, iterations, node projection, torch.compile)
+    ("hidden 64, 6 iterations, concatenated inputs", 64, 6, False, False),
+    ("hidden 64, 6 iterations, node projection", 64, 6, True, False),
+    ("hidden 32, 6 iterations, concatenated inputs", 32, 6, False, False),
+    ("hidden 32, 6 iterations, node projection", 32, 6, True, False),
+    ("hidden 32, 4 iterations, node projection", 32, 4, True, False),
+    ("hidden 32, 6 iterations, node projection, torch.compile", 32, 6, True, True),
+]
+
+
+def build(hidden, iterations, projection, compiled):
+    torch.manual_seed(0)
+    net = InteractionGNN(3, len(EDGE_FEATURES), GNNConfig(hidden=hidden, n_iterations=iterations)).eval()
+    net.node_projection = projection
+    return torch.compile(net, dynamic=True) if compiled else net
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pipeline", nargs="?", default="configs/benchmark.yaml")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--events", type=int, default=2)
+    a = ap.parse_args()
+    pipe = Pipeline(a.pipeline, progress=False)
+    graph_stage = next(s for s in pipe.stages if s.kind in ("graph", "module_map"))
+    outputs = pipe.run(until=graph_stage.name, write_outputs=False)
+    events = [load_event(p) for p in outputs[-1].paths["test"][: a.events]]
+    torch.set_num_threads(1)
+    nets = [build(*v[1:]) for v in VARIANTS]
+    inputs = [(e.x, e.edge_index, edge_features(e, e.edge_index), e.region) for e in events]
+    times = [[] for _ in VARIANTS]
+    with torch.no_grad():
+        for net, inp in ((n, i) for n in nets for i in inputs):   # warm-up (and compilation)
+            net(*inp)
+        for _ in range(a.repeats):
+            for k, net in enumerate(nets):
+                for inp in inputs:
+                    t0 = time.perf_counter()
+                    net(*inp)
+                    times[k].append(time.perf_counter() - t0)
+    medians = [statistics.median(t) for t in times]
+    edges = sum(e.edge_index.shape[1] for e in events) / len(events)
+    nodes = sum(e.num_nodes for e in events) / len(events)
+    print(f"GNN forward, one thread, {len(events)} test events of {a.pipeline} "
+          f"({nodes:,.0f} hits, {edges:,.0f} edges on average), median of {a.repeats}\n")
+    print("| variant | s / event | vs first |\n|---|---|---|")
+    for (label, *_), m in zip(VARIANTS, medians):
+        print(f"| {label} | {m:.3f} | {medians[0] / m:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
