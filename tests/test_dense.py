@@ -207,3 +207,22 @@ def test_filter_trains_on_sectors_with_edge_subsampling(tiny_events):
     stage.progress = False
     stage.fit(events[:2], events[2:])
     assert stage.model.trainer.global_step == 2 * 3
+
+
+def test_module_map_chain_runs_caches_and_scores(tmp_path):
+    """data -> module_map -> GNN (sector training) -> junction removal, end to end, then cached."""
+    from conftest import make_pipeline
+    from trkx.evaluate import evaluate
+    from trkx.runner import run_pipeline
+    path = make_pipeline(tmp_path, {"gnn": {"sampling": {"eta_sectors": 2, "phi_sectors": 2}},
+                                    "labeling": {"method": "junction"}},
+                         stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"])
+    pipe, outputs, _ = run_pipeline(path)
+    assert [o.name for o in outputs] == ["data", "module_map", "gnn", "labeling"]
+    weights = next((tmp_path / "work" / "module_map").glob("weights-*/model.pt"))
+    assert set(torch.load(weights, weights_only=True)) == {"modules", "lo", "hi", "count"}
+    metrics = evaluate(pipe, outputs)
+    assert metrics["edge"]["module_map"]["target"]["efficiency"] > 0.5   # 3 tiny training events
+    assert 0.0 <= metrics["track_efficiency"] <= 1.0
+    _, again, _ = run_pipeline(path)
+    assert all(o.computed == 0 for o in again)
