@@ -65,6 +65,15 @@ def resolve_device(choice: str) -> str:
     return choice
 
 
+def training_config(cfg) -> dict:
+    """The config fields that training reads: all but the ones the config class lists in
+    ``inference_only`` (for example torch.compile at inference), so they do not retrain."""
+    d = config_to_dict(cfg)
+    for key in getattr(type(cfg), "inference_only", ()):
+        d.pop(key, None)
+    return d
+
+
 @dataclass
 class StageOutput:
     name: str
@@ -145,7 +154,7 @@ class Pipeline:
     # ---------------------------------------------------------------- stages
     def train_stage(self, stage: Stage, upstream: StageOutput, force: bool = False) -> Path:
         """Train (or reuse) a trainable stage's weights; returns the weights path."""
-        train_fp = fingerprint(stage.kind, config_to_dict(stage.config), upstream.fingerprint, stage.seed,
+        train_fp = fingerprint(stage.kind, training_config(stage.config), upstream.fingerprint, stage.seed,
                                stage.weights_format)
         wdir = self.cachedir / stage.name / f"weights-{train_fp}"
         weights = wdir / "model.pt"

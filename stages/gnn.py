@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -40,8 +40,11 @@ class GNNConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-5
     cut: float = 0.0                            # drop edges with gnn_score < cut at inference
+    compile: bool = False                       # torch.compile the network for inference
     pt_min_eval: float = 1.0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)   # sector training samples
+
+    inference_only: ClassVar[tuple[str, ...]] = ("compile",)   # not in the training fingerprint
 
     def validate(self) -> None:
         if self.hidden < 1 or self.n_iterations < 1 or self.mlp_layers < 2:
@@ -200,10 +203,19 @@ class EdgeClassifier(ModelStage):
     def edge_keep(self, event: Data) -> torch.Tensor:
         return event.gnn_score >= 0.5
 
+    def network(self):
+        """The network inference calls: compiled on first use when ``compile`` is set (shapes
+        change from event to event, so it is compiled for dynamic shapes)."""
+        if not self.config.compile:
+            return self.model.net
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = torch.compile(self.model.net, dynamic=True)
+        return self._compiled
+
     def infer(self, event: Data) -> Data:
         event = event.to(self.device)
         with autocast_context(self.config.precision, self.device):
-            logits = self.model(event)
+            logits = self.network()(event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
         score = torch.sigmoid(logits.float()).cpu()
         event = event.cpu()
         event.gnn_score = score

@@ -226,3 +226,31 @@ def test_module_map_chain_runs_caches_and_scores(tmp_path):
     assert 0.0 <= metrics["track_efficiency"] <= 1.0
     _, again, _ = run_pipeline(path)
     assert all(o.computed == 0 for o in again)
+
+
+def test_compiled_gnn_scores_equal_eager(tiny_events):
+    from trkx.stages.gnn import EdgeClassifier
+    event = tiny_events[0].clone()
+    event.edge_index = orient_and_dedup(event, torch.cat([event.track_edges, torch.randint(0, event.num_nodes, (2, 300))], 1))
+    eager = EdgeClassifier(GNNConfig(hidden=8, n_iterations=2))
+    eager._ensure_model(event.x.shape[1])
+    compiled = EdgeClassifier(GNNConfig(hidden=8, n_iterations=2, compile=True))
+    compiled._ensure_model(event.x.shape[1]).load_state_dict(eager.model.state_dict())
+    with torch.no_grad():
+        a = eager.infer(event.clone()).gnn_score
+        b = compiled.infer(event.clone()).gnn_score
+        smaller = event.clone()
+        smaller.edge_index = smaller.edge_index[:, :200]   # another shape: no recompilation error
+        c = compiled.infer(smaller.clone()).gnn_score
+        d = eager.infer(smaller.clone()).gnn_score
+    assert compiled._compiled is not None
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(c, d, atol=1e-5)
+
+
+def test_inference_only_fields_stay_out_of_the_training_fingerprint():
+    from trkx.runner import training_config
+    from trkx.config import config_to_dict
+    eager, compiled = GNNConfig(), GNNConfig(compile=True)
+    assert training_config(eager) == training_config(compiled)
+    assert config_to_dict(eager) != config_to_dict(compiled)
+    assert training_config(GNNConfig(hidden=8)) != training_config(eager)
