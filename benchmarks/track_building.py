@@ -33,8 +33,8 @@ def main():
     builder = pipe.stages[-1]
     if not isinstance(builder, TrackLabeling):
         raise SystemExit(f"{a.pipeline}: the last stage is not a labeling stage")
-    outputs = pipe.run(until=pipe.stages[-2].name, write_outputs=False)
-    paths = outputs[-1].paths[a.split]
+    outputs = pipe.run(until=pipe.stages[-3].name, write_outputs=False)
+    paths = pipe.run_stage(pipe.stages[-2], outputs[-1], splits=(a.split,)).paths[a.split]
     events = [load_event(p) for p in paths]
     truth = truth_table(outputs[0].paths[a.split])
     rows = []

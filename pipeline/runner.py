@@ -174,7 +174,9 @@ class Pipeline:
         write_json(wdir / "train.json", report)
         return weights
 
-    def run_stage(self, stage: Stage, upstream: StageOutput, force: bool = False) -> StageOutput:
+    def run_stage(self, stage: Stage, upstream: StageOutput, force: bool = False,
+                  splits: tuple[str, ...] = SPLITS) -> StageOutput:
+        """Train (if needed) and run ``stage`` on the events of ``splits``."""
         parts = [stage.kind, config_to_dict(stage.config), upstream.fingerprint]
         if stage.trainable:
             weights = self.train_stage(stage, upstream, force)
@@ -183,7 +185,7 @@ class Pipeline:
         root = self.cachedir / stage.name / fp
         clean_stale_temps(root)
         out = StageOutput(stage.name, fp, {s: [] for s in SPLITS})
-        todo = [(s, p) for s in SPLITS for p in upstream.paths[s]]
+        todo = [(s, p) for s in splits for p in upstream.paths[s]]
         bar = tqdm(todo, desc=stage.name, disable=not self.progress, leave=False)
         if hasattr(stage, "model"):
             stage.model.eval()
@@ -228,9 +230,12 @@ class Pipeline:
         seed_everything(self.config.seed)
         forcing = "all" in force or "data" in force
         outputs = [self.run_data(force=forcing)]
-        for stage in self.stages:
+        for i, stage in enumerate(self.stages):
             forcing = forcing or stage.name in force
-            outputs.append(self.run_stage(stage, outputs[-1], force=forcing))
+            # training and validation events are only needed where a later stage trains on them
+            later_trains = any(s.trainable for s in self.stages[i + 1:])
+            splits = SPLITS if later_trains else ("test",)
+            outputs.append(self.run_stage(stage, outputs[-1], force=forcing, splits=splits))
             if stage.name == until:
                 break
         if write_outputs:

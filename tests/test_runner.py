@@ -158,3 +158,14 @@ def test_unreadable_weights_named(tmp_path):
     weights.write_bytes(b"not a torch file")
     result = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
     assert result.exit_code == 2 and "model.pt: cannot load weights" in result.output
+
+
+def test_stages_after_the_last_trained_one_run_on_test_events_only(tiny_run):
+    pipe, outputs, _ = tiny_run
+    by_name = {o.name: o for o in outputs}
+    # the GNN trains on the filter's train/val outputs; labeling trains nothing, so the GNN and
+    # the labeling only need the test events
+    assert len(by_name["filter"].paths["train"]) == pipe.data.config.n_train
+    assert by_name["gnn"].paths["train"] == by_name["labeling"].paths["val"] == []
+    assert len(by_name["labeling"].paths["test"]) == pipe.data.config.n_test
+    assert not list((pipe.cachedir / "labeling" / by_name["labeling"].fingerprint).glob("train/*.pt"))
