@@ -5,18 +5,27 @@ import torch
 from torch_geometric.data import Data
 
 from trkx.config import ConfigError, parse_config
-from trkx.stages.common import SamplingConfig, edge_features, sector_samples
+from trkx.stages.common import SamplingConfig, sector_samples
 from trkx.stages.data import DataConfig
 from trkx.stages.gnn import GNNConfig, GroupedMLP, InteractionGNN
 from trkx.stages.graph import orient_and_dedup, outward
 from trkx.stages.labeling import LabelingConfig, TrackLabeling
 from trkx.stages.module_map import ModuleMap, ModuleMapConfig, build_module_map, map_truth_edges, module_map_edges
-from trkx.stages.simulation import SimulationConfig, simulate_events
-from trkx.stages.trackml_io import read_trackml_event
+from trkx.stages.simulation import SimulationConfig
 
 
 def edge_set(ei, n):
     return set((ei[0] * n + ei[1]).tolist())
+
+
+def with_graph(event, n_fake, seed=0):
+    """A copy of ``event`` with a graph: its truth edges plus ``n_fake`` random pairs, and ``y``."""
+    g = torch.Generator().manual_seed(seed)
+    event = event.clone()
+    fake = torch.randint(0, event.num_nodes, (2, n_fake), generator=g)
+    event.edge_index = orient_and_dedup(event, torch.cat([event.track_edges, fake], 1))
+    event.y = event.particle_id[event.edge_index[0]] == event.particle_id[event.edge_index[1]]
+    return event
 
 
 # ---------------------------------------------------------------- particle-gun mix
@@ -99,12 +108,7 @@ def test_layer_granularity_reaches_at_least_the_module_maps_edges(tiny_events):
 # ---------------------------------------------------------------- sectors
 @pytest.mark.parametrize("eta, phi, overlap", [(2, 4, 0.1), (3, 5, 0.0), (1, 3, 0.2)])
 def test_sector_cores_cover_every_edge_exactly_once(tiny_events, eta, phi, overlap):
-    event = tiny_events[0].clone()
-    # an event graph: all truth edges plus random fakes
-    g = torch.Generator().manual_seed(1)
-    fake = torch.randint(0, event.num_nodes, (2, 3000), generator=g)
-    event.edge_index = orient_and_dedup(event, torch.cat([event.track_edges, fake], 1))
-    event.y = event.particle_id[event.edge_index[0]] == event.particle_id[event.edge_index[1]]
+    event = with_graph(tiny_events[0], 3000, seed=1)
     samples = sector_samples(event, SamplingConfig(eta, phi, overlap))
     assert len(samples) > 1
     n = event.num_nodes
@@ -133,8 +137,7 @@ def test_sector_samples_respect_max_edges(tiny_events):
 
 def test_only_core_edges_carry_loss_weight(tiny_events):
     from trkx.stages.common import edge_training_targets
-    event = tiny_events[0].clone()
-    event.edge_index = orient_and_dedup(event, torch.cat([event.track_edges, torch.randint(0, event.num_nodes, (2, 800))], 1))
+    event = with_graph(tiny_events[0], 800)
     sample = sector_samples(event, SamplingConfig(2, 2, 0.1))[0]
     core = sample.core_edge.bool()
     assert core.any() and (~core).any()
@@ -146,12 +149,7 @@ def test_only_core_edges_carry_loss_weight(tiny_events):
 
 def test_gnn_trains_on_sectors_through_the_stage(tiny_events):
     from trkx.stages.gnn import EdgeClassifier
-    events = []
-    for e in tiny_events[:3]:
-        e = e.clone()
-        e.edge_index = orient_and_dedup(e, torch.cat([e.track_edges, torch.randint(0, e.num_nodes, (2, 500))], 1))
-        e.y = e.particle_id[e.edge_index[0]] == e.particle_id[e.edge_index[1]]
-        events.append(e)
+    events = [with_graph(e, 500) for e in tiny_events[:3]]
     cfg = parse_config(GNNConfig, {"hidden": 8, "n_iterations": 1, "epochs": 1,
                                    "sampling": {"eta_sectors": 2, "phi_sectors": 2}}, "gnn.yaml")
     stage = EdgeClassifier(cfg)
@@ -195,12 +193,7 @@ def test_interaction_gnn_gradients_flow_through_the_projection():
 
 def test_filter_trains_on_sectors_with_edge_subsampling(tiny_events):
     from trkx.stages.filter import EdgeFilter, FilterConfig
-    events = []
-    for e in tiny_events[:3]:
-        e = e.clone()
-        e.edge_index = orient_and_dedup(e, torch.cat([e.track_edges, torch.randint(0, e.num_nodes, (2, 500))], 1))
-        e.y = e.particle_id[e.edge_index[0]] == e.particle_id[e.edge_index[1]]
-        events.append(e)
+    events = [with_graph(e, 500) for e in tiny_events[:3]]
     cfg = parse_config(FilterConfig, {"hidden": 8, "layers": 2, "epochs": 1, "train_edges": 50,
                                       "sampling": {"eta_sectors": 1, "phi_sectors": 3}}, "filter.yaml")
     stage = EdgeFilter(cfg)
@@ -230,8 +223,7 @@ def test_module_map_chain_runs_caches_and_scores(tmp_path):
 
 def test_compiled_gnn_scores_equal_eager(tiny_events):
     from trkx.stages.gnn import EdgeClassifier
-    event = tiny_events[0].clone()
-    event.edge_index = orient_and_dedup(event, torch.cat([event.track_edges, torch.randint(0, event.num_nodes, (2, 300))], 1))
+    event = with_graph(tiny_events[0], 300)
     eager = EdgeClassifier(GNNConfig(hidden=8, n_iterations=2))
     eager._ensure_model(event.x.shape[1])
     compiled = EdgeClassifier(GNNConfig(hidden=8, n_iterations=2, compile=True))
