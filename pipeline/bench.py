@@ -3,7 +3,7 @@
 ``stage_benchmark``: every stage's inference on the test events, repeated, with each stage's
 backend alternatives (graph building backends, connected components SciPy vs cuGraph, precision
 32 vs mixed).  ``graph_building_benchmark``: FRNN backends on the same embedded points (the
-pipeline's embedded test events; configs/benchmark.yaml has events of ~36k hits).
+pipeline's embedded test events; configs/benchmark_metric_learning.yaml embeds the dense benchmark events).
 """
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ def eval_(pipeline):
 @click.option("--repeats", "-r", default=3, show_default=True, help="Inference passes over the test events.")
 @click.option("--graph-building", is_flag=True,
               help="Instead: time the FRNN backends on the pipeline's embedded test events "
-                   "(use configs/benchmark.yaml for events of ~36k hits).")
+                   "(use configs/benchmark_metric_learning.yaml for the dense benchmark events).")
 @click.option("--scaling", is_flag=True,
               help="With --graph-building: also time growing point sets (20k-hit subsample up to all test "
                    "events overlaid) and plot seconds against hits.")

@@ -72,15 +72,19 @@ def connected_component_labels(edge_index: torch.Tensor, n: int, backend: str = 
     return canonical_labels(labels)
 
 
+def renumber(labels: np.ndarray) -> np.ndarray:
+    """Track ids 0..K-1 in order of the old ids; -1 stays -1."""
+    out = labels.copy()
+    on = out >= 0
+    if on.any():
+        out[on] = np.unique(out[on], return_inverse=True)[1]
+    return out
+
+
 def drop_small(labels: np.ndarray, min_hits: int) -> np.ndarray:
     """Set components smaller than ``min_hits`` to -1 and renumber the rest 0..K-1."""
     sizes = np.bincount(labels)
-    out = np.where(sizes[labels] >= min_hits, labels, -1)
-    keep = out >= 0
-    if keep.any():
-        _, inv = np.unique(out[keep], return_inverse=True)
-        out[keep] = inv
-    return out
+    return renumber(np.where(sizes[labels] >= min_hits, labels, -1))
 
 
 def best_successor_paths(edge_index: torch.Tensor, score: torch.Tensor, n: int) -> torch.Tensor:
@@ -103,6 +107,27 @@ def best_successor_paths(edge_index: torch.Tensor, score: torch.Tensor, n: int) 
     return chosen & (pos == first_in[dst])
 
 
+def track_pt_estimate(track_id: torch.Tensor, r: torch.Tensor, phi: torch.Tensor, bfield_tesla: float) -> torch.Tensor:
+    """Transverse momentum (GeV) of each track 0..K-1 from the circle through its innermost,
+    middle and outermost hit in the transverse plane (all hits of a helix lie on one circle,
+    whatever the number of turns); straight or degenerate tracks get +inf."""
+    on = track_id >= 0
+    tid, rr, pp = track_id[on], r[on].double(), phi[on].double()
+    n_tracks = int(tid.max()) + 1 if tid.numel() else 0
+    order = torch.argsort(tid * (rr.max() + 1) + rr) if tid.numel() else tid   # by track, then radius
+    counts = torch.bincount(tid, minlength=n_tracks)
+    start = torch.cumsum(counts, 0) - counts
+    x, y = (rr * torch.cos(pp))[order], (rr * torch.sin(pp))[order]
+    a, b, c = start, start + counts // 2, start + counts - 1
+    ab = torch.hypot(x[b] - x[a], y[b] - y[a])
+    bc = torch.hypot(x[c] - x[b], y[c] - y[b])
+    ca = torch.hypot(x[a] - x[c], y[a] - y[c])
+    cross = (x[b] - x[a]) * (y[c] - y[a]) - (y[b] - y[a]) * (x[c] - x[a])
+    curvature = 2 * cross.abs() / (ab * bc * ca).clamp_min(1e-12)        # 1/mm
+    radius_m = torch.where(curvature > 0, 1e-3 / curvature, torch.tensor(float("inf"), dtype=torch.float64))
+    return (0.299792458 * bfield_tesla * radius_m).float()
+
+
 @dataclass
 class LabelingConfig:
     method: Literal["cc", "junction", "walkthrough", "assignment"] = "cc"
@@ -110,6 +135,8 @@ class LabelingConfig:
     cut: float = 0.5                 # edges above this score are connected
     walk_cut: float = 0.1            # walkthrough follows edges above this score inside merged components
     min_hits: int = 3                # shorter candidates are left unassigned (-1)
+    min_pt: float = 0.0              # GeV: candidates whose curvature says less are left unassigned
+    bfield_tesla: float = 2.0        # solenoid field, for the pT estimate
     backend: Literal["auto", "scipy", "cugraph"] = "auto"
     assignment_mode: Literal["global", "layer_pairs"] = "global"
     assignment_solver: Literal["sparse", "dense"] = "sparse"
@@ -152,7 +179,12 @@ class TrackLabeling(Stage):
                 groups = layer[ei[0]] * n_layers + layer[ei[1]]
             chosen = assign_edges(ei, score, cfg.cut, cfg.assignment_solver, groups)
             labels = connected_component_labels(ei[:, chosen], n, cfg.backend)
-        event.track_id = torch.as_tensor(drop_small(labels, cfg.min_hits), dtype=torch.long)
+        labels = drop_small(labels, cfg.min_hits)
+        if cfg.min_pt > 0 and labels.max(initial=-1) >= 0:
+            # track selection, like the CKF's pT cut: soft loopers come out in many short arcs
+            pt = track_pt_estimate(torch.as_tensor(labels), event.r, event.phi, cfg.bfield_tesla).numpy()
+            labels = renumber(np.where((labels >= 0) & (pt[np.maximum(labels, 0)] >= cfg.min_pt), labels, -1))
+        event.track_id = torch.as_tensor(labels, dtype=torch.long)
         return event
 
     def _cc_and_walk(self, ei: torch.Tensor, score: torch.Tensor, n: int) -> np.ndarray:

@@ -246,3 +246,39 @@ def test_inference_only_fields_stay_out_of_the_training_fingerprint():
     assert training_config(eager) == training_config(compiled)
     assert config_to_dict(eager) != config_to_dict(compiled)
     assert training_config(GNNConfig(hidden=8)) != training_config(eager)
+
+
+def helix_hits(radius_mm, n, turns, phi0=0.3):
+    """Transverse positions (r, phi) of n hits on a circle through the origin of the given radius."""
+    import math
+    angle = torch.linspace(0.05, turns * 2 * math.pi - 0.05, n, dtype=torch.float64)   # angle around the centre
+    cx, cy = radius_mm * math.cos(phi0), radius_mm * math.sin(phi0)
+    x = cx - radius_mm * torch.cos(angle + phi0)
+    y = cy - radius_mm * torch.sin(angle + phi0)
+    return torch.hypot(x, y).float(), torch.atan2(y, x).float()
+
+
+def test_track_pt_from_curvature():
+    from trkx.stages.labeling import track_pt_estimate
+    stiff_r, stiff_phi = helix_hits(1000.0 / (0.299792458 * 2.0) * 2.0, 10, 0.1)    # pT 2 GeV, short arc
+    loop_r, loop_phi = helix_hits(1000.0 / (0.299792458 * 2.0) * 0.2, 25, 2.3)      # pT 0.2 GeV, 2.3 turns
+    line_r = torch.tensor([30.0, 60.0, 90.0])
+    r = torch.cat([stiff_r, loop_r, line_r])
+    phi = torch.cat([stiff_phi, loop_phi, torch.full((3,), 0.7)])
+    track = torch.cat([torch.zeros(10), torch.ones(25), torch.full((3,), 2)]).long()
+    pt = track_pt_estimate(track, r, phi, 2.0)
+    assert pt[0].item() == pytest.approx(2.0, rel=1e-3) and pt[1].item() == pytest.approx(0.2, rel=1e-3)
+    assert pt[2].item() > 1e3
+
+
+def test_min_pt_unassigns_soft_candidates():
+    stiff_r, stiff_phi = helix_hits(3335.6, 8, 0.05)
+    loop_r, loop_phi = helix_hits(333.6, 8, 0.4)
+    n = 16
+    ei = torch.tensor([[i, i + 1] for i in range(7)] + [[8 + i, 9 + i] for i in range(7)]).T
+    event = Data(num_nodes=n, edge_index=ei, gnn_score=torch.full((14,), 0.9),
+                 r=torch.cat([stiff_r, loop_r]), phi=torch.cat([stiff_phi, loop_phi]))
+    every = TrackLabeling(LabelingConfig(method="junction")).infer(event.clone()).track_id.tolist()
+    assert every == [0] * 8 + [1] * 8
+    hard = TrackLabeling(LabelingConfig(method="junction", min_pt=0.5)).infer(event.clone()).track_id.tolist()
+    assert hard == [0] * 8 + [-1] * 8
