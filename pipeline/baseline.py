@@ -39,7 +39,7 @@ def time_chain_single_thread(pipe, outputs) -> tuple[list[float], float]:
         torch.set_num_threads(threads)
 
 
-def run_ckf_baseline(pipeline_path: str | Path, progress: bool = True) -> dict:
+def run_ckf_baseline(pipeline_path: str | Path, progress: bool | None = None) -> dict:
     from trkx.runner import Pipeline
     from trkx.stages.ckf_baseline import check_same_hits, ckf_track_labels, run_ckf
 

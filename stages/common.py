@@ -33,6 +33,7 @@ def make_mlp(in_dim: int, hidden: int, out_dim: int, layers: int, activation: st
 
 
 EDGE_FEATURES = ("dr", "dphi", "dz", "deta", "phi_slope", "z0")
+DZ_SCALE = 100.0   # mm: the Δz feature is Δz / DZ_SCALE
 
 
 def edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
@@ -48,7 +49,7 @@ def edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
     safe_dr = torch.where(dr.abs() < 1.0, torch.where(dr < 0, -1.0, 1.0), dr)   # mm
     phi_slope = (dphi / safe_dr * 1000.0).clamp(-10.0, 10.0)                     # rad per metre
     z0 = ((z[src] - r[src] * dz / safe_dr) / 1000.0).clamp(-5.0, 5.0)             # metres
-    return torch.stack([dr / 100.0, dphi * 10.0, dz / 100.0, (eta[dst] - eta[src]) * 10.0, phi_slope, z0], dim=-1)
+    return torch.stack([dr / 100.0, dphi * 10.0, dz / DZ_SCALE, (eta[dst] - eta[src]) * 10.0, phi_slope, z0], dim=-1)
 
 
 def track_edge_truth(event: Data, edge_index: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,10 +16,11 @@ from torch_geometric.data import Data
 
 from trkx.event import edge_truth
 from trkx.stage import TrainableStage, register
-from trkx.stages.common import EDGE_FEATURES, edge_features
+from trkx.stages.common import DZ_SCALE, EDGE_FEATURES, edge_features
 from trkx.stages.graph import orient_and_dedup, outward
 
 _BITS = 21   # bits per volume / layer / module id in the packed module key
+DZ = EDGE_FEATURES.index("dz")
 
 
 def module_key(event: Data, granularity: str = "module") -> torch.Tensor:
@@ -123,9 +124,13 @@ def module_map_edges(event: Data, mmap: dict[str, torch.Tensor], max_candidates:
         local = torch.arange(int(nc.sum())) - torch.repeat_interleave(offset, nc)
         i, j = local // c2[entry], local % c2[entry]
         src, dst = order[s1[entry] + i], order[s2[entry] + j]
-        cand = torch.stack([src, dst])
+        # cheap, conservative pre-selection on Δz (two gathers per candidate), then the exact
+        # test of every window on the survivors
+        dz = (event.z[dst] - event.z[src]) / DZ_SCALE
+        pre = (dz >= mmap["lo"][entry, DZ] - 1e-5) & (dz <= mmap["hi"][entry, DZ] + 1e-5) & (src != dst)
+        cand, entry = torch.stack([src[pre], dst[pre]]), entry[pre]
         f = edge_features(event, cand)
-        inside = ((f >= mmap["lo"][entry]) & (f <= mmap["hi"][entry])).all(dim=1) & (src != dst)
+        inside = ((f >= mmap["lo"][entry]) & (f <= mmap["hi"][entry])).all(dim=1)
         out.append(cand[:, inside])
     return torch.cat(out, dim=1) if out else torch.zeros(2, 0, dtype=torch.long)
 
