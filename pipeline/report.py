@@ -21,19 +21,25 @@ def save_figure(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _efficiency_plot(binned: dict, xlabel: str, title: str, path: Path, log: bool = False) -> None:
-    edges = np.asarray(binned["edges"])
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    eff = np.asarray(binned["efficiency"], dtype=float)
-    err = np.asarray(binned["error"], dtype=float)
+def _efficiency_plot(series: dict[str, dict], xlabel: str, title: str, path: Path, log: bool = False) -> None:
+    """Binned efficiency of one or several methods ({label: binned}) on one plot."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.errorbar(centres, eff, xerr=0.5 * (edges[1:] - edges[:-1]), yerr=err, fmt="o", ms=4, capsize=2)
+    for k, (label, binned) in enumerate(series.items()):
+        edges = np.asarray(binned["edges"])
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        eff = np.asarray(binned["efficiency"], dtype=float)
+        err = np.asarray(binned["error"], dtype=float)
+        shift = 1.0 + 0.02 * k if log else 0.0   # side by side, not on top of each other
+        x = centres * shift if log else centres + 0.02 * k * (edges[1] - edges[0])
+        ax.errorbar(x, eff, xerr=0.5 * (edges[1:] - edges[:-1]), yerr=err, fmt="o", ms=4, capsize=2, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("track efficiency")
     ax.set_ylim(0, 1.05)
     ax.axhline(1.0, color="grey", lw=0.5)
     if log:
         ax.set_xscale("log")
+    if len(series) > 1:
+        ax.legend(fontsize=8, loc="lower right")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     save_figure(fig, path)
@@ -89,10 +95,18 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
         lines += ["", f"TrackML score: **{metrics['trackml_score']:.4f}**.  "
                       f"V-measure {v['v_measure']:.4f} (homogeneity {v['homogeneity']:.4f}, completeness "
                       f"{v['completeness']:.4f}); hit-weighted V-measure {vw['v_measure']:.4f}.", ""]
-        _efficiency_plot(metrics["efficiency_vs_pt"], "particle pT [GeV]",
-                         f"{metrics['matching']} matching, >= {t['min_hits']} hits", plots / "efficiency_vs_pt.png", True)
-        _efficiency_plot(metrics["efficiency_vs_eta"], "particle eta",
-                         f"{metrics['matching']} matching, pT > {t['pt_min']} GeV", plots / "efficiency_vs_eta.png")
+        # the CKF baseline's curves beside the pipeline's, when `trkx baseline ckf` has run
+        ckf_path = workdir / "baseline_ckf" / "metrics.json"
+        ckf = json.loads(ckf_path.read_text()) if ckf_path.exists() else None
+        for key, xlabel, title, name, log in (
+                ("efficiency_vs_pt", "particle pT [GeV]", f"{metrics['matching']} matching, >= {t['min_hits']} hits",
+                 "efficiency_vs_pt.png", True),
+                ("efficiency_vs_eta", "particle eta", f"{metrics['matching']} matching, pT > {t['pt_min']} GeV",
+                 "efficiency_vs_eta.png", False)):
+            series = {"GNN pipeline": metrics[key]} if ckf else {"": metrics[key]}
+            if ckf:
+                series["ACTS CKF"] = ckf[key]
+            _efficiency_plot(series, xlabel, title, plots / name, log)
         lines += ["![efficiency vs pT](plots/efficiency_vs_pt.png) ![efficiency vs eta](plots/efficiency_vs_eta.png)", ""]
     if metrics.get("edge"):
         lines += ["## Edges", "", "| stage | target efficiency | target purity | all-edge efficiency | all-edge purity | ROC AUC | edges / event |",

@@ -90,6 +90,7 @@ def select_edges(event: Data, keep: torch.Tensor, fields: tuple[str, ...]) -> Da
 
 
 EDGE_FIELDS = ("y", "filter_score", "gnn_score")
+TRAINING_EDGE_FIELDS = EDGE_FIELDS + ("core_edge",)   # per-edge fields, with the sector samples' mask
 
 
 def target_edge_mask(event: Data, edge_index: torch.Tensor, pt_min: float) -> torch.Tensor:
@@ -165,16 +166,15 @@ def node_subgraph(event: Data, nodes: torch.Tensor) -> Data:
     new_id = torch.full((n,), -1, dtype=torch.long)
     new_id[nodes] = torch.arange(int(nodes.sum()))
     sub = Data(num_nodes=int(nodes.sum()))
-    n_edges = event.edge_index.shape[1] if "edge_index" in event else -1
-    keep_edges = nodes[event.edge_index[0]] & nodes[event.edge_index[1]] if n_edges >= 0 else None
+    keep_edges = nodes[event.edge_index[0]] & nodes[event.edge_index[1]] if "edge_index" in event else None
     for key, value in event.items():
         if key in ("edge_index", "track_edges"):
             keep = nodes[value[0]] & nodes[value[1]]
             sub[key] = new_id[value[:, keep]]
+        elif key in TRAINING_EDGE_FIELDS:
+            sub[key] = value[keep_edges]
         elif torch.is_tensor(value) and value.dim() >= 1 and value.shape[0] == n and key != "num_nodes":
             sub[key] = value[nodes]
-        elif torch.is_tensor(value) and value.dim() >= 1 and value.shape[0] == n_edges:
-            sub[key] = value[keep_edges]
         elif key != "num_nodes":
             sub[key] = value
     return sub
@@ -188,7 +188,7 @@ def sector_samples(event: Data, cfg: SamplingConfig, generator: torch.Generator 
     samples = []
     for nodes, core in sector_masks(event, cfg):
         if cfg.n_sectors == 1:
-            sub = event
+            sub = event.clone()
         else:
             # every edge leaving a core hit is in the sample, whatever its length
             ei = event.edge_index
@@ -199,9 +199,7 @@ def sector_samples(event: Data, cfg: SamplingConfig, generator: torch.Generator 
         n_edges = sub.edge_index.shape[1]
         if 0 < cfg.max_edges < n_edges:
             pick = torch.sort(torch.randperm(n_edges, generator=generator)[: cfg.max_edges]).values
-            sub = select_edges(sub, pick, tuple(k for k, v in sub.items()
-                                                if torch.is_tensor(v) and v.dim() >= 1 and k != "edge_index"
-                                                and v.shape[0] == n_edges))
+            sub = select_edges(sub, pick, TRAINING_EDGE_FIELDS)
         if sub.edge_index.shape[1]:
             samples.append(sub)
     return samples

@@ -9,9 +9,9 @@ from torch import nn
 from torch_geometric.data import Data
 
 from trkx.stage import register
-from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, ModelStage, SamplingConfig, TrackingModule,
-                                edge_efficiency_purity, edge_features, edge_training_targets, make_mlp, select_edges,
-                                weighted_bce)
+from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, TRAINING_EDGE_FIELDS, ModelStage, SamplingConfig,
+                                TrackingModule, edge_efficiency_purity, edge_features, edge_training_targets,
+                                make_mlp, select_edges, weighted_bce)
 
 
 @dataclass
@@ -61,7 +61,7 @@ class FilterModule(TrackingModule):
         n_edges = event.edge_index.shape[1]
         if 0 < self.cfg.train_edges < n_edges:
             pick = torch.randperm(n_edges, device=event.x.device)[: self.cfg.train_edges]
-            event = select_edges(event.clone(), pick, EDGE_FIELDS + ("core_edge",))
+            event = select_edges(event.clone(), pick, TRAINING_EDGE_FIELDS)
         target, weight = edge_training_targets(event)
         loss = weighted_bce(self(event), target, weight, self.cfg.pos_weight)
         self.log("train_loss", loss, batch_size=1)
