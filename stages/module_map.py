@@ -2,13 +2,14 @@
 
 Training reads the truth of the training events: every pair of consecutive hits of one particle
 connects two detector modules.  The map keeps each such (inner module, outer module) pair with a
-window per geometric doublet quantity (the ``edge_features``: Δr, Δφ, Δz, Δη, φ slope, z0), the
-min and max seen in training, widened by ``margin``.  At inference every hit pair of two modules
+window per geometric doublet quantity (the ``edge_features``: Δr, Δφ, Δz, Δη, φ slope, z0): the
+min and max seen in training for that module pair (``windows: module``) or for its two layers
+(``windows: layer``), padded by ``margin`` times the layer pair's window.  At inference every hit pair of two modules
 the map connects is a candidate; those inside every window of their module pair become edges.
 The map is the stage's trained state: saved, fingerprinted and cached like weights."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -37,12 +38,9 @@ class ModuleMapConfig:
     pt_min: float = 0.0           # GeV: particles below this pT do not enter the map
     min_hits: int = 3             # ... nor particles with fewer hits
     margin: float = 0.05          # windows padded on each side by this fraction of the layer pair's window
-    min_width: list[float] = None  # per feature, added to every window's width (edge-feature units)
+    # per feature, added to every window's width (edge-feature units)
+    min_width: list[float] = field(default_factory=lambda: [0.0] * len(EDGE_FEATURES))
     max_candidates: int = 4_000_000   # candidate pairs scored per chunk (bounds memory)
-
-    def __post_init__(self):
-        if self.min_width is None:
-            self.min_width = [0.0] * len(EDGE_FEATURES)
 
     def validate(self) -> None:
         if self.margin < 0:
