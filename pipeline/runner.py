@@ -128,7 +128,7 @@ class Pipeline:
 
     # ---------------------------------------------------------------- data
     def run_data(self, force: bool = False) -> StageOutput:
-        fp = fingerprint("data", config_to_dict(self.data.config))
+        fp = fingerprint("data", config_to_dict(self.data.config), self.data.input_digest())
         root = self.cachedir / "data" / fp
         clean_stale_temps(root)
         index_path = root / "index.json"

@@ -128,6 +128,19 @@ class DataStage:
         path = Path(self.config.input_dir)
         return path if path.is_absolute() else self.base_dir / path
 
+    def input_digest(self) -> dict | None:
+        """What the read events depend on besides the config: for ``trackml`` / ``acts`` sources
+        the resolved input directory and a content digest of every file in it (so a changed,
+        added or removed file gives a new data fingerprint); None for simulation."""
+        if self.config.source == "simulate":
+            return None
+        from trkx.fingerprint import file_digest
+        directory = self._input_dir().resolve()
+        if not directory.is_dir():
+            raise DataError(f"{directory}: input directory not found")
+        files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+        return {"dir": str(directory), "files": {p.name: file_digest(p) for p in files}}
+
     def split_sizes(self) -> dict[str, int]:
         c = self.config
         return {"train": c.n_train, "val": c.n_val, "test": c.n_test}

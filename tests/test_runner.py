@@ -169,3 +169,48 @@ def test_stages_after_the_last_trained_one_run_on_test_events_only(tiny_run):
     assert by_name["gnn"].paths["train"] == by_name["labeling"].paths["val"] == []
     assert len(by_name["labeling"].paths["test"]) == pipe.data.config.n_test
     assert not list((pipe.cachedir / "labeling" / by_name["labeling"].fingerprint).glob("train/*.pt"))
+
+
+def trackml_input_pipeline(root, csv_dir):
+    """The tiny module-map chain reading TrackML CSVs from ``csv_dir``."""
+    path = make_pipeline(root, {"data": {"source": "trackml", "input_dir": str(csv_dir)}},
+                         stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"])
+    return path
+
+
+def test_changed_input_file_recomputes_and_gives_new_tracks(tmp_path, tiny_run):
+    import shutil
+    pipe, outputs, _ = tiny_run
+    csv = tmp_path / "input"
+    shutil.copytree(pipe.cachedir / "data" / outputs[0].fingerprint / "csv", csv)
+    path = trackml_input_pipeline(tmp_path / "a", csv)
+    first, out1, _ = run_pipeline(path)
+    last = out1[0].paths["test"][-1].stem                       # event<ID> of the last test event
+    tracks = first.workdir / "tracks" / f"{last}.csv"
+    before = tracks.read_text()
+    # replace that event's hits file: every other hit moved 30 cm along the beam
+    hits_file = csv / f"event{int(last[5:]):09d}-hits.csv"
+    hits = pd.read_csv(hits_file)
+    hits.loc[::2, "z"] += 300.0
+    hits.to_csv(hits_file, index=False)
+    _, out2, _ = run_pipeline(path)
+    assert out2[0].fingerprint != out1[0].fingerprint and out2[0].computed == 6
+    assert tracks.read_text() != before
+    _, out3, _ = run_pipeline(path)
+    assert all(o.computed == 0 for o in out3)
+    # an added file changes the fingerprint too
+    (csv / "notes.txt").write_text("x")
+    assert Pipeline(path).run(until="data", write_outputs=False)[0].fingerprint != out2[0].fingerprint
+
+
+def test_same_input_dir_string_elsewhere_is_another_cache_entry(tmp_path, tiny_run):
+    import shutil
+    pipe, outputs, _ = tiny_run
+    src = pipe.cachedir / "data" / outputs[0].fingerprint / "csv"
+    fps = []
+    for name in ("one", "two"):
+        shutil.copytree(src, tmp_path / name / "ev")
+        path = make_pipeline(tmp_path / name, {"data": {"source": "trackml", "input_dir": "../../ev"}},
+                             cachedir=str(tmp_path / "shared"))
+        fps.append(Pipeline(path).run(until="data", write_outputs=False)[0].fingerprint)
+    assert fps[0] != fps[1]
