@@ -51,6 +51,34 @@ class PipelineConfig:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
 
 
+# what each role needs before it in the chain (after the data stage)
+ROLE_NEEDS = {"graph_construction": None, "edge_classification": "graph_construction",
+              "track_building": "edge_classification", "embedding": None}
+ROLE_WORDS = {"embedding": "embedding", "graph_construction": "graph construction",
+              "edge_classification": "edge classification", "track_building": "track building"}
+
+
+def check_chain(stages: list[Stage], paths: list[Path], where: str) -> None:
+    """The order of a chain, checked before anything runs: graph construction before any edge
+    classifier, an edge classifier before the track builder, at most one track builder and
+    nothing after it.  One ConfigError naming the pipeline file and the misplaced stage."""
+    seen: set[str] = set()
+    for i, (stage, path) in enumerate(zip(stages, paths)):
+        role = stage.role
+        label = f"stage '{stage.name}' ({ROLE_WORDS.get(role, role or 'no role')}, {path.name})"
+        if "track_building" in seen:
+            raise ConfigError(f"{where}: {label} comes after the track builder; track building must be last")
+        need = ROLE_NEEDS.get(role)
+        if need and need not in seen:
+            article = "an" if ROLE_WORDS[need][0] in "aeiou" else "a"
+            raise ConfigError(f"{where}: {label} needs {article} {ROLE_WORDS[need]} stage before it")
+        if role == "graph_construction" and getattr(stage.config, "feature", None) == "embedding" \
+                and "embedding" not in seen:
+            raise ConfigError(f"{where}: {label} searches the 'embedding' field and needs an embedding stage "
+                              f"before it")
+        seen.add(role)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -117,6 +145,7 @@ class Pipeline:
         dup = {n for n in names if names.count(n) > 1 or n == "data"}
         if dup:
             raise ConfigError(f"{self.path}: stage name {sorted(dup)[0]!r} used twice; set 'name:' in its YAML")
+        check_chain(self.stages, self.stage_paths, str(self.path))
 
     @staticmethod
     def _resolve(p: str, base: Path) -> Path:
@@ -128,7 +157,8 @@ class Pipeline:
 
     # ---------------------------------------------------------------- data
     def run_data(self, force: bool = False) -> StageOutput:
-        fp = fingerprint("data", config_to_dict(self.data.config), self.data.input_digest())
+        inputs = self.data.input_digest()   # None for simulation: the config says everything
+        fp = fingerprint("data", config_to_dict(self.data.config), *([inputs] if inputs else []))
         root = self.cachedir / "data" / fp
         clean_stale_temps(root)
         index_path = root / "index.json"

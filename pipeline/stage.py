@@ -41,6 +41,10 @@ class Stage:
     Config: ClassVar[type]
     trainable: ClassVar[bool] = False
     score_field: ClassVar[str | None] = None   # per-edge score this stage adds, if any
+    # what the stage does in the chain (the order is checked when a pipeline loads):
+    # "embedding" (node features for a graph), "graph_construction" (adds edge_index),
+    # "edge_classification" (scores edges), "track_building" (adds track_id; last)
+    role: ClassVar[str] = ""
     weights_format: ClassVar[int] = 0
 
     def __init__(self, config: Any, name: str | None = None, device: str = "cpu", seed: int = 0):

@@ -80,6 +80,7 @@ class EmbeddingModule(TrackingModule):
 @register("embedding")
 class Embedding(ModelStage):
     """Adds ``embedding`` (N, emb_dim) to each event."""
+    role = "embedding"
     Config = EmbeddingConfig
     Module = EmbeddingModule
 

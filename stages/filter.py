@@ -75,6 +75,7 @@ class FilterModule(TrackingModule):
 @register("filter")
 class EdgeFilter(ModelStage):
     """Adds ``filter_score`` and removes edges below ``cut``."""
+    role = "edge_classification"
     Config = FilterConfig
     Module = FilterModule
     score_field = "filter_score"

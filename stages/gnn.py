@@ -196,6 +196,7 @@ def autocast_context(precision: str, device: torch.device):
 @register("gnn")
 class EdgeClassifier(ModelStage):
     """Adds ``gnn_score`` per edge (and drops edges below ``cut``)."""
+    role = "edge_classification"
     Config = GNNConfig
     Module = GNNModule
     score_field = "gnn_score"

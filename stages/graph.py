@@ -47,6 +47,7 @@ class GraphConfig:
 @register("graph")
 class GraphBuilding(Stage):
     """Adds ``edge_index`` (outward, unique) and truth ``y`` from a radius search on ``feature``."""
+    role = "graph_construction"
     Config = GraphConfig
 
     def infer(self, event: Data) -> Data:

@@ -151,6 +151,7 @@ class LabelingConfig:
 @register("labeling")
 class TrackLabeling(Stage):
     """Adds ``track_id`` per hit."""
+    role = "track_building"
     Config = LabelingConfig
 
     def infer(self, event: Data) -> Data:

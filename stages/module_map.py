@@ -136,6 +136,7 @@ def module_map_edges(event: Data, mmap: dict[str, torch.Tensor], max_candidates:
 @register("module_map")
 class ModuleMap(TrainableStage):
     """Adds ``edge_index`` (outward, unique) and truth ``y`` from the module map of the training events."""
+    role = "graph_construction"
     Config = ModuleMapConfig
     weights_format = 1
 

@@ -214,3 +214,28 @@ def test_same_input_dir_string_elsewhere_is_another_cache_entry(tmp_path, tiny_r
                              cachedir=str(tmp_path / "shared"))
         fps.append(Pipeline(path).run(until="data", write_outputs=False)[0].fingerprint)
     assert fps[0] != fps[1]
+
+
+@pytest.mark.parametrize("stages, message", [
+    (["stages/embedding.yaml", "stages/filter.yaml", "stages/graph.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
+     "stage 'filter' (edge classification, filter.yaml) needs a graph construction stage before it"),
+    (["stages/embedding.yaml", "stages/graph.yaml", "stages/labeling.yaml"],
+     "stage 'labeling' (track building, labeling.yaml) needs an edge classification stage before it"),
+    (["stages/graph.yaml", "stages/filter.yaml", "stages/labeling.yaml"],
+     "stage 'graph' (graph construction, graph.yaml) searches the 'embedding' field"),
+    (["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml", "stages/labeling2.yaml"],
+     "stage 'labeling2' (track building, labeling2.yaml) comes after the track builder"),
+])
+def test_chain_in_the_wrong_order_fails_at_load_with_one_line(tmp_path, stages, message):
+    path = make_pipeline(tmp_path, stages=stages)
+    (path.parent / "stages" / "labeling2.yaml").write_text("stage: labeling\nname: labeling2\n")
+    result = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "work").exists()      # nothing was computed
+
+
+def test_chains_without_track_building_or_embedding_load(tmp_path):
+    for stages in (["stages/embedding.yaml", "stages/graph.yaml"],
+                   ["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"]):
+        assert len(Pipeline(make_pipeline(tmp_path, stages=stages)).stages) == len(stages)
