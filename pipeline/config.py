@@ -49,14 +49,13 @@ def _coerce(value: Any, tp: Any, where: str, key: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(value, arg, where, key)
-            except ConfigError as err:
-                errors.append(str(err))
+            except ConfigError:
+                pass   # try the next type of the union
         raise ConfigError(f"{where}: key '{key}': expected {' or '.join(_type_name(a) for a in args)}, "
                           f"got {type(value).__name__} {value!r}")
     if origin is Literal:

@@ -1,6 +1,6 @@
 """Pipeline runner: data -> every stage in order -> tracks, with a per-event on-disk cache and timing.
 
-Cache layout (DESIGN.md): ``<workdir>/<stage>/<fingerprint>/{train,val,test}/event<ID>.pt`` where the
+Cache layout: ``<workdir>/<stage>/<fingerprint>/{train,val,test}/event<ID>.pt`` where the
 fingerprint hashes the stage config, the upstream fingerprint and the trained weights.  Every file is
 written to a temporary name and renamed, so a killed run leaves no half entry and resumes.
 """

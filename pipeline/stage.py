@@ -72,13 +72,12 @@ class TrainableStage(Stage):
         raise NotImplementedError
 
     def save(self, path: Path) -> None:
-        from trkx.storage import atomic_path
-        with atomic_path(path) as tmp:
-            torch.save(self.model.state_dict(), tmp)
+        """Write the trained state (weights, a module map, ...) to ``path``, atomically."""
+        raise NotImplementedError
 
     def load(self, path: Path) -> None:
-        self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        self.model.to(self.device)
+        """Read the state ``save`` wrote."""
+        raise NotImplementedError
 
 
 def stage_class(kind: str, where: str) -> type[Stage]:

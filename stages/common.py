@@ -5,7 +5,6 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Callable
 
 import pytorch_lightning as pl
 import torch
@@ -91,11 +90,6 @@ def select_edges(event: Data, keep: torch.Tensor, fields: tuple[str, ...]) -> Da
 
 EDGE_FIELDS = ("y", "filter_score", "gnn_score")
 TRAINING_EDGE_FIELDS = EDGE_FIELDS + ("core_edge",)   # per-edge fields, with the sector samples' mask
-
-
-def target_edge_mask(event: Data, edge_index: torch.Tensor, pt_min: float) -> torch.Tensor:
-    """Edges between hits of one particle above ``pt_min`` (the signal the targets talk about)."""
-    return edge_truth(event, edge_index) & (event.pt[edge_index[0]] >= pt_min)
 
 
 def edge_efficiency_purity(event: Data, keep: torch.Tensor | None = None, pt_min: float = 1.0) -> dict:
@@ -226,18 +220,15 @@ class SectorSamples(torch.utils.data.Dataset):
 
 
 class EventDataModule(pl.LightningDataModule):
-    """One event per batch; events are loaded lazily and transformed once by ``prepare``."""
+    """One event (or one sector sample of an event) per batch; events are loaded lazily and kept."""
 
-    def __init__(self, train, val, prepare: Callable[[Data], Data] | None = None,
-                 sampling: SamplingConfig | None = None, seed: int = 0):
+    def __init__(self, train, val, sampling: SamplingConfig | None = None, seed: int = 0):
         super().__init__()
         self.train_set, self.val_set = train, val
-        self.prepare = prepare or (lambda e: e)
         self.sampling, self.seed = sampling, seed
 
     def _loader(self, events, shuffle: bool):
-        return torch.utils.data.DataLoader(_Mapped(events, self.prepare), batch_size=None, shuffle=shuffle,
-                                           num_workers=0)
+        return torch.utils.data.DataLoader(_Cached(events), batch_size=None, shuffle=shuffle, num_workers=0)
 
     def train_dataloader(self):
         if self.sampling is not None:
@@ -249,16 +240,18 @@ class EventDataModule(pl.LightningDataModule):
         return self._loader(self.val_set, False)
 
 
-class _Mapped(torch.utils.data.Dataset):
-    def __init__(self, events, fn):
-        self.events, self.fn, self.cache = events, fn, {}
+class _Cached(torch.utils.data.Dataset):
+    """Events loaded on first use and kept in memory."""
+
+    def __init__(self, events):
+        self.events, self.cache = events, {}
 
     def __len__(self):
         return len(self.events)
 
     def __getitem__(self, i):
         if i not in self.cache:
-            self.cache[i] = self.fn(self.events[i])
+            self.cache[i] = self.events[i]
         return self.cache[i]
 
 

@@ -75,16 +75,21 @@ TRACKS = [0, 0, 0, -1, 0, 1, 1, -1, 1, 1]
     ("one_way", 0.5, 0.0),     # p1 by track 0 (.75); p3 by track 1 (2/2 > .5) -> track 1 matched (p3 not a target)
     ("atlas", 1.0, 0.0),       # track frac >= .5: track 0 -> p1, track 1 -> p2 and p3
     ("perfect", 0.0, 1.0),
-    ("lhc", 0.5, 0.5),         # track 0: .75 is not > .75 -> hmm see below
+    ("lhc", 0.0, 1.0),         # track purity .75 is not strictly above .75: nothing matches
 ])
 def test_matching_styles(style, eff, fake):
     m = track_metrics(hits_df(PIDS, TRACKS), style, 0.5, TargetSelection(1.0, 3, 4.0), min_track_hits=3)
-    if style == "lhc":  # .75 is not strictly above .75: nothing matches
-        assert (m["efficiency"], m["fake_rate"]) == (0.0, 1.0)
-        return
     assert m["n_target_particles"] == 2
     assert m["efficiency"] == pytest.approx(eff)
     assert m["fake_rate"] == pytest.approx(fake)
+
+
+def test_lhc_matches_tracks_purer_than_three_quarters():
+    # track 0: 4 of particle 1 and 1 of particle 2 (purity .8 > .75); track 1: 2 of particle 2, 2 of 3 (.5)
+    pids = [1, 1, 1, 1, 2, 2, 2, 3, 3]
+    tracks = [0, 0, 0, 0, 0, 1, 1, 1, 1]
+    m = track_metrics(hits_df(pids, tracks), "lhc", 0.5, TargetSelection(1.0, 3, 4.0), min_track_hits=3)
+    assert m["n_matched_tracks"] == 1 and m["efficiency"] == pytest.approx(0.5) and m["fake_rate"] == 0.5
 
 
 def test_duplicates_and_perfect():

@@ -79,7 +79,9 @@ def test_same_config_same_tracks(tmp_path, tiny_run):
     pipe, outputs, _ = tiny_run
     path = make_pipeline(tmp_path)
     other, new, _ = run_pipeline(path)
-    for a, b in zip(sorted((pipe.workdir / "tracks").iterdir()), sorted((other.workdir / "tracks").iterdir())):
+    mine, theirs = sorted((pipe.workdir / "tracks").iterdir()), sorted((other.workdir / "tracks").iterdir())
+    assert [p.name for p in mine] == [p.name for p in theirs] and len(mine) == pipe.data.config.n_test
+    for a, b in zip(mine, theirs):
         assert a.read_text() == b.read_text()
 
 
