@@ -63,7 +63,7 @@ def check_chain(stages: list[Stage], paths: list[Path], where: str) -> None:
     classifier, an edge classifier before the track builder, at most one track builder and
     nothing after it.  One ConfigError naming the pipeline file and the misplaced stage."""
     seen: set[str] = set()
-    for i, (stage, path) in enumerate(zip(stages, paths)):
+    for stage, path in zip(stages, paths):
         role = stage.role
         label = f"stage '{stage.name}' ({ROLE_WORDS.get(role, role or 'no role')}, {path.name})"
         if "track_building" in seen:

@@ -1,8 +1,9 @@
 """Track labeling: edges and scores to a ``track_id`` per hit (-1 = unassigned).
 
 Methods: connected components (SciPy on CPU, cuGraph on GPU when installed), CC after junction
-removal (every hit keeps its best incoming and outgoing edge), CC + walkthrough for merged components, and linear-sum-assignment labeling (each hit keeps at most one predecessor and
-one successor)."""
+removal (every hit keeps its best incoming and outgoing edge), CC + walkthrough for merged
+components, and linear-sum-assignment labeling (each hit keeps at most one predecessor and one
+successor).  Candidates may then be selected by hit count and by pT from their curvature."""
 from __future__ import annotations
 
 from dataclasses import dataclass
