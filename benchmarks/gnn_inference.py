@@ -10,7 +10,6 @@ Prints a markdown table with each variant's ratio to the first (the old default:
 """
 import argparse
 import statistics
-import time
 
 import torch
 
@@ -18,6 +17,7 @@ from trkx.runner import Pipeline
 from trkx.stages.common import EDGE_FEATURES, edge_features
 from trkx.stages.gnn import GNNConfig, InteractionGNN
 from trkx.storage import load_event
+from trkx.timing import stopwatch
 
 VARIANTS = [  # (label, hidden, iterations, node projection, torch.compile)
     ("hidden 64, 6 iterations, concatenated inputs", 64, 6, False, False),
@@ -56,9 +56,8 @@ def main():
         for _ in range(a.repeats):
             for k, net in enumerate(nets):
                 for inp in inputs:
-                    t0 = time.perf_counter()
-                    net(*inp)
-                    times[k].append(time.perf_counter() - t0)
+                    with stopwatch(times[k]):
+                        net(*inp)
     medians = [statistics.median(t) for t in times]
     edges = sum(e.edge_index.shape[1] for e in events) / len(events)
     nodes = sum(e.num_nodes for e in events) / len(events)

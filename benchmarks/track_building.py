@@ -10,7 +10,6 @@ events, so the choice is not made on the test events that the README reports.
 """
 import argparse
 import dataclasses
-import time
 
 import pandas as pd
 import torch
@@ -19,6 +18,7 @@ from trkx.evaluate import track_level, truth_table
 from trkx.runner import Pipeline
 from trkx.stages.labeling import TrackLabeling
 from trkx.storage import load_event
+from trkx.timing import stopwatch
 
 METHODS = ("cc", "junction", "walkthrough", "assignment")
 
@@ -43,10 +43,8 @@ def main():
             stage = TrackLabeling(dataclasses.replace(builder.config, method=method, cut=cut))
             frames, seconds = [], []
             for e in events:
-                t0 = time.perf_counter()
-                with torch.no_grad():
+                with torch.no_grad(), stopwatch(seconds):
                     out = stage.infer(e.clone())
-                seconds.append(time.perf_counter() - t0)
                 frames.append(pd.DataFrame({"event_id": int(e.event_id), "hit_id": out.hit_id.numpy(),
                                             "track_id": out.track_id.numpy()}))
             m = track_level(truth, pd.concat(frames, ignore_index=True), pipe.config.evaluation)
