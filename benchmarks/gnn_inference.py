@@ -15,7 +15,7 @@ import torch
 
 from trkx.runner import Pipeline
 from trkx.stages.common import EDGE_FEATURES, edge_features
-from trkx.stages.gnn import GNNConfig, InteractionGNN
+from trkx.stages.edge_classification.gnn import GNNConfig, InteractionGNN
 from trkx.storage import load_event
 from trkx.timing import stopwatch
 

@@ -16,7 +16,7 @@ import torch
 
 from trkx.evaluate import track_level, truth_table
 from trkx.runner import Pipeline
-from trkx.stages.labeling import TrackLabeling
+from trkx.stages.track_building.labeling import TrackLabeling
 from trkx.storage import load_event
 from trkx.timing import stopwatch
 

@@ -41,7 +41,7 @@ def time_chain_single_thread(pipe, outputs) -> tuple[list[float], float]:
 
 def run_ckf_baseline(pipeline_path: str | Path, progress: bool | None = None) -> dict:
     from trkx.runner import Pipeline
-    from trkx.stages.ckf_baseline import check_same_hits, ckf_track_labels, run_ckf
+    from trkx.ckf import check_same_hits, ckf_track_labels, run_ckf
 
     pipe = Pipeline(pipeline_path, progress=progress)
     c = pipe.data.config

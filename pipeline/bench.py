@@ -34,10 +34,10 @@ def _variants(stage) -> list[tuple[str, object]]:
     """(label, stage object) alternatives of one stage, the configured one first."""
     options = {}
     if stage.kind == "graph":
-        from trkx.stages.frnn import available_backends
+        from trkx.stages.graph_construction.frnn import available_backends
         options = {"backend": available_backends()}
     elif stage.kind == "labeling":
-        from trkx.stages.labeling import cugraph_available
+        from trkx.stages.track_building.labeling import cugraph_available
         options = {"backend": ["scipy", "cugraph"] if cugraph_available() else ["scipy"]}
     elif stage.kind == "gnn":
         options = {"precision": ["32", "bf16-mixed"] + (["16-mixed"] if torch.cuda.is_available() else [])}
@@ -139,7 +139,7 @@ def run_graph_building(pipeline_path: str | Path, repeats: int = 3, scaling: boo
 def _time_backends(p: torch.Tensor, r: float, k_max: int, repeats: int, backends: list[str]) -> dict:
     """Median seconds of each backend on points ``p`` (backends interleaved within every repeat, so
     a drift in machine speed hits all alike), edge counts and identity with the kd-tree's edges."""
-    from trkx.stages.frnn import build_edges
+    from trkx.stages.graph_construction.frnn import build_edges
 
     edges = {b: build_edges(p, r, k_max, b) for b in backends}      # warm-up, and the identity check
     reference = edges["kdtree"] if "kdtree" in edges else build_edges(p, r, k_max, "kdtree")
@@ -173,7 +173,7 @@ def graph_building_benchmark(points: list[torch.Tensor], r: float, k_max: int, r
     """Median time per event of each backend on the same points, edges/s, ratios; checks identity.
     ``scaling``: also time growing point sets (see ``_scaling_inputs``); brute-force faiss only up
     to ``faiss_max_hits``."""
-    from trkx.stages.frnn import available_backends
+    from trkx.stages.graph_construction.frnn import available_backends
 
     backends = backends or available_backends()
     result = {"r": r, "k_max": k_max, "repeats": repeats, "hits": [int(p.shape[0]) for p in points],
@@ -258,7 +258,7 @@ def _gnn_step_worker(mode: str, n_nodes: int, n_edges: int, hidden: int, iterati
 
     from torch_geometric.data import Data
 
-    from trkx.stages.gnn import GNNConfig, GNNModule, autocast_context
+    from trkx.stages.edge_classification.gnn import GNNConfig, GNNModule, autocast_context
 
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)

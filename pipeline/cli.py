@@ -15,7 +15,7 @@ def _friendly(fn):
     """Turn the errors users cause (configs, data, cache files) into one line and exit status 2."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from trkx.stages.trackml_io import DataError
+        from trkx.stages.data.trackml_io import DataError
         from trkx.storage import CorruptEntryError
         try:
             return fn(*args, **kwargs)
@@ -50,7 +50,7 @@ def main():
 def simulate(out_dir, events, vertices, particles, pt_min, pt_max, eta, pdg, seed, first_event_id):
     """Simulate events with ACTS (generic detector, Fatras, smearing) into TrackML CSVs."""
     from trkx.config import parse_config
-    from trkx.stages.simulation import SimulationConfig, simulate_events
+    from trkx.stages.data.simulation import SimulationConfig, simulate_events
 
     cfg = parse_config(SimulationConfig, {"n_vertices": vertices, "particles_per_vertex": particles,
                                           "pt_min": pt_min, "pt_max": pt_max, "eta_min": -eta, "eta_max": eta,

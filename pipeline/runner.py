@@ -116,7 +116,7 @@ class Pipeline:
     """A pipeline YAML, its data stage and its stages, validated up front."""
 
     def __init__(self, path: str | Path, progress: bool | None = None):
-        from trkx.stages.data import DataConfig, DataStage
+        from trkx.stages.data.source import DataConfig, DataStage
 
         self.path = Path(path)
         raw = load_yaml(self.path)

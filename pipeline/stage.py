@@ -81,7 +81,8 @@ class TrainableStage(Stage):
 
 
 def stage_class(kind: str, where: str) -> type[Stage]:
-    import trkx.stages  # noqa: F401  (registers the built-in stages)
+    from trkx.stages import discover
+    discover()
     if kind not in STAGES:
         raise ConfigError(f"{where}: key 'stage': unknown stage {kind!r} (known: {', '.join(sorted(STAGES))})")
     return STAGES[kind]

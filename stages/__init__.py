@@ -1,2 +1,24 @@
-"""trkx.stages: the built-in stages. Importing this package registers them by their YAML name."""
-from trkx.stages import embedding, filter, gnn, graph, labeling, module_map  # noqa: F401
+"""trkx.stages: the built-in stages, one sub-package per role.
+
+- ``data``: event sources (simulation, TrackML / ACTS CSV readers) and hit transforms;
+- ``graph_construction``: metric-learning embedding, radius graphs (FRNN backends), module map;
+- ``edge_classification``: edge filter, interaction GNN;
+- ``track_building``: connected components, junction removal, walkthrough, assignment.
+
+A stage is one file in its role's folder: ``discover()`` imports every module here, and each
+``@register``-decorated class becomes available as ``stage: <name>`` in YAML.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+ROLE_PACKAGES = ("data", "graph_construction", "edge_classification", "track_building")
+
+
+def discover() -> None:
+    """Import every module of the role sub-packages (registering their stages)."""
+    for package in ROLE_PACKAGES:
+        pkg = importlib.import_module(f"{__name__}.{package}")
+        for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + "."):
+            importlib.import_module(info.name)

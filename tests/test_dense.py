@@ -6,12 +6,12 @@ from torch_geometric.data import Data
 
 from trkx.config import ConfigError, parse_config
 from trkx.stages.common import SamplingConfig, sector_samples
-from trkx.stages.data import DataConfig
-from trkx.stages.gnn import GNNConfig, GroupedMLP, InteractionGNN
-from trkx.stages.graph import orient_and_dedup, outward
-from trkx.stages.labeling import LabelingConfig, TrackLabeling
-from trkx.stages.module_map import ModuleMap, ModuleMapConfig, build_module_map, map_truth_edges, module_map_edges
-from trkx.stages.simulation import SimulationConfig
+from trkx.stages.data.source import DataConfig
+from trkx.stages.edge_classification.gnn import GNNConfig, GroupedMLP, InteractionGNN
+from trkx.stages.graph_construction.radius_graph import orient_and_dedup, outward
+from trkx.stages.track_building.labeling import LabelingConfig, TrackLabeling
+from trkx.stages.graph_construction.module_map import ModuleMap, ModuleMapConfig, build_module_map, map_truth_edges, module_map_edges
+from trkx.stages.data.simulation import SimulationConfig
 
 
 def edge_set(ei, n):
@@ -31,7 +31,7 @@ def with_graph(event, n_fake, seed=0):
 # ---------------------------------------------------------------- particle-gun mix
 def test_gun_mix_simulates_every_species(tmp_path):
     import pandas as pd
-    from trkx.stages.simulation import run_acts
+    from trkx.stages.data.simulation import run_acts
     cfg = parse_config(SimulationConfig, {"n_vertices": 2, "enable_interactions": False, "guns": [
         {"pdg": 211, "particles_per_vertex": 6, "pt_min": 1.0, "pt_max": 5.0},
         {"pdg": 11, "particles_per_vertex": 3, "pt_min": 1.0, "pt_max": 5.0},
@@ -148,7 +148,7 @@ def test_only_core_edges_carry_loss_weight(tiny_events):
 
 
 def test_gnn_trains_on_sectors_through_the_stage(tiny_events):
-    from trkx.stages.gnn import EdgeClassifier
+    from trkx.stages.edge_classification.gnn import EdgeClassifier
     events = [with_graph(e, 500) for e in tiny_events[:3]]
     cfg = parse_config(GNNConfig, {"hidden": 8, "n_iterations": 1, "epochs": 1,
                                    "sampling": {"eta_sectors": 2, "phi_sectors": 2}}, "gnn.yaml")
@@ -192,7 +192,7 @@ def test_interaction_gnn_gradients_flow_through_the_projection():
 
 
 def test_filter_trains_on_sectors_with_edge_subsampling(tiny_events):
-    from trkx.stages.filter import EdgeFilter, FilterConfig
+    from trkx.stages.edge_classification.filter import EdgeFilter, FilterConfig
     events = [with_graph(e, 500) for e in tiny_events[:3]]
     cfg = parse_config(FilterConfig, {"hidden": 8, "layers": 2, "epochs": 1, "train_edges": 50,
                                       "sampling": {"eta_sectors": 1, "phi_sectors": 3}}, "filter.yaml")
@@ -222,7 +222,7 @@ def test_module_map_chain_runs_caches_and_scores(tmp_path):
 
 
 def test_compiled_gnn_scores_equal_eager(tiny_events):
-    from trkx.stages.gnn import EdgeClassifier
+    from trkx.stages.edge_classification.gnn import EdgeClassifier
     event = with_graph(tiny_events[0], 300)
     eager = EdgeClassifier(GNNConfig(hidden=8, n_iterations=2))
     eager._ensure_model(event.x.shape[1])
@@ -259,7 +259,7 @@ def helix_hits(radius_mm, n, turns, phi0=0.3):
 
 
 def test_track_pt_from_curvature():
-    from trkx.stages.labeling import track_pt_estimate
+    from trkx.stages.track_building.labeling import track_pt_estimate
     stiff_r, stiff_phi = helix_hits(1000.0 / (0.299792458 * 2.0) * 2.0, 10, 0.1)    # pT 2 GeV, short arc
     loop_r, loop_phi = helix_hits(1000.0 / (0.299792458 * 2.0) * 0.2, 25, 2.3)      # pT 0.2 GeV, 2.3 turns
     line_r = torch.tensor([30.0, 60.0, 90.0])

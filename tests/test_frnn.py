@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from trkx.stages.frnn import available_backends, build_edges, hilbert_key
+from trkx.stages.graph_construction.frnn import available_backends, build_edges, hilbert_key
 
 CPU_BACKENDS = [b for b in ("grid", "kdtree", "faiss") if b in available_backends()]
 
@@ -48,7 +48,7 @@ def test_kmax_cap_keeps_nearest(backend):
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_kmax_cap_in_query_groups(backend, monkeypatch):
     """The cap ranks over-cap queries in groups when there are many; groups of 7 give the same edges."""
-    import trkx.stages.frnn as frnn
+    import trkx.stages.graph_construction.frnn as frnn
     monkeypatch.setattr(frnn, "_CAP_GROUP", 7)
     rng = np.random.default_rng(2)
     x = rng.random((400, 3)).astype(np.float32)
@@ -141,7 +141,7 @@ def test_unknown_backend():
 def test_grid_torch_path_matches(monkeypatch):
     """The pure-torch code path (the one CUDA runs) gives the same edges as the NumPy-assisted CPU path,
     with boundary drops and the cap in play."""
-    import trkx.stages.frnn as frnn
+    import trkx.stages.graph_construction.frnn as frnn
     rng = np.random.default_rng(13)
     centres = rng.random((60, 6))
     x = torch.from_numpy(np.concatenate([centres[rng.integers(0, 60, 3000)] + 0.02 * rng.standard_normal((3000, 6)),

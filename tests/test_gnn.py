@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from trkx.stages.gnn import GNNConfig, GNNModule, InteractionGNN, autocast_context, region_pair
+from trkx.stages.edge_classification.gnn import GNNConfig, GNNModule, InteractionGNN, autocast_context, region_pair
 
 
 def toy_event(n=60, e=300, seed=0):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from trkx.stages.labeling import (LabelingConfig, TrackLabeling, best_successor_paths, canonical_labels,
+from trkx.stages.track_building.labeling import (LabelingConfig, TrackLabeling, best_successor_paths, canonical_labels,
                                   connected_component_labels, cugraph_available)
 
 METHODS = ["cc", "walkthrough", "assignment"]

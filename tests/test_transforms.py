@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from trkx.config import ConfigError
-from trkx.stages.transforms import (Compose, DropFakes, DropShort, DropSpinningTracks, MinMaxScale, Normalize,
+from trkx.stages.data.transforms import (Compose, DropFakes, DropShort, DropSpinningTracks, MinMaxScale, Normalize,
                                     PtCut, StandardScale, ToCartesian, ToCylindrical, build_transforms)
 
 

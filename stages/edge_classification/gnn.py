@@ -14,7 +14,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
 from trkx.stage import register
-from trkx.stages.assignment import blackbox_assignment, hamming_loss
+from trkx.stages.track_building.assignment import blackbox_assignment, hamming_loss
 from trkx.stages.common import (EDGE_FEATURES, EDGE_FIELDS, ModelStage, SamplingConfig, TrackingModule,
                                 edge_efficiency_purity, edge_features, edge_training_targets, make_mlp, select_edges,
                                 weighted_bce)

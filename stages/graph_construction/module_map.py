@@ -18,7 +18,7 @@ from torch_geometric.data import Data
 from trkx.event import edge_truth
 from trkx.stage import TrainableStage, register
 from trkx.stages.common import DZ_SCALE, EDGE_FEATURES, edge_features
-from trkx.stages.graph import orient_and_dedup, outward
+from trkx.stages.graph_construction.radius_graph import orient_and_dedup, outward
 
 _BITS = 21   # bits per volume / layer / module id in the packed module key
 DZ = EDGE_FEATURES.index("dz")

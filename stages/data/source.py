@@ -10,10 +10,10 @@ import pandas as pd
 import torch
 from torch_geometric.data import Data
 
-from trkx.stages.acts_csv import list_acts_events, read_acts_event
-from trkx.stages.simulation import SimulationConfig, simulate_events
-from trkx.stages.trackml_io import DataError, EventTables, list_events, read_trackml_event
-from trkx.stages.transforms import build_transforms
+from trkx.stages.data.acts_csv import list_acts_events, read_acts_event
+from trkx.stages.data.simulation import SimulationConfig, simulate_events
+from trkx.stages.data.trackml_io import DataError, EventTables, list_events, read_trackml_event
+from trkx.stages.data.transforms import build_transforms
 
 SPLITS = ("train", "val", "test")
 

@@ -17,7 +17,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
 from trkx.stage import Stage, register
-from trkx.stages.assignment import assign_edges
+from trkx.stages.track_building.assignment import assign_edges
 
 
 def cugraph_available() -> bool:

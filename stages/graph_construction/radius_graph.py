@@ -9,7 +9,7 @@ from torch_geometric.data import Data
 
 from trkx.event import edge_truth
 from trkx.stage import Stage, register
-from trkx.stages.frnn import build_edges
+from trkx.stages.graph_construction.frnn import build_edges
 
 
 def outward(event: Data, edges: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from torch_geometric.data import Data
 from trkx.stage import register
 from trkx.stages.common import ModelStage, TrackingModule, edge_efficiency_purity, make_mlp
 from trkx.event import edge_truth
-from trkx.stages.frnn import build_edges
+from trkx.stages.graph_construction.frnn import build_edges
 
 
 @dataclass

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trkx.stages.simulation import SimulationConfig, run_acts
-from trkx.stages.trackml_io import DataError
+from trkx.stages.data.simulation import SimulationConfig, run_acts
+from trkx.stages.data.trackml_io import DataError
 
 # pixel layers used for seeding in the generic detector (barrel 8, endcaps 7 and 9)
 SEEDING_LAYERS = ([{"volume": 8, "layer": l} for l in (2, 4, 6, 8)]

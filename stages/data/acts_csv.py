@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trkx.stages.trackml_io import DataError, EventTables, event_prefix, read_table
+from trkx.stages.data.trackml_io import DataError, EventTables, event_prefix, read_table
 
 PARTICLE_ID_PARTS = ["particle_id_pv", "particle_id_sv", "particle_id_part", "particle_id_gen",
                      "particle_id_subpart"]

@@ -1,0 +1,1 @@
+"""Edge classification: the edge filter and the interaction GNN."""

@@ -1,0 +1,1 @@
+"""Graph construction: metric-learning embedding, radius graphs (FRNN backends), module map."""

@@ -1,0 +1,1 @@
+"""Track building: connected components, junction removal, walkthrough, assignment."""
