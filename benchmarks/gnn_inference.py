@@ -14,7 +14,7 @@ import statistics
 import torch
 
 from trkx.runner import Pipeline
-from trkx.stages.common import EDGE_FEATURES, edge_features
+from trkx.event import EDGE_FEATURES, edge_features
 from trkx.stages.edge_classification.gnn import GNNConfig, InteractionGNN
 from trkx.storage import load_event
 from trkx.timing import stopwatch
@@ -43,7 +43,7 @@ def main():
     ap.add_argument("--events", type=int, default=2)
     a = ap.parse_args()
     pipe = Pipeline(a.pipeline, progress=False)
-    graph_stage = next(s for s in pipe.stages if s.kind in ("graph", "module_map"))
+    graph_stage = next(s for s in pipe.stages if s.role == "graph_construction")
     outputs = pipe.run(until=graph_stage.name, write_outputs=False)
     events = [load_event(p) for p in outputs[-1].paths["test"][: a.events]]
     torch.set_num_threads(1)

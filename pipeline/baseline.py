@@ -52,7 +52,6 @@ def run_ckf_baseline(pipeline_path: str | Path, progress: bool | None = None) ->
     gnn = evaluate(pipe, outputs)
     first = c.n_train + c.n_val
     out = pipe.workdir / "baseline_ckf"
-    raw_dir = pipe.cachedir / "data" / outputs[0].fingerprint / "csv"
     with tempfile.TemporaryDirectory(prefix="trkx-ckf-") as tmp:
         tmp = Path(tmp)
         per_alg = run_ckf(c.simulation, c.seed, first, c.n_test, tmp)
@@ -60,9 +59,9 @@ def run_ckf_baseline(pipeline_path: str | Path, progress: bool | None = None) ->
             event_id = c.first_event_id + first + k
             if path.stem != f"event{event_id}":
                 raise ConfigError(f"{path}: unexpected test event order for the baseline")
-            hits = pd.read_csv(raw_dir / f"event{event_id:09d}-hits.csv")
-            check_same_hits(tmp, first + k, hits, str(raw_dir))
-            hit_ids = load_event(path).hit_id.numpy()
+            event = load_event(path)
+            check_same_hits(tmp, first + k, event, str(path))
+            hit_ids = event.hit_id.numpy()
             labels = ckf_track_labels(tmp / "ckf" / f"event{first + k:09d}-tracks_ckf.csv", hit_ids)
             write_text(out / "tracks" / f"{path.stem}.csv",
                        pd.DataFrame({"hit_id": hit_ids, "track_id": labels}).to_csv(index=False))

@@ -33,13 +33,14 @@ def _with(stage, **changes):
 def _variants(stage) -> list[tuple[str, object]]:
     """(label, stage object) alternatives of one stage, the configured one first."""
     options = {}
-    if stage.kind == "graph":
+    has = lambda key: hasattr(stage.config, key)  # noqa: E731
+    if stage.role == "graph_construction" and has("backend"):       # FRNN backends of a radius graph
         from trkx.stages.graph_construction.frnn import available_backends
         options = {"backend": available_backends()}
-    elif stage.kind == "labeling":
+    elif stage.role == "track_building" and has("backend"):        # connected components
         from trkx.stages.track_building.labeling import cugraph_available
         options = {"backend": ["scipy", "cugraph"] if cugraph_available() else ["scipy"]}
-    elif stage.kind == "gnn":
+    elif stage.role == "edge_classification" and has("precision"):
         options = {"precision": ["32", "bf16-mixed"] + (["16-mixed"] if torch.cuda.is_available() else [])}
     if not options:
         return [("configured", stage)]
@@ -112,8 +113,8 @@ def embedded_points(pipeline_path: str | Path, progress: bool = True):
     from trkx.runner import Pipeline
 
     pipe = Pipeline(pipeline_path, progress=progress)
-    emb = next((s for s in pipe.stages if s.kind == "embedding"), None)
-    graph = next((s for s in pipe.stages if s.kind == "graph"), None)
+    emb = next((s for s in pipe.stages if s.role == "embedding"), None)
+    graph = next((s for s in pipe.stages if s.role == "graph_construction" and hasattr(s.config, "feature")), None)
     if emb is None or graph is None:
         from trkx.config import ConfigError
         raise ConfigError(f"{pipeline_path}: --graph-building needs an embedding and a graph stage")
@@ -258,7 +259,8 @@ def _gnn_step_worker(mode: str, n_nodes: int, n_edges: int, hidden: int, iterati
 
     from torch_geometric.data import Data
 
-    from trkx.stages.edge_classification.gnn import GNNConfig, GNNModule, autocast_context
+    from trkx.stages.edge_classification.gnn import GNNConfig, gnn_module
+    from trkx.training import autocast_context
 
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
@@ -270,7 +272,7 @@ def _gnn_step_worker(mode: str, n_nodes: int, n_edges: int, hidden: int, iterati
                  pt=torch.full((n_nodes,), 2.0), track_edges=torch.stack([torch.arange(n_nodes - 1), torch.arange(1, n_nodes)]))
     event.y = event.particle_id[event.edge_index[0]] == event.particle_id[event.edge_index[1]]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = GNNModule(3, GNNConfig(hidden=hidden, n_iterations=iterations, checkpointing=mode)).to(device)
+    model = gnn_module(3, GNNConfig(hidden=hidden, n_iterations=iterations, checkpointing=mode)).to(device)
     event = event.to(device)
     model.train()
     times = []

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trkx.event import REGION_NAMES
-from trkx.stages.common import track_edge_truth
+from trkx.event import track_edge_truth
 from trkx.metrics import (STYLES, TargetSelection, edge_counts, efficiency_vs, summarize_edge_counts,
                           track_metrics, trackml_score, v_score)
 from trkx.storage import load_event, write_json
@@ -87,10 +87,10 @@ def edge_level(pipe, outputs) -> dict:
                 break
             keep = stage.edge_keep(e)
             counts.append(edge_counts(e, keep, cfg.pt_min, cfg.min_hits))
-            if stage.score_field and stage.score_field in e:
+            if stage.role == "edge_classification" and stage.score_field in e:
                 scores.append(e[stage.score_field].numpy())
                 labels.append(track_edge_truth(e).numpy())
-        if counts and stage.kind != "labeling":
+        if counts and stage.role != "track_building":
             result[stage.name] = summarize_edge_counts(counts, scores or None, labels or None, REGION_NAMES)
     return result
 
@@ -122,7 +122,7 @@ def _finite(obj):
 
 def headline(metrics: dict) -> str:
     if "track_efficiency" not in metrics:
-        return "no tracks written (the pipeline has no labeling stage)"
+        return "no tracks written (the pipeline has no track building stage)"
     t = metrics["target"]
     return (f"track efficiency ({metrics['matching']}, pT > {t['pt_min']} GeV, >= {t['min_hits']} hits): "
             f"{metrics['track_efficiency']:.4f}   fake rate: {metrics['fake_rate']:.4f}   "

@@ -3,11 +3,14 @@
 Nodes: ``hit_id``, ``x`` (scaled features), ``r``, ``phi``, ``z``, ``region``, ``volume_id``,
 ``layer_id``, ``module_id``; truth ``particle_id`` (0 = noise), ``pt`` and ``eta`` of the
 particle, ``weight`` (TrackML hit weight).
-Edges: ``edge_index`` (2, E), truth ``y``, one score per scoring stage (``filter_score``, ``gnn_score``).
+Edges: ``edge_index`` (2, E) and the per-edge fields the stages declare (``Stage.edge_fields``):
+truth ``y`` from graph construction, one score per edge classifier (``filter_score``, ``gnn_score``).
 Truth graph: ``track_edges`` (2, T), consecutive hits of each particle ordered by distance
 from its production vertex.  Labels: ``track_id`` per hit, -1 for unassigned.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch_geometric.data import Data
@@ -20,3 +23,71 @@ def edge_truth(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
     pid = event.particle_id
     src, dst = edge_index
     return (pid[src] == pid[dst]) & (pid[src] != 0)
+
+
+def track_edge_truth(event: Data, edge_index: torch.Tensor | None = None) -> torch.Tensor:
+    """Per edge: is it a consecutive truth track edge (either direction)?"""
+    n = event.num_nodes
+    ei = event.edge_index if edge_index is None else edge_index
+    tt = event.track_edges
+    keys = torch.cat([tt[0] * n + tt[1], tt[1] * n + tt[0]])
+    return torch.isin(ei[0] * n + ei[1], keys)
+
+
+def hit_eta(event: Data) -> torch.Tensor:
+    """Pseudorapidity of each hit's position."""
+    return torch.asinh(event.z / event.r.clamp_min(1e-6))
+
+
+EDGE_FEATURES = ("dr", "dphi", "dz", "deta", "phi_slope", "z0")
+DZ_SCALE = 100.0   # mm: the Δz feature is Δz / DZ_SCALE
+
+
+def edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
+    """(E, 6) geometric edge features, each scaled to order one for true edges:
+    Δr, Δφ (wrapped to [-π, π]), Δz, Δη, the φ slope Δφ/Δr (∝ 1/pT) and z0, the beam-line
+    intercept of the straight line through both hits (near the luminous region for true edges)."""
+    src, dst = edge_index
+    r, phi, z = event.r, event.phi, event.z
+    eta = hit_eta(event)
+    dr = r[dst] - r[src]
+    dz = z[dst] - z[src]
+    dphi = torch.remainder(phi[dst] - phi[src] + math.pi, 2 * math.pi) - math.pi
+    safe_dr = torch.where(dr.abs() < 1.0, torch.where(dr < 0, -1.0, 1.0), dr)   # mm
+    phi_slope = (dphi / safe_dr * 1000.0).clamp(-10.0, 10.0)                     # rad per metre
+    z0 = ((z[src] - r[src] * dz / safe_dr) / 1000.0).clamp(-5.0, 5.0)             # metres
+    return torch.stack([dr / 100.0, dphi * 10.0, dz / DZ_SCALE, (eta[dst] - eta[src]) * 10.0, phi_slope, z0], dim=-1)
+
+
+def select_edges(event: Data, keep: torch.Tensor, fields: tuple[str, ...] | None = None) -> Data:
+    """Keep the edges where ``keep`` is True (a mask or positions) in ``edge_index`` and in every
+    per-edge field: those named, or by default every field a stage declares
+    (``trkx.stage.edge_fields``)."""
+    if fields is None:
+        from trkx.stage import edge_fields
+        fields = edge_fields()
+    event.edge_index = event.edge_index[:, keep]
+    for f in fields:
+        if f in event:
+            event[f] = event[f][keep]
+    return event
+
+
+def outward(event: Data, edges: torch.Tensor) -> torch.Tensor:
+    """The same edges, each pointing outwards (from the hit nearer the origin; ties by index)."""
+    if edges.numel() == 0:
+        return edges
+    dist = torch.sqrt(event.r.double() ** 2 + event.z.double() ** 2).to(edges.device)
+    src, dst = edges
+    flip = (dist[src] > dist[dst]) | ((dist[src] == dist[dst]) & (src > dst))
+    return torch.stack([torch.where(flip, dst, src), torch.where(flip, src, dst)])
+
+
+def orient_and_dedup(event: Data, edges: torch.Tensor) -> torch.Tensor:
+    """Undirected unique edges, each pointing outwards (from the hit nearer the origin)."""
+    if edges.numel() == 0:
+        return edges
+    src, dst = outward(event, edges)
+    n = event.num_nodes
+    key = torch.unique(src * n + dst)
+    return torch.stack([key // n, key % n])

@@ -1,7 +1,8 @@
 """Pipeline runner: data -> every stage in order -> tracks, with a per-event on-disk cache and timing.
 
-Cache layout: ``<workdir>/<stage>/<fingerprint>/{train,val,test}/event<ID>.pt`` where the
-fingerprint hashes the stage config, the upstream fingerprint and the trained weights.  Every file is
+Cache layout, the data source included: ``<cachedir>/<stage>/<fingerprint>/{train,val,test}/event<ID>.pt``
+where the fingerprint hashes the stage config, the upstream fingerprint, the trained weights and
+whatever else the stage read (``Stage.input_digest``: a source's input files).  Every file is
 written to a temporary name and renamed, so a killed run leaves no half entry and resumes.
 """
 from __future__ import annotations
@@ -21,11 +22,9 @@ from tqdm import tqdm
 
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
-from trkx.stage import EventSet, Stage, load_stage
+from trkx.stage import SPLITS, DataSource, EventSet, Stage, TrackBuilder, load_stage
 from trkx.storage import CorruptEntryError, clean_stale_temps, load_event, save_event, write_json, write_text
 from trkx.timing import stopwatch, summarize, timing_table
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -51,32 +50,40 @@ class PipelineConfig:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
 
 
-# what each role needs before it in the chain (after the data stage)
-ROLE_NEEDS = {"graph_construction": None, "edge_classification": "graph_construction",
-              "track_building": "edge_classification", "embedding": None}
-ROLE_WORDS = {"embedding": "embedding", "graph_construction": "graph construction",
+ROLE_WORDS = {"data": "data source", "embedding": "embedding", "graph_construction": "graph construction",
               "edge_classification": "edge classification", "track_building": "track building"}
 
 
 def check_chain(stages: list[Stage], paths: list[Path], where: str) -> None:
-    """The order of a chain, checked before anything runs: graph construction before any edge
-    classifier, an edge classifier before the track builder, at most one track builder and
+    """The order of a chain, checked before anything runs: the data source first and only there,
+    every stage after the roles it ``requires`` (graph construction before an edge classifier, an
+    edge classifier before a track builder that reads scores), at most one track builder and
     nothing after it.  One ConfigError naming the pipeline file and the misplaced stage."""
     seen: set[str] = set()
-    for stage, path in zip(stages, paths):
+    for i, (stage, path) in enumerate(zip(stages, paths)):
         role = stage.role
         label = f"stage '{stage.name}' ({ROLE_WORDS.get(role, role or 'no role')}, {path.name})"
+        if (role == "data") != (i == 0):
+            raise ConfigError(f"{where}: {label}: " + ("a data source belongs under 'data:', not in 'stages:'"
+                                                      if role == "data" else "'data:' must name a data source"))
         if "track_building" in seen:
             raise ConfigError(f"{where}: {label} comes after the track builder; track building must be last")
-        need = ROLE_NEEDS.get(role)
-        if need and need not in seen:
-            article = "an" if ROLE_WORDS[need][0] in "aeiou" else "a"
-            raise ConfigError(f"{where}: {label} needs {article} {ROLE_WORDS[need]} stage before it")
-        if role == "graph_construction" and getattr(stage.config, "feature", None) == "embedding" \
-                and "embedding" not in seen:
-            raise ConfigError(f"{where}: {label} searches the 'embedding' field and needs an embedding stage "
-                              f"before it")
+        for need in stage.requires():
+            if need not in seen:
+                article = "an" if ROLE_WORDS[need][0] in "aeiou" else "a"
+                raise ConfigError(f"{where}: {label} needs {article} {ROLE_WORDS[need]} stage before it")
         seen.add(role)
+
+
+def bind_track_builders(stages: list[Stage]) -> None:
+    """Each track builder reads the score of the last edge classifier before it (unless its
+    config names a field)."""
+    last = None
+    for stage in stages:
+        if stage.role == "edge_classification":
+            last = stage
+        elif isinstance(stage, TrackBuilder) and last is not None:
+            stage.bind_score(last)
 
 
 def seed_everything(seed: int) -> None:
@@ -116,8 +123,6 @@ class Pipeline:
     """A pipeline YAML, its data stage and its stages, validated up front."""
 
     def __init__(self, path: str | Path, progress: bool | None = None):
-        from trkx.stages.data.source import DataConfig, DataStage
-
         self.path = Path(path)
         raw = load_yaml(self.path)
         self.config = parse_config(PipelineConfig, raw, str(self.path))
@@ -128,24 +133,20 @@ class Pipeline:
         # progress bars only where someone watches (a terminal), unless asked for explicitly
         self.progress = (self.config.progress and sys.stderr.isatty()) if progress is None else progress
 
-        data_path = self._resolve(self.config.data, base)
-        data_raw = load_yaml(data_path)
-        kind = data_raw.pop("stage", "data")
-        if kind != "data":
-            raise ConfigError(f"{data_path}: key 'stage': the data config must say 'stage: data', not {kind!r}")
-        data_raw.pop("name", None)
-        self.data = DataStage(parse_config(DataConfig, data_raw, str(data_path)), data_path.parent,
-                              str(data_path))
+        self.data_path = self._resolve(self.config.data, base)
+        self.data: DataSource = load_stage(self.data_path, device=self.device, seed=self.config.seed,
+                                           default_kind="data")
         self.stage_paths = [self._resolve(p, base) for p in self.config.stages]
         self.stages: list[Stage] = [load_stage(p, device=self.device, seed=self.config.seed + i + 1)
                                     for i, p in enumerate(self.stage_paths)]
-        for s in self.stages:
+        for s in [self.data] + self.stages:
             s.progress = self.progress
-        names = [s.name for s in self.stages]
-        dup = {n for n in names if names.count(n) > 1 or n == "data"}
+        check_chain([self.data] + self.stages, [self.data_path] + self.stage_paths, str(self.path))
+        names = [s.name for s in [self.data] + self.stages]
+        dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ConfigError(f"{self.path}: stage name {sorted(dup)[0]!r} used twice; set 'name:' in its YAML")
-        check_chain(self.stages, self.stage_paths, str(self.path))
+        bind_track_builders(self.stages)
 
     @staticmethod
     def _resolve(p: str, base: Path) -> Path:
@@ -153,33 +154,7 @@ class Pipeline:
         return path if path.is_absolute() else base / path
 
     def stage_names(self) -> list[str]:
-        return ["data"] + [s.name for s in self.stages]
-
-    # ---------------------------------------------------------------- data
-    def run_data(self, force: bool = False) -> StageOutput:
-        inputs = self.data.input_digest()   # None for simulation: the config says everything
-        fp = fingerprint("data", config_to_dict(self.data.config), *([inputs] if inputs else []))
-        root = self.cachedir / "data" / fp
-        clean_stale_temps(root)
-        index_path = root / "index.json"
-        if index_path.exists() and not force:
-            index = json.loads(index_path.read_text())
-            paths = {s: [root / s / f"event{i}.pt" for i in index[s]] for s in SPLITS}
-            if all(p.exists() for ps in paths.values() for p in ps):
-                return StageOutput("data", fp, paths, cached=sum(map(len, paths.values())))
-        index = {s: [] for s in SPLITS}
-        n = 0
-        total = sum(self.data.split_sizes().values())
-        bar = tqdm(total=total, desc="data", disable=not self.progress, leave=False)
-        for split, event_id, event in self.data.events(root / "csv", self.progress):
-            save_event(event, root / split / f"event{event_id}.pt")
-            index[split].append(event_id)
-            n += 1
-            bar.update(1)
-        bar.close()
-        write_json(index_path, index)
-        paths = {s: [root / s / f"event{i}.pt" for i in index[s]] for s in SPLITS}
-        return StageOutput("data", fp, paths, computed=n)
+        return [self.data.name] + [s.name for s in self.stages]
 
     # ---------------------------------------------------------------- stages
     def train_stage(self, stage: Stage, upstream: StageOutput, force: bool = False) -> Path:
@@ -204,17 +179,34 @@ class Pipeline:
         write_json(wdir / "train.json", report)
         return weights
 
-    def run_stage(self, stage: Stage, upstream: StageOutput, force: bool = False,
-                  splits: tuple[str, ...] = SPLITS) -> StageOutput:
-        """Train (if needed) and run ``stage`` on the events of ``splits``."""
-        parts = [stage.kind, config_to_dict(stage.config), upstream.fingerprint]
+    def stage_fingerprint(self, stage: Stage, upstream: StageOutput | None, force: bool = False) -> str:
+        """The cache key of ``stage``'s events: its kind and config, the upstream fingerprint, its
+        weights (trained here if not cached) and what else it read (``input_digest``)."""
+        parts = [stage.kind, config_to_dict(stage.config)]
+        if upstream is not None:
+            parts.append(upstream.fingerprint)
         if stage.trainable:
-            weights = self.train_stage(stage, upstream, force)
-            parts.append(weights_digest(weights))
-        fp = fingerprint(*parts)
+            parts.append(weights_digest(self.train_stage(stage, upstream, force)))
+        inputs = stage.input_digest()
+        if inputs is not None:
+            parts.append(inputs)
+        return fingerprint(*parts)
+
+    def run_data(self, force: bool = False) -> StageOutput:
+        """The data source's events (from the cache, or produced now)."""
+        return self.run_stage(self.data, None, force=force)
+
+    def run_stage(self, stage: Stage, upstream: StageOutput | None, force: bool = False,
+                  splits: tuple[str, ...] = SPLITS) -> StageOutput:
+        """Train (if needed) and run ``stage`` on the events of ``splits``; a data source
+        (``upstream`` None) produces every split's events."""
+        fp = self.stage_fingerprint(stage, upstream, force)
         root = self.cachedir / stage.name / fp
         clean_stale_temps(root)
         out = StageOutput(stage.name, fp, {s: [] for s in SPLITS})
+        if upstream is None:
+            self._produce(stage, root, out, force)
+            return out
         todo = [(s, p) for s in splits for p in upstream.paths[s]]
         bar = tqdm(todo, desc=stage.name, disable=not self.progress, leave=False)
         if hasattr(stage, "model"):
@@ -239,6 +231,29 @@ class Pipeline:
                 out.seconds[src.stem] = seconds
         return out
 
+    def _produce(self, source: DataSource, root: Path, out: StageOutput, force: bool) -> None:
+        """A data source's events into ``root/<split>/event<ID>.pt``; ``index.json`` (the event
+        ids per split) is written last and marks the entry complete."""
+        index_path = root / "index.json"
+        if index_path.exists() and not force:
+            index = json.loads(index_path.read_text())
+            paths = {s: [root / s / f"event{i}.pt" for i in index[s]] for s in SPLITS}
+            if all(p.exists() for ps in paths.values() for p in ps):
+                out.paths, out.cached = paths, sum(map(len, paths.values()))
+                return
+        index: dict[str, list[int]] = {s: [] for s in SPLITS}
+        bar = tqdm(total=sum(source.split_sizes().values()), desc=source.name, disable=not self.progress,
+                   leave=False)
+        for split, event_id, event in source.events(root, self.progress):
+            dst = root / split / f"event{event_id}.pt"
+            save_event(event, dst)
+            index[split].append(event_id)
+            out.paths[split].append(dst)
+            out.computed += 1
+            bar.update(1)
+        bar.close()
+        write_json(index_path, index)
+
     def upstream_of(self, stage: Stage) -> StageOutput:
         """Output of the stage before ``stage`` (computing or loading everything up to it)."""
         out = self.run_data()
@@ -258,7 +273,7 @@ class Pipeline:
             raise ConfigError(f"--force: unknown stage {sorted(unknown)[0]!r} "
                               f"(stages: {', '.join(self.stage_names())})")
         seed_everything(self.config.seed)
-        forcing = "all" in force or "data" in force
+        forcing = "all" in force or self.data.name in force
         outputs = [self.run_data(force=forcing)]
         for i, stage in enumerate(self.stages):
             forcing = forcing or stage.name in force

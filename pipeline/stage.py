@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 import torch
 from torch_geometric.data import Data
@@ -11,6 +11,7 @@ from trkx.config import ConfigError, load_yaml, parse_config
 from trkx.storage import load_event
 
 STAGES: dict[str, type["Stage"]] = {}
+SPLITS = ("train", "val", "test")   # the event splits every stage's cache holds
 
 
 def register(kind: str):
@@ -36,23 +37,34 @@ class EventSet(Sequence[Data]):
 
 
 class Stage:
-    """A step of the chain: ``infer`` takes one event graph and returns it with its own fields added."""
-    kind: ClassVar[str] = ""
+    """A step of the chain: ``infer`` takes one event graph and returns it with its own fields added.
+
+    Subclass one of the role classes below (``DataSource``, ``Embedder``, ``GraphConstructor``,
+    ``EdgeClassifier``, ``TrackBuilder``); the role fixes where the stage may sit in a chain."""
+    kind: ClassVar[str] = ""             # the YAML ``stage:`` name (set by ``register``)
     Config: ClassVar[type]
     trainable: ClassVar[bool] = False
-    score_field: ClassVar[str | None] = None   # per-edge score this stage adds, if any
-    # what the stage does in the chain (the order is checked when a pipeline loads):
-    # "embedding" (node features for a graph), "graph_construction" (adds edge_index),
-    # "edge_classification" (scores edges), "track_building" (adds track_id; last)
     role: ClassVar[str] = ""
+    edge_fields: ClassVar[tuple[str, ...]] = ()   # per-edge fields this stage adds (kept aligned by edge selection)
     weights_format: ClassVar[int] = 0
 
-    def __init__(self, config: Any, name: str | None = None, device: str = "cpu", seed: int = 0):
+    def __init__(self, config: Any, name: str | None = None, device: str = "cpu", seed: int = 0,
+                 source: str | Path | None = None):
         self.config = config
         self.name = name or self.kind
         self.device = torch.device(device)
         self.seed = seed
+        self.source = Path(source) if source is not None else None   # the YAML it was read from
         self.progress = True   # progress bars while training; the runner sets it
+
+    def input_digest(self) -> dict | None:
+        """What the stage reads besides its config, upstream events and weights (input files, say),
+        as JSON for its cache fingerprint; None when nothing."""
+        return None
+
+    def requires(self) -> tuple[str, ...]:
+        """Roles that must come earlier in the chain (checked when a pipeline loads)."""
+        return ()
 
     def infer(self, event: Data) -> Data:
         raise NotImplementedError
@@ -62,22 +74,93 @@ class Stage:
         return None
 
 
+class DataSource(Stage):
+    """Produces the event graphs (nodes, truth) of every split; first in every chain."""
+    role = "data"
+
+    def split_sizes(self) -> dict[str, int]:
+        """Number of events per split."""
+        raise NotImplementedError
+
+    def events(self, workdir: Path, progress: bool = True) -> Iterator[tuple[str, int, Data]]:
+        """Yield (split, event_id, event graph) for every event, in split order; ``workdir`` is
+        the stage's cache entry, for raw files it makes."""
+        raise NotImplementedError
+
+
+class Embedder(Stage):
+    """Adds per-hit latent coordinates that a graph constructor searches (metric learning)."""
+    role = "embedding"
+
+
+class GraphConstructor(Stage):
+    """Adds ``edge_index`` (and its truth ``y``)."""
+    role = "graph_construction"
+    edge_fields = ("y",)
+
+
+class EdgeClassifier(Stage):
+    """Adds one score per edge, named by ``score_field``; may drop edges below a cut."""
+    role = "edge_classification"
+    score_field: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.score_field:
+            cls.edge_fields = (cls.score_field,)
+
+    def requires(self) -> tuple[str, ...]:
+        return ("graph_construction",)
+
+
+class TrackBuilder(Stage):
+    """Adds ``track_id`` per hit; last in the chain.  One that builds tracks from edge scores
+    reads ``score_field``: its config's, or else the last edge classifier's before it."""
+    role = "track_building"
+    needs_edge_scores: ClassVar[bool] = True   # False for one-shot stages that build tracks themselves
+
+    def requires(self) -> tuple[str, ...]:
+        return ("edge_classification",) if self.needs_edge_scores else ()
+
+    def bind_score(self, classifier: EdgeClassifier) -> None:
+        """Read ``classifier``'s score unless the config names a field."""
+        if getattr(self.config, "score_field", "") is None:
+            self.config.score_field = classifier.score_field
+
+
 class TrainableStage(Stage):
-    """A stage with a model: ``fit`` trains it (Lightning inside), ``save``/``load`` hold its weights."""
+    """A stage with a trained state: ``fit`` trains it, ``save``/``load`` hold it (weights, a
+    module map, ...).  Combine with a role class: ``class MyStage(TrainableStage, GraphConstructor)``."""
     trainable: ClassVar[bool] = True
     weights_format: ClassVar[int] = 1   # bump when the saved-weights layout changes: old caches retrain
-    model: torch.nn.Module
 
     def fit(self, train: EventSet, val: EventSet) -> dict:
         raise NotImplementedError
 
     def save(self, path: Path) -> None:
-        """Write the trained state (weights, a module map, ...) to ``path``, atomically."""
+        """Write the trained state to ``path``, atomically."""
         raise NotImplementedError
 
     def load(self, path: Path) -> None:
         """Read the state ``save`` wrote."""
         raise NotImplementedError
+
+
+_EXTRA_EDGE_FIELDS: set[str] = set()
+
+
+def declare_edge_field(name: str) -> None:
+    """Declare a per-edge field that no stage adds (a training mask, say), so that edge selection
+    keeps it aligned too."""
+    _EXTRA_EDGE_FIELDS.add(name)
+
+
+def edge_fields() -> tuple[str, ...]:
+    """Every declared per-edge field: those of the registered stages and the extra ones."""
+    from trkx.stages import discover
+    discover()
+    fields = set(_EXTRA_EDGE_FIELDS).union(*(cls.edge_fields for cls in STAGES.values()))
+    return tuple(sorted(fields))
 
 
 def stage_class(kind: str, where: str) -> type[Stage]:
@@ -88,11 +171,11 @@ def stage_class(kind: str, where: str) -> type[Stage]:
     return STAGES[kind]
 
 
-def load_stage(path: str | Path, device: str = "cpu", seed: int = 0) -> Stage:
+def load_stage(path: str | Path, device: str = "cpu", seed: int = 0, default_kind: str | None = None) -> Stage:
     """Build a stage from its YAML (``stage:`` kind, optional ``name:``, then the stage's own keys)."""
     data = load_yaml(path)
     where = str(path)
-    kind = data.pop("stage", None)
+    kind = data.pop("stage", default_kind)
     if kind is None:
         raise ConfigError(f"{where}: missing required key 'stage'")
     name = data.pop("name", None)
@@ -100,4 +183,4 @@ def load_stage(path: str | Path, device: str = "cpu", seed: int = 0) -> Stage:
         raise ConfigError(f"{where}: key 'name': expected str, got {type(name).__name__}")
     cls = stage_class(kind, where)
     cfg = parse_config(cls.Config, data, where)
-    return cls(cfg, name=name, device=device, seed=seed)
+    return cls(cfg, name=name, device=device, seed=seed, source=path)

@@ -10,14 +10,16 @@ A stage is one file in its role's folder: ``discover()`` imports every module he
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 
 ROLE_PACKAGES = ("data", "graph_construction", "edge_classification", "track_building")
 
 
+@functools.cache
 def discover() -> None:
-    """Import every module of the role sub-packages (registering their stages)."""
+    """Import every module of the role sub-packages (registering their stages), once per process."""
     for package in ROLE_PACKAGES:
         pkg = importlib.import_module(f"{__name__}.{package}")
         for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + "."):

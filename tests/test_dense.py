@@ -5,10 +5,11 @@ import torch
 from torch_geometric.data import Data
 
 from trkx.config import ConfigError, parse_config
-from trkx.stages.common import SamplingConfig, sector_samples
+from trkx.sampling import SamplingConfig, sector_samples
 from trkx.stages.data.source import DataConfig
-from trkx.stages.edge_classification.gnn import GNNConfig, GroupedMLP, InteractionGNN
-from trkx.stages.graph_construction.radius_graph import orient_and_dedup, outward
+from trkx.models import GroupedMLP, InteractionGNN
+from trkx.stages.edge_classification.gnn import GNNConfig
+from trkx.event import orient_and_dedup, outward
 from trkx.stages.track_building.labeling import LabelingConfig, TrackLabeling
 from trkx.stages.graph_construction.module_map import ModuleMap, ModuleMapConfig, build_module_map, map_truth_edges, module_map_edges
 from trkx.stages.data.simulation import SimulationConfig
@@ -136,7 +137,7 @@ def test_sector_samples_respect_max_edges(tiny_events):
 
 
 def test_only_core_edges_carry_loss_weight(tiny_events):
-    from trkx.stages.common import edge_training_targets
+    from trkx.losses import edge_training_targets
     event = with_graph(tiny_events[0], 800)
     sample = sector_samples(event, SamplingConfig(2, 2, 0.1))[0]
     core = sample.core_edge.bool()
@@ -148,11 +149,11 @@ def test_only_core_edges_carry_loss_weight(tiny_events):
 
 
 def test_gnn_trains_on_sectors_through_the_stage(tiny_events):
-    from trkx.stages.edge_classification.gnn import EdgeClassifier
+    from trkx.stages.edge_classification.gnn import GNNStage
     events = [with_graph(e, 500) for e in tiny_events[:3]]
     cfg = parse_config(GNNConfig, {"hidden": 8, "n_iterations": 1, "epochs": 1,
                                    "sampling": {"eta_sectors": 2, "phi_sectors": 2}}, "gnn.yaml")
-    stage = EdgeClassifier(cfg)
+    stage = GNNStage(cfg)
     stage.progress = False
     report = stage.fit(events[:2], events[2:])
     assert len(report["val_history"]) == 1
@@ -168,9 +169,9 @@ def test_junction_removal_splits_a_merged_pair_of_tracks():
     ei = torch.tensor(true + fake).T
     score = torch.tensor([.9] * 8 + [.7, .7])
     event = Data(num_nodes=10, edge_index=ei, gnn_score=score)
-    cc = TrackLabeling(LabelingConfig(method="cc")).infer(event.clone()).track_id
+    cc = TrackLabeling(LabelingConfig(method="cc", score_field="gnn_score")).infer(event.clone()).track_id
     assert len(set(cc.tolist())) == 1
-    jr = TrackLabeling(LabelingConfig(method="junction")).infer(event.clone()).track_id.tolist()
+    jr = TrackLabeling(LabelingConfig(method="junction", score_field="gnn_score")).infer(event.clone()).track_id.tolist()
     assert jr == [0] * 5 + [1] * 5
 
 
@@ -222,11 +223,11 @@ def test_module_map_chain_runs_caches_and_scores(tmp_path):
 
 
 def test_compiled_gnn_scores_equal_eager(tiny_events):
-    from trkx.stages.edge_classification.gnn import EdgeClassifier
+    from trkx.stages.edge_classification.gnn import GNNStage
     event = with_graph(tiny_events[0], 300)
-    eager = EdgeClassifier(GNNConfig(hidden=8, n_iterations=2))
+    eager = GNNStage(GNNConfig(hidden=8, n_iterations=2))
     eager._ensure_model(event.x.shape[1])
-    compiled = EdgeClassifier(GNNConfig(hidden=8, n_iterations=2, compile=True))
+    compiled = GNNStage(GNNConfig(hidden=8, n_iterations=2, compile=True))
     compiled._ensure_model(event.x.shape[1]).load_state_dict(eager.model.state_dict())
     with torch.no_grad():
         a = eager.infer(event.clone()).gnn_score
@@ -278,7 +279,7 @@ def test_min_pt_unassigns_soft_candidates():
     ei = torch.tensor([[i, i + 1] for i in range(7)] + [[8 + i, 9 + i] for i in range(7)]).T
     event = Data(num_nodes=n, edge_index=ei, gnn_score=torch.full((14,), 0.9),
                  r=torch.cat([stiff_r, loop_r]), phi=torch.cat([stiff_phi, loop_phi]))
-    every = TrackLabeling(LabelingConfig(method="junction")).infer(event.clone()).track_id.tolist()
+    every = TrackLabeling(LabelingConfig(method="junction", score_field="gnn_score")).infer(event.clone()).track_id.tolist()
     assert every == [0] * 8 + [1] * 8
-    hard = TrackLabeling(LabelingConfig(method="junction", min_pt=0.5)).infer(event.clone()).track_id.tolist()
+    hard = TrackLabeling(LabelingConfig(method="junction", score_field="gnn_score", min_pt=0.5)).infer(event.clone()).track_id.tolist()
     assert hard == [0] * 8 + [-1] * 8

@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from trkx.stages.graph_construction.frnn import available_backends, build_edges, hilbert_key
+from trkx.stages.graph_construction.frnn import Kernels, available_backends, build_edges, hilbert_key
 
 CPU_BACKENDS = [b for b in ("grid", "kdtree", "faiss") if b in available_backends()]
 
@@ -46,14 +46,12 @@ def test_kmax_cap_keeps_nearest(backend):
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
-def test_kmax_cap_in_query_groups(backend, monkeypatch):
+def test_kmax_cap_in_query_groups(backend):
     """The cap ranks over-cap queries in groups when there are many; groups of 7 give the same edges."""
-    import trkx.stages.graph_construction.frnn as frnn
-    monkeypatch.setattr(frnn, "_CAP_GROUP", 7)
     rng = np.random.default_rng(2)
     x = rng.random((400, 3)).astype(np.float32)
     ref = reference_edges(x.astype(np.float64), 0.2, k_max=5)
-    assert as_set(build_edges(torch.from_numpy(x), 0.2, 5, backend)) == ref
+    assert as_set(build_edges(torch.from_numpy(x), 0.2, 5, backend, Kernels(cap_group=7))) == ref
 
 
 def test_backends_match_on_clustered_points():
@@ -138,19 +136,19 @@ def test_unknown_backend():
         build_edges(torch.rand(10, 3), 0.1, 4, "octree")
 
 
-def test_grid_torch_path_matches(monkeypatch):
+def test_grid_torch_path_matches():
     """The pure-torch code path (the one CUDA runs) gives the same edges as the NumPy-assisted CPU path,
     with boundary drops and the cap in play."""
-    import trkx.stages.graph_construction.frnn as frnn
     rng = np.random.default_rng(13)
     centres = rng.random((60, 6))
     x = torch.from_numpy(np.concatenate([centres[rng.integers(0, 60, 3000)] + 0.02 * rng.standard_normal((3000, 6)),
                                          rng.random((500, 6))]).astype(np.float32))
     cpu_path = build_edges(x, 0.08, 24, "grid")
-    monkeypatch.setattr(frnn, "NUMPY_ON_CPU", False)
-    assert torch.equal(build_edges(x, 0.08, 24, "grid"), cpu_path)
-    assert torch.equal(build_edges(x, 0.08, 24, "faiss" if "faiss" in CPU_BACKENDS else "kdtree"), cpu_path)
-    assert torch.equal(build_edges(x, 0.08, None, "grid"), build_edges(x, 0.08, None, "kdtree"))
+    torch_only = Kernels(numpy_on_cpu=False)
+    assert torch.equal(build_edges(x, 0.08, 24, "grid", torch_only), cpu_path)
+    assert torch.equal(build_edges(x, 0.08, 24, "faiss" if "faiss" in CPU_BACKENDS else "kdtree", torch_only),
+                       cpu_path)
+    assert torch.equal(build_edges(x, 0.08, None, "grid", torch_only), build_edges(x, 0.08, None, "kdtree"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -3,7 +3,9 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from trkx.stages.edge_classification.gnn import GNNConfig, GNNModule, InteractionGNN, autocast_context, region_pair
+from trkx.models import InteractionGNN, region_pair
+from trkx.stages.edge_classification.gnn import GNNConfig, gnn_module
+from trkx.training import autocast_context
 
 
 def toy_event(n=60, e=300, seed=0):
@@ -27,7 +29,7 @@ def test_heterogeneous_has_networks_per_region_and_pair():
     net = InteractionGNN(3, 6, GNNConfig(hidden=8, heterogeneous=True, n_regions=3))
     assert len(net.node_encoder.nets) == 3 and len(net.edge_network.nets) == 6
     e = toy_event()
-    from trkx.stages.common import edge_features
+    from trkx.event import edge_features
     out = net(e.x, e.edge_index, edge_features(e, e.edge_index), e.region)
     assert out.shape == (300,)
     # routing: two disconnected halves; re-routing the nodes of the first half changes the
@@ -48,8 +50,8 @@ def test_heterogeneous_has_networks_per_region_and_pair():
 def test_checkpointing_gives_identical_gradients(mode):
     e = toy_event()
     torch.manual_seed(0)
-    ref = GNNModule(3, GNNConfig(hidden=16, n_iterations=3))
-    ck = GNNModule(3, GNNConfig(hidden=16, n_iterations=3, checkpointing=mode))
+    ref = gnn_module(3, GNNConfig(hidden=16, n_iterations=3))
+    ck = gnn_module(3, GNNConfig(hidden=16, n_iterations=3, checkpointing=mode))
     ck.load_state_dict(ref.state_dict())
     grads = []
     for m in (ref, ck):
@@ -61,7 +63,7 @@ def test_checkpointing_gives_identical_gradients(mode):
 
 def test_bf16_inference_close_to_fp32():
     e = toy_event()
-    m = GNNModule(3, GNNConfig(hidden=16, n_iterations=2)).eval()
+    m = gnn_module(3, GNNConfig(hidden=16, n_iterations=2)).eval()
     with torch.no_grad():
         ref = torch.sigmoid(m(e))
         with autocast_context("bf16-mixed", torch.device("cpu")):
@@ -71,7 +73,7 @@ def test_bf16_inference_close_to_fp32():
 
 def test_blackbox_loss_trains():
     e = toy_event()
-    m = GNNModule(3, GNNConfig(hidden=16, n_iterations=2, loss="blackbox", blackbox_lambda=5.0))
+    m = gnn_module(3, GNNConfig(hidden=16, n_iterations=2, loss="blackbox", blackbox_lambda=5.0))
     loss = m.training_step(e, 0)
     loss.backward()
     assert loss.item() > 0
@@ -82,11 +84,9 @@ def test_blackbox_gradient_does_not_vanish_on_large_events():
     """The Hamming loss is per hit (dL/dy = ±1/N); λ is scaled by N inside, so on a 3,000-hit event
     λ = 1 changes the perturbed assignment of several % of the edges (with λ/N: none, and
     a predict-and-track run collapsed to no edges)."""
-    from trkx.stages.common import edge_training_targets
     e = toy_event(n=3000, e=12000, seed=1)
-    m = GNNModule(3, GNNConfig(hidden=16, n_iterations=2, loss="blackbox", blackbox_lambda=1.0))
+    m = gnn_module(3, GNNConfig(hidden=16, n_iterations=2, loss="blackbox", blackbox_lambda=1.0))
     logits = (4 * torch.rand(12000, generator=torch.Generator().manual_seed(0)) - 2).requires_grad_()
-    target, _ = edge_training_targets(e)
-    m.assignment_loss(logits, e, target).backward()
+    m.loss(logits, e).backward()
     moved = logits.grad != 0
     assert moved.float().mean() > 0.03

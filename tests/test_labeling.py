@@ -18,7 +18,7 @@ def graph(n, edges, scores, layers=None):
 
 
 def label(event, method, **kw):
-    stage = TrackLabeling(LabelingConfig(method=method, **kw))
+    stage = TrackLabeling(LabelingConfig(method=method, score_field="gnn_score", **kw))
     return stage.infer(event).track_id.numpy()
 
 

@@ -224,7 +224,7 @@ def test_same_input_dir_string_elsewhere_is_another_cache_entry(tmp_path, tiny_r
     (["stages/embedding.yaml", "stages/graph.yaml", "stages/labeling.yaml"],
      "stage 'labeling' (track building, labeling.yaml) needs an edge classification stage before it"),
     (["stages/graph.yaml", "stages/filter.yaml", "stages/labeling.yaml"],
-     "stage 'graph' (graph construction, graph.yaml) searches the 'embedding' field"),
+     "stage 'graph' (graph construction, graph.yaml) needs an embedding stage before it"),
     (["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml", "stages/labeling2.yaml"],
      "stage 'labeling2' (track building, labeling2.yaml) comes after the track builder"),
 ])

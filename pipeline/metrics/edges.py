@@ -85,3 +85,13 @@ def summarize_edge_counts(counts: list[dict], scores=None, labels=None, region_n
     if scores is not None and len(scores):
         out["roc_auc"] = roc_auc(np.concatenate(labels), np.concatenate(scores))
     return out
+
+
+def edge_efficiency_purity(event: Data, keep: torch.Tensor | None = None, pt_min: float = 1.0) -> dict:
+    """Truth-graph efficiency (track edges of pT > pt_min particles found, either direction) and
+    purity (kept edges joining hits of one particle) of ``event.edge_index[:, keep]``; a summary of
+    ``edge_counts`` for training logs."""
+    c = edge_counts(event, keep, pt_min, min_hits=0)
+    ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731
+    return {"efficiency": ratio(c["target_found"], c["target_truth"]), "purity": ratio(c["same_kept"], c["kept"]),
+            "edges": c["kept"], "truth_edges": c["target_truth"], "found_truth_edges": c["target_found"]}

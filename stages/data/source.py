@@ -1,4 +1,5 @@
-"""Data stage: simulate or read events, apply transforms, build the event graph (features, regions, truth)."""
+"""Data source stage (``stage: data``): simulate or read events, apply transforms, build the event
+graph (features, regions, truth)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,13 +11,12 @@ import pandas as pd
 import torch
 from torch_geometric.data import Data
 
+from trkx.fingerprint import file_digest
+from trkx.stage import DataSource, register
 from trkx.stages.data.acts_csv import list_acts_events, read_acts_event
 from trkx.stages.data.simulation import SimulationConfig, simulate_events
 from trkx.stages.data.trackml_io import DataError, EventTables, list_events, read_trackml_event
 from trkx.stages.data.transforms import build_transforms
-
-SPLITS = ("train", "val", "test")
-
 
 def _default_regions() -> dict:
     return {"pixel": [7, 8, 9], "short_strip": [12, 13, 14], "long_strip": [16, 17, 18]}
@@ -113,16 +113,16 @@ def build_event(df: pd.DataFrame, cfg: DataConfig, event_id: int, where: str) ->
     )
 
 
-class DataStage:
+@register("data")
+class EventSource(DataSource):
     """Produces the event graphs of every split from simulation, TrackML CSVs or ACTS CSVs."""
-    kind = "data"
     Config = DataConfig
 
-    def __init__(self, config: DataConfig, base_dir: Path, where: str):
-        self.config = config
-        self.base_dir = base_dir
-        self.where = where
-        self.transform = build_transforms(config.transforms, where)
+    def __init__(self, config: DataConfig, **kw):
+        super().__init__(config, **kw)
+        self.where = str(self.source) if self.source else "data"
+        self.base_dir = self.source.parent if self.source else Path.cwd()
+        self.transform = build_transforms(config.transforms, self.where)
 
     def _input_dir(self) -> Path:
         path = Path(self.config.input_dir)
@@ -134,7 +134,6 @@ class DataStage:
         added or removed file gives a new data fingerprint); None for simulation."""
         if self.config.source == "simulate":
             return None
-        from trkx.fingerprint import file_digest
         directory = self._input_dir().resolve()
         if not directory.is_dir():
             raise DataError(f"{directory}: input directory not found")
@@ -162,9 +161,9 @@ class DataStage:
                             f"(n_train + n_val + n_test)")
         return directory, ids[:n], c.source
 
-    def events(self, raw_dir: Path, progress: bool = True) -> Iterator[tuple[str, int, Data]]:
-        """Yield (split, event_id, event graph) for every event."""
-        directory, ids, reader = self.raw_events(raw_dir, progress)
+    def events(self, workdir: Path, progress: bool = True) -> Iterator[tuple[str, int, Data]]:
+        """Yield (split, event_id, event graph) for every event; simulated CSVs go to ``workdir / "csv"``."""
+        directory, ids, reader = self.raw_events(workdir / "csv", progress)
         splits = [s for s, k in self.split_sizes().items() for _ in range(k)]
         read = read_trackml_event if reader == "trackml" else read_acts_event
         for split, event_id in zip(splits, ids):

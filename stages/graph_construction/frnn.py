@@ -8,6 +8,7 @@ how they find candidates; the radius test at the boundary, the cap and the order
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -19,7 +20,6 @@ BACKENDS = ("grid", "kdtree", "faiss", "cuda")
 GRID_DIMS = 3      # leading principal axes that the uniform cell grid covers
 CELL_FRACTION = 0.5  # grid cell side in units of the radius
 TILE = 32          # points per tile (a power of two)
-_CAP_GROUP = 1 << 32  # most over-cap queries ranked in one sort (tests lower it)
 
 
 def available_backends() -> list[str]:
@@ -37,18 +37,23 @@ def available_backends() -> list[str]:
 # --------------------------------------------------------------------------- shared finalisation
 
 
-NUMPY_ON_CPU = True   # NumPy kernels for sorts, compares and gathers of CPU tensors (tests switch it off)
+@dataclass(frozen=True)
+class Kernels:
+    """How the shared steps run.  ``numpy_on_cpu``: a CPU tensor's sorts, compares and gathers go
+    through NumPy (several times faster than torch's kernels there); False runs the torch code
+    that CUDA runs.  ``cap_group``: most over-cap queries ranked in one sort (memory bound)."""
+    numpy_on_cpu: bool = True
+    cap_group: int = 1 << 32
 
 
-def _numpy(t: torch.Tensor) -> bool:
-    """Whether to run a CPU tensor's sort / compare / gather through NumPy (several times faster
-    than torch's kernels there); the torch code path is the one CUDA takes."""
-    return NUMPY_ON_CPU and t.device.type == "cpu"
+def _numpy(t: torch.Tensor, kn: Kernels) -> bool:
+    """Whether to run this tensor's sort / compare / gather through NumPy."""
+    return kn.numpy_on_cpu and t.device.type == "cpu"
 
 
-def _argsort(key: torch.Tensor) -> torch.Tensor:
+def _argsort(key: torch.Tensor, kn: Kernels) -> torch.Tensor:
     """argsort; NumPy's on CPU (several times faster than torch's there)."""
-    if _numpy(key):
+    if _numpy(key, kn):
         return torch.from_numpy(np.argsort(key.numpy()))
     return torch.argsort(key)
 
@@ -86,7 +91,8 @@ def _key_bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
-def _cap_keys(x: torch.Tensor, q: torch.Tensor, nb: torch.Tensor, over: torch.Tensor, k_max: int) -> torch.Tensor:
+def _cap_keys(x: torch.Tensor, q: torch.Tensor, nb: torch.Tensor, over: torch.Tensor, k_max: int,
+              kn: Kernels) -> torch.Tensor:
     """Edges ``q -> nb`` (all live candidates of the over-cap queries ``over``) that fall outside
     their query's ``k_max`` nearest: float32 distance, ties to the smaller neighbour index.  Returned
     as sorted canonical keys ``q << bits | nb``."""
@@ -101,7 +107,7 @@ def _cap_keys(x: torch.Tensor, q: torch.Tensor, nb: torch.Tensor, over: torch.Te
     compact[over] = torch.arange(over.numel(), device=q.device)
     qc = compact[q]
     base = (d2.view(torch.int32).long() << bits) | nb
-    group = min(1 << (32 - bits), _CAP_GROUP)
+    group = min(1 << (32 - bits), kn.cap_group)
     out = []
     for g0 in range(0, over.numel(), group):
         if over.numel() > group:
@@ -109,23 +115,23 @@ def _cap_keys(x: torch.Tensor, q: torch.Tensor, nb: torch.Tensor, over: torch.Te
             gq, gbase = qc[sel] - g0, base[sel]
         else:
             gq, gbase = qc, base
-        key = _sort_values((gq << (31 + bits)) | gbase)
+        key = _sort_values((gq << (31 + bits)) | gbase, kn)
         gq = key >> (31 + bits)
         c = torch.bincount(gq, minlength=min(group, over.numel() - g0))
         rank = torch.arange(key.numel(), device=key.device) - (torch.cumsum(c, 0) - c)[gq]
         beyond = key[rank >= k_max]
         out.append((over[(beyond >> (31 + bits)) + g0] << bits) | (beyond & ((1 << bits) - 1)))
-    return _sort_values(torch.cat(out))
+    return _sort_values(torch.cat(out), kn)
 
 
-def _sort_values(key: torch.Tensor) -> torch.Tensor:
+def _sort_values(key: torch.Tensor, kn: Kernels) -> torch.Tensor:
     """Sorted copy of an integer tensor; NumPy's (vectorised) sort on CPU."""
-    if _numpy(key):
+    if _numpy(key, kn):
         return torch.from_numpy(np.sort(key.numpy()))
     return torch.sort(key).values
 
 
-def _canonical(src: torch.Tensor, dst: torch.Tensor, n: int, both_ways: bool = False,
+def _canonical(src: torch.Tensor, dst: torch.Tensor, n: int, kn: Kernels, both_ways: bool = False,
                drop: torch.Tensor | None = None, remove: torch.Tensor | None = None) -> torch.Tensor:
     """Edges sorted by (query, neighbour), by sorting one packed integer key ``src << bits | dst``
     per edge.  ``both_ways``: (src, dst) are unordered pairs; edge p is src[p] -> dst[p] and edge
@@ -134,7 +140,7 @@ def _canonical(src: torch.Tensor, dst: torch.Tensor, n: int, both_ways: bool = F
     bits = _key_bits(n)
     mask = (1 << bits) - 1
     n_drop = 0 if drop is None else int(drop.numel())
-    if _numpy(src):
+    if _numpy(src, kn):
         dtype = np.uint32 if 2 * bits <= 32 else np.int64      # 32-bit keys sort twice as fast
         s, d = src.numpy().astype(dtype), dst.numpy().astype(dtype)
         shift, m = dtype(bits), s.size
@@ -169,7 +175,7 @@ def _canonical(src: torch.Tensor, dst: torch.Tensor, n: int, both_ways: bool = F
 
 
 def _cap_removals(x: torch.Tensor, directions: list[tuple[torch.Tensor, torch.Tensor]], dead: torch.Tensor,
-                  k_max: int) -> torch.Tensor | None:
+                  k_max: int, kn: Kernels) -> torch.Tensor | None:
     """Sorted keys of the edges the ``k_max`` cap removes, or None when no query is over it.
     ``directions``: (query, neighbour) arrays of the candidates, all indexed alike (one pair for
     directed candidates; both orientations for unordered pairs); ``dead``: positions rejected already."""
@@ -182,26 +188,27 @@ def _cap_removals(x: torch.Tensor, directions: list[tuple[torch.Tensor, torch.Te
     alive[dead] = False
     picks = [torch.nonzero(alive & over.index_select(0, q)).squeeze(-1) for q, _ in directions]
     return _cap_keys(x, torch.cat([q[p] for (q, _), p in zip(directions, picks)]),
-                     torch.cat([nb[p] for (_, nb), p in zip(directions, picks)]), torch.nonzero(over).squeeze(-1), k_max)
+                     torch.cat([nb[p] for (_, nb), p in zip(directions, picks)]), torch.nonzero(over).squeeze(-1), k_max, kn)
 
 
 def _finalize(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, d2: torch.Tensor, r: float,
-              k_max: int | None, tol: float) -> torch.Tensor:
+              k_max: int | None, tol: float, kn: Kernels) -> torch.Tensor:
     """Directed candidates (with approximate squared distances, good to ``tol``) to the final edges."""
     keep = (src != dst) & (d2 < r * r + tol)
     src, dst, d2 = src[keep], dst[keep], d2[keep]
     drop = _boundary_drops(x, src, dst, d2, r, tol)
-    remove = _cap_removals(x, [(src, dst)], drop, k_max) if k_max is not None and src.numel() else None
-    return _canonical(src, dst, x.shape[0], drop=drop, remove=remove)
+    remove = _cap_removals(x, [(src, dst)], drop, k_max, kn) if k_max is not None and src.numel() else None
+    return _canonical(src, dst, x.shape[0], kn, drop=drop, remove=remove)
 
 
 def _finalize_pairs(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, d2: torch.Tensor, r: float,
-                    k_max: int | None, tol: float) -> torch.Tensor:
+                    k_max: int | None, tol: float, kn: Kernels) -> torch.Tensor:
     """Unordered candidate pairs (each once, approximate squared distances good to ``tol``) to the
     final directed edges: radius test at the boundary, both directions, the cap, canonical order."""
     outside = _boundary_drops(x, i, j, d2, r, tol)      # pairs beyond r after all
-    remove = _cap_removals(x, [(i, j), (j, i)], outside, k_max) if k_max is not None and i.numel() else None
-    return _canonical(i, j, x.shape[0], both_ways=True, drop=torch.cat([outside, outside + i.numel()]), remove=remove)
+    remove = _cap_removals(x, [(i, j), (j, i)], outside, k_max, kn) if k_max is not None and i.numel() else None
+    return _canonical(i, j, x.shape[0], kn, both_ways=True, drop=torch.cat([outside, outside + i.numel()]),
+                      remove=remove)
 
 
 # --------------------------------------------------------------------------- grid backend
@@ -214,13 +221,14 @@ def _principal_axes(x: torch.Tensor) -> torch.Tensor:
     return xc @ vecs.flip(-1)
 
 
-def hilbert_key(cell: torch.Tensor) -> torch.Tensor:
+def hilbert_key(cell: torch.Tensor, use_numpy: bool = True) -> torch.Tensor:
     """Position along a Hilbert curve of non-negative integer cell coordinates (N, g), by
     Skilling's transpose algorithm (AIP Conf. Proc. 707, 381, 2004), vectorised over the cells.
-    Neighbouring keys are neighbouring cells, so runs of sorted points stay compact."""
+    Neighbouring keys are neighbouring cells, so runs of sorted points stay compact.  ``use_numpy``:
+    NumPy's integer ops for CPU tensors (less overhead than torch's)."""
     g = cell.shape[1]
     bits = min(max(1, int(cell.max()).bit_length()), 63 // g)
-    cpu = _numpy(cell)
+    cpu = use_numpy and cell.device.type == "cpu"
     xp = np if cpu else torch          # the same integer ops; NumPy's have less overhead on CPU
     cell = cell.clamp_max((1 << bits) - 1)
     small = g * bits <= 31             # the key fits 32 bits: half the memory traffic
@@ -282,12 +290,12 @@ def _tile_pairs(lo: torch.Tensor, hi: torch.Tensor, thr: float, top: int = 6) ->
 
 
 def _dense_hits(left: torch.Tensor, right: torch.Tensor, a: torch.Tensor, b: torch.Tensor, n_diag: int,
-                thr: float) -> tuple[torch.Tensor, torch.Tensor]:
+                thr: float, kn: Kernels) -> tuple[torch.Tensor, torch.Tensor]:
     """All squared distances of tile pairs (a, b), a batch at a time in one matrix product; returns
     the flat positions (pair, row, column) below ``thr`` and their values.  The first ``n_diag``
     pairs are diagonal (a == b): only their upper triangle counts."""
     dev, tile = left.device, left.shape[1]
-    cpu = _numpy(left)
+    cpu = _numpy(left, kn)
     chunk = 256 if dev.type == "cpu" else 1 << 15      # CPU: a batch stays in cache
     out = torch.empty(chunk, tile, tile, device=dev)
     hit = torch.empty(chunk, tile, tile, dtype=torch.bool, device=dev)
@@ -317,7 +325,7 @@ def _dense_hits(left: torch.Tensor, right: torch.Tensor, a: torch.Tensor, b: tor
     return torch.cat(flat), torch.cat(dist)
 
 
-def _hilbert_tiles(y: torch.Tensor, r: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _hilbert_tiles(y: torch.Tensor, r: float, kn: Kernels) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sort points (already on their principal axes) into the cells (side ``CELL_FRACTION`` r) of a
     uniform grid on the leading ``GRID_DIMS`` axes, cells along a Hilbert curve, and cut the order
     into tiles of ``TILE``.  Returns the order (padded to whole tiles), a (tiles, TILE) mask of real
@@ -325,7 +333,7 @@ def _hilbert_tiles(y: torch.Tensor, r: float) -> tuple[torch.Tensor, torch.Tenso
     n, dim = y.shape
     g = min(GRID_DIMS, dim)
     cell = torch.floor((y[:, :g] - y[:, :g].min(0).values) / (CELL_FRACTION * r)).long()
-    perm = _argsort(hilbert_key(cell))
+    perm = _argsort(hilbert_key(cell, kn.numpy_on_cpu), kn)
     nt = -(-n // TILE)
     perm = torch.cat([perm, perm.new_zeros(nt * TILE - n)])    # the last tile's empty slots
     valid = (torch.arange(nt * TILE, device=y.device) < n).view(nt, TILE)
@@ -342,13 +350,14 @@ def _augmented(yt: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, tor
     return torch.cat([yt, sq, one], -1), torch.cat([-2 * yt, one, sq], -1).transpose(1, 2).contiguous()
 
 
-def _hit_points(flat: torch.Tensor, a: torch.Tensor, b: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _hit_points(flat: torch.Tensor, a: torch.Tensor, b: torch.Tensor, perm: torch.Tensor,
+                kn: Kernels) -> tuple[torch.Tensor, torch.Tensor]:
     """Original indices of the two points of each hit: flat = (pair * TILE + row) * TILE + column,
     and the row point sits at a[pair] * TILE + row of the sorted order."""
     t = TILE.bit_length() - 1
     row_shift = (a - torch.arange(a.numel(), device=a.device)) << t
     args = (flat, perm, row_shift, b << t)
-    if _numpy(flat):                               # NumPy's gathers are faster on CPU
+    if _numpy(flat, kn):                           # NumPy's gathers are faster on CPU
         args = [v.numpy() for v in args]
     flat, perm, row_shift, col_shift = args
     pair = flat >> (2 * t)
@@ -357,7 +366,7 @@ def _hit_points(flat: torch.Tensor, a: torch.Tensor, b: torch.Tensor, perm: torc
     return (torch.from_numpy(i), torch.from_numpy(j)) if isinstance(i, np.ndarray) else (i, j)
 
 
-def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
+def _grid(x: torch.Tensor, r: float, k_max: int | None, kn: Kernels) -> torch.Tensor:
     """Uniform-grid tiles.  Points are rotated onto their principal axes and counting-sorted into
     the cells (side r/2) of a uniform grid on the leading ``GRID_DIMS`` axes (Bentley 1977;
     Hoetzlein 2014), cells visited along a Hilbert curve.  The sorted points are cut into tiles of
@@ -366,22 +375,22 @@ def _grid(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     distances of a batch of pairs in one batched matrix product.  Each unordered pair is found
     once and emitted in both directions."""
     y = _principal_axes(x.float())
-    perm, valid, yt = _hilbert_tiles(y, r)
+    perm, valid, yt = _hilbert_tiles(y, r, kn)
     lo = torch.where(valid[..., None], yt, math.inf).amin(1)
     hi = torch.where(valid[..., None], yt, -math.inf).amax(1)
     tol = _radius_tolerance(y, r, source=x)
     a, b = _tile_pairs(lo, hi, r * r + tol)
     diag = a == b
     a, b = torch.cat([a[diag], a[~diag]]), torch.cat([b[diag], b[~diag]])   # diagonal tiles first
-    flat, d2 = _dense_hits(*_augmented(yt, valid), a, b, int(diag.sum()), r * r + tol)
-    i, j = _hit_points(flat, a, b, perm)
-    return _finalize_pairs(x, i, j, d2, r, k_max, tol)
+    flat, d2 = _dense_hits(*_augmented(yt, valid), a, b, int(diag.sum()), r * r + tol, kn)
+    i, j = _hit_points(flat, a, b, perm, kn)
+    return _finalize_pairs(x, i, j, d2, r, k_max, tol, kn)
 
 
 # --------------------------------------------------------------------------- other backends
 
 
-def _kdtree(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
+def _kdtree(x: torch.Tensor, r: float, k_max: int | None, kn: Kernels) -> torch.Tensor:
     from scipy.spatial import cKDTree
 
     pts = x.detach().cpu().double().numpy()
@@ -393,7 +402,7 @@ def _kdtree(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
         j = torch.as_tensor(pairs[:, 1], device=x.device)
         xd = x.double()
         d2 = (xd.index_select(0, i) - xd.index_select(0, j)).pow(2).sum(-1)   # exact already: no band
-        return _finalize_pairs(x, i, j, d2, r, None, tol=0.0)
+        return _finalize_pairs(x, i, j, d2, r, None, 0.0, kn)
     # a few extra neighbours so that float32 near-ties at the cap are ranked like every backend
     k = min(k_max + 17, len(pts))
     dist, idx = tree.query(pts, k=k, distance_upper_bound=bound, workers=-1)
@@ -402,10 +411,10 @@ def _kdtree(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     src = torch.as_tensor(np.broadcast_to(np.arange(len(pts))[:, None], idx.shape)[ok], device=x.device)
     dst = torch.as_tensor(idx[ok], device=x.device)
     d2 = torch.as_tensor(dist[ok], device=x.device) ** 2   # float64: good to ~1e-15 relative
-    return _finalize(x, src, dst, d2, r, k_max, tol=1e-9 * r * r)
+    return _finalize(x, src, dst, d2, r, k_max, 1e-9 * r * r, kn)
 
 
-def _faiss(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
+def _faiss(x: torch.Tensor, r: float, k_max: int | None, kn: Kernels) -> torch.Tensor:
     import faiss
 
     pts = np.ascontiguousarray(x.detach().cpu().float().numpy())
@@ -418,20 +427,22 @@ def _faiss(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
     src = np.repeat(np.arange(len(pts)), np.diff(lims.astype(np.int64)))
     src = torch.as_tensor(src, dtype=torch.long, device=x.device)
     dst = torch.as_tensor(idx.astype(np.int64), dtype=torch.long, device=x.device)
-    return _finalize(x, src, dst, torch.as_tensor(d2, device=x.device), r, k_max, tol)
+    return _finalize(x, src, dst, torch.as_tensor(d2, device=x.device), r, k_max, tol, kn)
 
 
-def _cuda(x: torch.Tensor, r: float, k_max: int | None) -> torch.Tensor:
+def _cuda(x: torch.Tensor, r: float, k_max: int | None, kn: Kernels) -> torch.Tensor:
     if not torch.cuda.is_available():
         raise RuntimeError("build_edges: backend 'cuda' needs a CUDA device")
-    return _grid(x.cuda(), r, k_max).to(x.device)
+    return _grid(x.cuda(), r, k_max, kn).to(x.device)
 
 
-def build_edges(x: torch.Tensor, r: float, k_max: int | None = None, backend: Backend = "auto") -> torch.Tensor:
+def build_edges(x: torch.Tensor, r: float, k_max: int | None = None, backend: Backend = "auto",
+                kernels: Kernels = Kernels()) -> torch.Tensor:
     """Directed radius graph (2, E) of points ``x`` (N, D): query -> neighbour within ``r``, capped
     at the ``k_max`` nearest per query.  Backends: grid (trkx's own uniform-grid tiles, CPU or
     CUDA), kdtree (scipy cKDTree), faiss (faiss-cpu / faiss-gpu), cuda (grid on the GPU); auto
-    picks the fastest available (cuda on a GPU, else grid, as the graph-building benchmark measures)."""
+    picks the fastest available (cuda on a GPU, else grid, as the graph-building benchmark measures).
+    ``kernels`` chooses how the shared steps run (every choice gives the same edges)."""
     if x.dim() != 2:
         raise ValueError(f"build_edges: expected (N, D) points, got shape {tuple(x.shape)}")
     if x.shape[0] < 2:
@@ -442,4 +453,4 @@ def build_edges(x: torch.Tensor, r: float, k_max: int | None = None, backend: Ba
     if fn is None:
         raise ValueError(f"build_edges: unknown backend {backend!r} (choose from auto, {', '.join(BACKENDS)})")
     with torch.no_grad():
-        return fn(x.detach(), float(r), k_max)
+        return fn(x.detach(), float(r), k_max, kernels)

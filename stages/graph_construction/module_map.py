@@ -15,10 +15,8 @@ from typing import Literal
 import torch
 from torch_geometric.data import Data
 
-from trkx.event import edge_truth
-from trkx.stage import TrainableStage, register
-from trkx.stages.common import DZ_SCALE, EDGE_FEATURES, edge_features
-from trkx.stages.graph_construction.radius_graph import orient_and_dedup, outward
+from trkx.event import DZ_SCALE, EDGE_FEATURES, edge_features, edge_truth, orient_and_dedup, outward
+from trkx.stage import GraphConstructor, TrainableStage, register
 
 _BITS = 21   # bits per volume / layer / module id in the packed module key
 DZ = EDGE_FEATURES.index("dz")
@@ -134,9 +132,8 @@ def module_map_edges(event: Data, mmap: dict[str, torch.Tensor], max_candidates:
 
 
 @register("module_map")
-class ModuleMap(TrainableStage):
+class ModuleMap(TrainableStage, GraphConstructor):
     """Adds ``edge_index`` (outward, unique) and truth ``y`` from the module map of the training events."""
-    role = "graph_construction"
     Config = ModuleMapConfig
     weights_format = 1
 

@@ -1,35 +1,15 @@
-"""Graph building: fixed-radius neighbourhoods of the embedded hits become the event's edges."""
+"""Radius graph: fixed-radius neighbourhoods of the embedded hits (or any per-hit field) become
+the event's edges, found by one of the FRNN backends of ``frnn``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 from torch_geometric.data import Data
 
-from trkx.event import edge_truth
-from trkx.stage import Stage, register
+from trkx.event import edge_truth, orient_and_dedup
+from trkx.stage import GraphConstructor, register
 from trkx.stages.graph_construction.frnn import build_edges
-
-
-def outward(event: Data, edges: torch.Tensor) -> torch.Tensor:
-    """The same edges, each pointing outwards (from the hit nearer the origin; ties by index)."""
-    if edges.numel() == 0:
-        return edges
-    dist = torch.sqrt(event.r.double() ** 2 + event.z.double() ** 2).to(edges.device)
-    src, dst = edges
-    flip = (dist[src] > dist[dst]) | ((dist[src] == dist[dst]) & (src > dst))
-    return torch.stack([torch.where(flip, dst, src), torch.where(flip, src, dst)])
-
-
-def orient_and_dedup(event: Data, edges: torch.Tensor) -> torch.Tensor:
-    """Undirected unique edges, each pointing outwards (from the hit nearer the origin)."""
-    if edges.numel() == 0:
-        return edges
-    src, dst = outward(event, edges)
-    n = event.num_nodes
-    key = torch.unique(src * n + dst)
-    return torch.stack([key // n, key % n])
 
 
 @dataclass
@@ -45,10 +25,12 @@ class GraphConfig:
 
 
 @register("graph")
-class GraphBuilding(Stage):
+class RadiusGraph(GraphConstructor):
     """Adds ``edge_index`` (outward, unique) and truth ``y`` from a radius search on ``feature``."""
-    role = "graph_construction"
     Config = GraphConfig
+
+    def requires(self) -> tuple[str, ...]:
+        return ("embedding",) if self.config.feature == "embedding" else ()
 
     def infer(self, event: Data) -> Data:
         if self.config.feature not in event:

@@ -89,8 +89,3 @@ def blackbox_assignment(weight: torch.Tensor, edge_index: torch.Tensor, lam: flo
     """Differentiable (in the blackbox sense) 0/1 edge assignment."""
     return BlackboxAssignment.apply(weight, edge_index, float(lam), float(threshold), solver)
 
-
-def hamming_loss(y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
-    """Number of edges whose assignment differs from the truth (y_pred in {0, 1})."""
-    t = y_true.to(y_pred.dtype)
-    return (y_pred * (1 - t) + (1 - y_pred) * t).sum()

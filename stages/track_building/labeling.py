@@ -16,7 +16,7 @@ from scipy.sparse.csgraph import connected_components
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
-from trkx.stage import Stage, register
+from trkx.stage import TrackBuilder, register
 from trkx.stages.track_building.assignment import assign_edges
 
 
@@ -132,7 +132,7 @@ def track_pt_estimate(track_id: torch.Tensor, r: torch.Tensor, phi: torch.Tensor
 @dataclass
 class LabelingConfig:
     method: Literal["cc", "junction", "walkthrough", "assignment"] = "cc"
-    score_field: str = "gnn_score"
+    score_field: str | None = None   # per-edge score to read (default: the last edge classifier's)
     cut: float = 0.5                 # edges above this score are connected
     walk_cut: float = 0.1            # walkthrough follows edges above this score inside merged components
     min_hits: int = 3                # shorter candidates are left unassigned (-1)
@@ -150,17 +150,18 @@ class LabelingConfig:
 
 
 @register("labeling")
-class TrackLabeling(Stage):
-    """Adds ``track_id`` per hit."""
-    role = "track_building"
+class TrackLabeling(TrackBuilder):
+    """Adds ``track_id`` per hit from the edges and their scores."""
     Config = LabelingConfig
 
     def infer(self, event: Data) -> Data:
         cfg = self.config
         n = event.num_nodes
         ei = event.edge_index
+        if cfg.score_field is None:
+            raise ValueError(f"{self.name}: no 'score_field' set, and no edge classifier before it to read")
         if ei.shape[1] and cfg.score_field not in event:
-            raise ValueError(f"labeling: event has no edge field {cfg.score_field!r}")
+            raise ValueError(f"{self.name}: event has no edge field {cfg.score_field!r}")
         score = event[cfg.score_field] if ei.shape[1] else torch.zeros(0)
         if cfg.method == "cc":
             labels = connected_component_labels(ei[:, score > cfg.cut], n, cfg.backend)

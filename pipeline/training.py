@@ -1,0 +1,210 @@
+"""Training: Lightning modules that take a plain model (``trkx.models``) and a loss
+(``trkx.losses``), the event data module, the trainer, and ``LightningStage``, the base of the
+stages whose state is such a module."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from typing import ClassVar
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch_geometric.data import Data
+
+from trkx.event import edge_features, select_edges
+from trkx.metrics.edges import edge_efficiency_purity
+from trkx.sampling import SamplingConfig, SectorSamples
+from trkx.stage import TrainableStage
+
+
+class EventDataModule(pl.LightningDataModule):
+    """One event (or one sector sample of an event) per batch; events are loaded lazily and kept."""
+
+    def __init__(self, train, val, sampling: SamplingConfig | None = None, seed: int = 0):
+        super().__init__()
+        self.train_set, self.val_set = train, val
+        self.sampling, self.seed = sampling, seed
+
+    def _loader(self, events, shuffle: bool):
+        return torch.utils.data.DataLoader(_Cached(events), batch_size=None, shuffle=shuffle, num_workers=0)
+
+    def train_dataloader(self):
+        if self.sampling is not None:
+            samples = SectorSamples(self.train_set, self.sampling, self.seed)
+            return torch.utils.data.DataLoader(samples, batch_size=None, shuffle=True, num_workers=0)
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, False)
+
+
+class _Cached(torch.utils.data.Dataset):
+    """Events loaded on first use and kept in memory."""
+
+    def __init__(self, events):
+        self.events, self.cache = events, {}
+
+    def __len__(self):
+        return len(self.events)
+
+    def __getitem__(self, i):
+        if i not in self.cache:
+            self.cache[i] = self.events[i]
+        return self.cache[i]
+
+
+def make_trainer(epochs: int, progress: bool = True, precision: str = "32", **kwargs) -> pl.Trainer:
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    accel = "gpu" if torch.cuda.is_available() else "cpu"
+    if accel == "cpu" and precision == "16-mixed":
+        precision = "bf16-mixed"  # fp16 autocast needs CUDA; bf16 is the CPU mixed precision
+    return pl.Trainer(max_epochs=epochs, accelerator=accel, devices=1, precision=precision, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+                      num_sanity_val_steps=0, deterministic=False, **kwargs)
+
+
+class TrackingModule(pl.LightningModule):
+    """Lightning module base: ``net`` (the plain model) trained with ``loss``; AdamW with a cosine
+    schedule from the stage config (``lr``, ``weight_decay``, ``epochs``) and per-epoch
+    validation efficiency / purity."""
+
+    def __init__(self, net: nn.Module, loss: nn.Module, cfg):
+        super().__init__()
+        self.net, self.loss, self.cfg = net, loss, cfg
+        self.history: list[dict] = []
+        self._val: list[dict] = []
+
+    def record_validation(self, metrics: dict) -> None:
+        self.log_dict({"val_efficiency": metrics["efficiency"], "val_purity": metrics["purity"]},
+                      batch_size=1, prog_bar=True)
+        self._val.append(metrics)
+
+    def on_validation_epoch_start(self):
+        self._val = []
+
+    def on_validation_epoch_end(self):
+        if self._val:
+            self.history.append({"epoch": int(self.current_epoch),
+                                 "efficiency": sum(m["efficiency"] for m in self._val) / len(self._val),
+                                 "purity": sum(m["purity"] for m in self._val) / len(self._val)})
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        return [opt], [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.cfg.epochs, 1))]
+
+
+
+
+class EdgeClassifierModule(TrackingModule):
+    """Trains ``net(x, edge_index, edge_features, region) -> logit per edge`` with
+    ``loss(logits, event)``; ``train_edges`` > 0 trains on that many random edges per step;
+    validation counts edges with sigmoid(logit) >= ``val_cut`` as kept."""
+
+    def __init__(self, net: nn.Module, loss: nn.Module, cfg, val_cut: float = 0.5, train_edges: int = 0):
+        super().__init__(net, loss, cfg)
+        self.val_cut, self.train_edges = val_cut, train_edges
+
+    def forward(self, event: Data) -> torch.Tensor:
+        return self.net(event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
+
+    def training_step(self, event: Data, batch_idx: int):
+        n_edges = event.edge_index.shape[1]
+        if 0 < self.train_edges < n_edges:
+            pick = torch.randperm(n_edges, device=event.x.device)[: self.train_edges]
+            event = select_edges(event.clone(), pick)
+        logits = self(event).float()
+        if event.edge_index.shape[1] == 0:
+            return None
+        loss = self.loss(logits, event)
+        self.log("train_loss", loss, batch_size=1)
+        return loss
+
+    def validation_step(self, event: Data, batch_idx: int):
+        keep = torch.sigmoid(self(event).float()) >= self.val_cut
+        self.record_validation(edge_efficiency_purity(event, keep, self.cfg.pt_min_eval))
+
+
+class MetricLearningModule(TrackingModule):
+    """Trains ``net(x) -> embedding`` with ``loss(embedding, pairs, event)`` on the truth track
+    edges, ``knn_train`` hard negatives per hit (neighbours within ``margin`` in the current
+    embedding) and ``randomisation`` random pairs per hit."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_pairs(self, event: Data, emb: torch.Tensor) -> torch.Tensor:
+        from trkx.stages.graph_construction.frnn import build_edges
+        n = event.num_nodes
+        hard = build_edges(emb.detach(), self.cfg.margin, self.cfg.knn_train, backend="auto")
+        rand = torch.randint(0, n, (2, n * self.cfg.randomisation), device=emb.device)
+        return torch.cat([event.track_edges, hard, rand], dim=1)
+
+    def training_step(self, event: Data, batch_idx: int):
+        emb = self(event.x)
+        loss = self.loss(emb, self.training_pairs(event, emb), event)
+        self.log("train_loss", loss, batch_size=1)
+        return loss
+
+    def validation_step(self, event: Data, batch_idx: int):
+        from trkx.stages.graph_construction.frnn import build_edges
+        emb = self(event.x)
+        event = event.clone()
+        event.edge_index = build_edges(emb, self.cfg.margin, None, backend="auto")
+        self.record_validation(edge_efficiency_purity(event, pt_min=self.cfg.pt_min_eval))
+
+
+def autocast_context(precision: str, device: torch.device):
+    """Mixed-precision inference context; fp16 needs CUDA, so on CPU both mixed modes use bf16."""
+    if precision == "32":
+        return contextlib.nullcontext()
+    dtype = torch.float16 if (precision == "16-mixed" and device.type == "cuda") else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class LightningStage(TrainableStage):
+    """A stage whose state is the Lightning module ``build(in_dim)`` returns (in_dim: node
+    features), trained on one event (or sector sample) per step; weights are saved with ``in_dim``."""
+    weights_format: ClassVar[int] = 2
+
+    def __init__(self, config, **kw):
+        super().__init__(config, **kw)
+        self.model: TrackingModule | None = None
+        self.in_dim: int | None = None
+
+    def build(self, in_dim: int) -> TrackingModule:
+        """The Lightning module (its plain network and loss) for ``in_dim`` node features."""
+        raise NotImplementedError
+
+    def _ensure_model(self, in_dim: int) -> TrackingModule:
+        if self.model is None:
+            self.in_dim = in_dim
+            self.model = self.build(in_dim)
+        return self.model
+
+    def fit_report(self, val) -> dict:
+        """Extra figures computed before training (for train.json)."""
+        return {}
+
+    def fit(self, train, val) -> dict:
+        model = self._ensure_model(train[0].x.shape[1])
+        report = self.fit_report(val)
+        trainer = make_trainer(self.config.epochs, self.progress, precision=getattr(self.config, "precision", "32"))
+        sampling = getattr(self.config, "sampling", None)
+        trainer.fit(model, datamodule=EventDataModule(train, val, sampling=sampling, seed=self.seed))
+        model.to(self.device).eval()
+        return {**report, "val_history": model.history}
+
+    def save(self, path):
+        from trkx.storage import atomic_path
+        with atomic_path(path) as tmp:
+            torch.save({"in_dim": self.in_dim, "state": self.model.state_dict()}, tmp)
+
+    def load(self, path):
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        self._ensure_model(blob["in_dim"]).load_state_dict(blob["state"])
+        self.model.to(self.device).eval()
