@@ -28,11 +28,36 @@ def _friendly(fn):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trkx")
 def main():
-    """trkx: GNN track reconstruction.  Embedding -> FRNN graph -> filter -> GNN -> labeling.
+    """trkx: GNN track reconstruction, one stage per role, chained by a pipeline YAML.
 
-    Every stage has its own YAML (configs/stages/*.yaml); a pipeline YAML chains them
-    (configs/pipeline.yaml).  Intermediate event graphs are cached per stage under the
-    pipeline's workdir, keyed by config, upstream and weights."""
+    \b
+    Roles, in chain order (checked when a pipeline loads):
+      data source          events and truth
+      embedding            latent hit coordinates
+      graph construction   edge_index
+      edge classification  a score per edge
+      track building       track_id per hit (last)
+    `trkx stages` lists the stages of each role.
+
+    Every stage has its own YAML (configs/stages/*.yaml); a pipeline YAML names the data
+    source and the stages in order (configs/pipeline.yaml).  Intermediate event graphs are
+    cached per stage under the pipeline's workdir, keyed by config, upstream, weights and
+    input files; every stage's inference is timed."""
+
+
+@main.command(name="stages")
+def stages_():
+    """List the registered stages by role (the YAML `stage:` names)."""
+    from trkx.runner import ROLE_WORDS
+    from trkx.stage import STAGES
+    from trkx.stages import discover
+    discover()
+    for role, words in ROLE_WORDS.items():
+        click.echo(f"{words}:")
+        for name, cls in sorted(STAGES.items()):
+            if cls.role == role:
+                doc = (cls.__doc__ or "").strip().splitlines()
+                click.echo(f"  {name:<18} {doc[0] if doc else ''}")
 
 
 @main.command()

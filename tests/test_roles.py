@@ -99,3 +99,19 @@ def test_data_source_misplaced_fails_at_load_with_one_line(tmp_path):
         result = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
         assert result.exit_code == 2
         assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_trkx_stages_lists_every_stage_under_its_role():
+    out = CliRunner().invoke(main, ["stages"]).output
+    lines = out.splitlines()
+    roles = [l.rstrip(":") for l in lines if not l.startswith(" ")]
+    assert roles == ["data source", "embedding", "graph construction", "edge classification", "track building"]
+    under = {}
+    for line in lines:
+        if not line.startswith(" "):
+            role = line.rstrip(":")
+        else:
+            under[line.split()[0]] = role
+    assert under == {"data": "data source", "embedding": "embedding", "graph": "graph construction",
+                     "module_map": "graph construction", "filter": "edge classification",
+                     "gnn": "edge classification", "labeling": "track building"}
