@@ -15,7 +15,8 @@ import torch
 
 from trkx.runner import Pipeline
 from trkx.event import EDGE_FEATURES, edge_features
-from trkx.stages.edge_classification.gnn import GNNConfig, InteractionGNN
+from trkx.models import InteractionGNN
+from trkx.stages.edge_classification.gnn import GNNConfig
 from trkx.storage import load_event
 from trkx.timing import stopwatch
 

@@ -157,18 +157,25 @@ class Pipeline:
         return [self.data.name] + [s.name for s in self.stages]
 
     # ---------------------------------------------------------------- stages
+    def weights_path(self, stage: Stage, upstream_fp: str) -> Path:
+        """Where ``stage``'s trained state lives: keyed by the config fields training reads, the
+        upstream fingerprint, the seed and the weights format."""
+        train_fp = fingerprint(stage.kind, training_config(stage.config), upstream_fp, stage.seed,
+                               stage.weights_format)
+        return self.cachedir / stage.name / f"weights-{train_fp}" / "model.pt"
+
+    def _load_weights(self, stage: Stage, weights: Path) -> None:
+        try:
+            stage.load(weights)
+        except Exception as err:  # truncated file, foreign format, shape mismatch
+            raise CorruptEntryError(f"{weights}: cannot load weights ({type(err).__name__}: {err}); "
+                                    f"delete it or run with --force {stage.name}") from None
+
     def train_stage(self, stage: Stage, upstream: StageOutput, force: bool = False) -> Path:
         """Train (or reuse) a trainable stage's weights; returns the weights path."""
-        train_fp = fingerprint(stage.kind, training_config(stage.config), upstream.fingerprint, stage.seed,
-                               stage.weights_format)
-        wdir = self.cachedir / stage.name / f"weights-{train_fp}"
-        weights = wdir / "model.pt"
+        weights = self.weights_path(stage, upstream.fingerprint)
         if weights.exists() and not force:
-            try:
-                stage.load(weights)
-            except Exception as err:  # truncated file, foreign format, shape mismatch
-                raise CorruptEntryError(f"{weights}: cannot load weights ({type(err).__name__}: {err}); "
-                                        f"delete it or run with --force {stage.name}") from None
+            self._load_weights(stage, weights)
             return weights
         seed_everything(stage.seed)
         train, val = EventSet(upstream.paths["train"]), EventSet(upstream.paths["val"])
@@ -176,21 +183,43 @@ class Pipeline:
             raise ConfigError(f"{stage.name}: no training events (n_train is 0 in the data config)")
         report = stage.fit(train, val) or {}
         stage.save(weights)
-        write_json(wdir / "train.json", report)
+        write_json(weights.parent / "train.json", report)
         return weights
 
     def stage_fingerprint(self, stage: Stage, upstream: StageOutput | None, force: bool = False) -> str:
         """The cache key of ``stage``'s events: its kind and config, the upstream fingerprint, its
         weights (trained here if not cached) and what else it read (``input_digest``)."""
-        parts = [stage.kind, config_to_dict(stage.config)]
-        if upstream is not None:
-            parts.append(upstream.fingerprint)
         if stage.trainable:
-            parts.append(weights_digest(self.train_stage(stage, upstream, force)))
+            weights = self.train_stage(stage, upstream, force)
+        return self._fingerprint(stage, upstream.fingerprint if upstream else None,
+                                 weights if stage.trainable else None)
+
+    def _fingerprint(self, stage: Stage, upstream_fp: str | None, weights: Path | None) -> str:
+        parts = [stage.kind, config_to_dict(stage.config)]
+        if upstream_fp is not None:
+            parts.append(upstream_fp)
+        if weights is not None:
+            parts.append(weights_digest(weights))
         inputs = stage.input_digest()
         if inputs is not None:
             parts.append(inputs)
         return fingerprint(*parts)
+
+    def load_trained(self) -> dict[str, str]:
+        """Load every trained stage's state from the cache, training and running nothing; returns
+        each stage's fingerprint.  A stage without trained weights is a ConfigError naming it."""
+        fps = {self.data.name: self._fingerprint(self.data, None, None)}
+        up = fps[self.data.name]
+        for stage in self.stages:
+            weights = None
+            if stage.trainable:
+                weights = self.weights_path(stage, up)
+                if not weights.exists():
+                    raise ConfigError(f"{self.path}: stage '{stage.name}' is not trained; run `trkx run {self.path}` "
+                                      f"or `trkx train {stage.source} -p {self.path}` first")
+                self._load_weights(stage, weights)
+            up = fps[stage.name] = self._fingerprint(stage, up, weights)
+        return fps
 
     def run_data(self, force: bool = False) -> StageOutput:
         """The data source's events (from the cache, or produced now)."""

@@ -48,8 +48,9 @@ def trackml_weights(particle_id: np.ndarray, order: np.ndarray, nhits: np.ndarra
     return w / total if total > 0 else w
 
 
-def read_acts_event(directory: str | Path, event_id: int) -> EventTables:
-    """Read ACTS examples CSVs of one event into TrackML tables (hit = measurement)."""
+def read_acts_event(directory: str | Path, event_id: int, require_truth: bool = True) -> EventTables:
+    """Read ACTS examples CSVs of one event into TrackML tables (hit = measurement); with
+    ``require_truth=False`` an event without the simulated hits is read as measurements only."""
     directory = Path(directory)
     pre = directory / event_prefix(event_id)
 
@@ -62,6 +63,13 @@ def read_acts_event(directory: str | Path, event_id: int) -> EventTables:
     meas = read_table(need("measurements"), ["measurement_id", "geometry_id", "global_x", "global_y", "global_z"])
     if len(meas) == 0:
         raise DataError(f"{need('measurements')}: event has no measurements")
+    volume, layer, module = decode_geometry_id(meas.geometry_id.to_numpy())
+    hit_id = meas.measurement_id.to_numpy(dtype=np.int64) + 1
+    hits = pd.DataFrame({"hit_id": hit_id, "x": meas.global_x.to_numpy(), "y": meas.global_y.to_numpy(),
+                         "z": meas.global_z.to_numpy(), "volume_id": volume, "layer_id": layer,
+                         "module_id": module})
+    if not require_truth and not Path(f"{pre}-measurement-simhit-map.csv").is_file():
+        return EventTables(event_id, hits, None, None, None)
     hit_map = read_table(need("measurement-simhit-map"), ["measurement_id", "hit_id"])
     simhits = pd.read_csv(need("hits"))
     particles_path = Path(f"{pre}-particles_simulated.csv")
@@ -74,12 +82,6 @@ def read_acts_event(directory: str | Path, event_id: int) -> EventTables:
     simhits = simhits.reset_index(drop=True)
     sim = simhits.iloc[hit_map.set_index("measurement_id").loc[meas.measurement_id, "hit_id"].to_numpy()]
     pid = pack_particle_id(sim)
-
-    volume, layer, module = decode_geometry_id(meas.geometry_id.to_numpy())
-    hit_id = meas.measurement_id.to_numpy(dtype=np.int64) + 1
-    hits = pd.DataFrame({"hit_id": hit_id, "x": meas.global_x.to_numpy(), "y": meas.global_y.to_numpy(),
-                         "z": meas.global_z.to_numpy(), "volume_id": volume, "layer_id": layer,
-                         "module_id": module})
 
     ppid = pack_particle_id(particles)
     ppt = np.hypot(particles.px.to_numpy(), particles.py.to_numpy())

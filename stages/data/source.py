@@ -52,16 +52,23 @@ class DataConfig:
 
 
 def hit_table(tables: EventTables) -> pd.DataFrame:
-    """One row per hit: hits, truth and the particle's pt, eta and production vertex."""
-    df = tables.hits.merge(tables.truth, on="hit_id", how="left", validate="one_to_one")
-    p = tables.particles
-    pinfo = pd.DataFrame({"particle_id": p.particle_id, "pt": np.hypot(p.px, p.py),
-                          "vx": p.vx, "vy": p.vy, "vz": p.vz})
-    pinfo["eta"] = np.arcsinh(p.pz / np.maximum(pinfo.pt, 1e-9))
-    pinfo = pinfo.drop_duplicates("particle_id")
-    df = df.merge(pinfo, on="particle_id", how="left")
-    for col in ("pt", "eta", "vx", "vy", "vz"):
-        df[col] = df[col].fillna(0.0)
+    """One row per hit: hits, truth and the particle's pt, eta and production vertex.  Without
+    truth (detector data) every hit is noise: particle_id 0, weight, pt, eta and vertex 0."""
+    if tables.truth is None:
+        df = tables.hits.copy()
+        df["particle_id"] = 0
+        for col in ("weight", "pt", "eta", "vx", "vy", "vz"):
+            df[col] = 0.0
+    else:
+        df = tables.hits.merge(tables.truth, on="hit_id", how="left", validate="one_to_one")
+        p = tables.particles
+        pinfo = pd.DataFrame({"particle_id": p.particle_id, "pt": np.hypot(p.px, p.py),
+                              "vx": p.vx, "vy": p.vy, "vz": p.vz})
+        pinfo["eta"] = np.arcsinh(p.pz / np.maximum(pinfo.pt, 1e-9))
+        pinfo = pinfo.drop_duplicates("particle_id")
+        df = df.merge(pinfo, on="particle_id", how="left")
+        for col in ("pt", "eta", "vx", "vy", "vz"):
+            df[col] = df[col].fillna(0.0)
     df["r"] = np.hypot(df.x, df.y)
     df["phi"] = np.arctan2(df.y, df.x)
     df["eta_hit"] = np.arcsinh(df.z / np.maximum(df.r, 1e-9))

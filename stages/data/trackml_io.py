@@ -26,11 +26,12 @@ class DataError(ValueError):
 
 @dataclass
 class EventTables:
-    """One event as TrackML tables (cells may be None where the digitisation has none)."""
+    """One event as TrackML tables (cells may be None where the digitisation has none; truth and
+    particles are None for detector data, which has no truth)."""
     event_id: int
     hits: pd.DataFrame
-    truth: pd.DataFrame
-    particles: pd.DataFrame
+    truth: pd.DataFrame | None
+    particles: pd.DataFrame | None
     cells: pd.DataFrame | None = None
 
 
@@ -87,14 +88,18 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     return df
 
 
-def read_trackml_event(directory: str | Path, event_id: int) -> EventTables:
-    """Read one TrackML event (hits, truth, particles, cells if present), .csv or .csv.gz."""
+def read_trackml_event(directory: str | Path, event_id: int, require_truth: bool = True) -> EventTables:
+    """Read one TrackML event (hits, truth, particles, cells if present), .csv or .csv.gz; with
+    ``require_truth=False`` an event without a truth file is read as hits only."""
     directory = Path(directory)
     hits_path = _find(directory, event_id, "hits")
     hits = read_table(hits_path, HIT_COLUMNS)
     if len(hits) == 0:
         raise DataError(f"{hits_path}: event has no hits")
-    truth_path = _find(directory, event_id, "truth")
+    truth_path = _find(directory, event_id, "truth", required=require_truth)
+    if truth_path is None:
+        cells_path = _find(directory, event_id, "cells", required=False)
+        return EventTables(event_id, hits, None, None, read_table(cells_path, CELL_COLUMNS) if cells_path else None)
     truth = read_table(truth_path, TRUTH_COLUMNS)
     if len(truth) != len(hits) or not np.array_equal(np.sort(truth.hit_id.values), np.sort(hits.hit_id.values)):
         raise DataError(f"{truth_path}: hit ids do not match {hits_path.name}")
