@@ -196,6 +196,45 @@ def bench(pipeline, repeats, graph_building, scaling):
     click.echo(b.bench_markdown(res))
 
 
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@_friendly
+def export(pipeline, out_dir):
+    """Export a trained pipeline as a self-contained bundle: configs, weights, TorchScript
+    networks (for C++), the chain for the C++ tool and a manifest.  Trains nothing."""
+    from trkx.bundle import export_bundle
+    manifest = export_bundle(pipeline, out_dir)
+    cpp = manifest["cpp"]
+    click.echo(f"wrote {out_dir} ({len(manifest['stages'])} stages; C++ tool: "
+               f"{'supported' if cpp['supported'] else 'not supported, ' + cpp['reason']})")
+
+
+@main.command()
+@click.argument("chain", type=click.Path(exists=True, path_type=Path))
+@click.argument("input_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--eager", is_flag=True, help="With a bundle: run the eager networks from its weights, not TorchScript.")
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@_friendly
+def reco(chain, input_dir, out_dir, eager, threads, no_progress):
+    """Reconstruct new events with a trained chain (a pipeline YAML, using its cached weights, or an
+    exported bundle): TrackML hits (truth optional) or ACTS measurements in INPUT_DIR ->
+    OUT_DIR/event<ID>.csv, timing.json and, with truth, metrics.json.  Never trains."""
+    import torch
+    from trkx.reco import load_chain, reconstruct
+    if threads:
+        torch.set_num_threads(threads)
+    result = reconstruct(load_chain(chain, exported=not eager), input_dir, out_dir,
+                         progress=False if no_progress else None)
+    click.echo(f"{result['events']} events -> {out_dir}\n\n{result['table']}")
+    m = result["metrics"]
+    if m is not None:
+        click.echo(f"\ntrack efficiency: {m['track_efficiency']:.4f}   fake rate: {m['fake_rate']:.4f}   "
+                   f"duplicate rate: {m['duplicate_rate']:.4f}   TrackML score: {m['trackml_score']:.4f}")
+
+
 @main.group()
 def baseline():
     """Classical baselines on the pipeline's own test events."""

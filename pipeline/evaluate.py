@@ -105,18 +105,18 @@ def evaluate(pipe, outputs) -> dict:
     tracks_dir = pipe.workdir / "tracks"
     if tracks_dir.is_dir():
         metrics.update(track_level(truth, read_tracks(tracks_dir, event_ids), pipe.config.evaluation))
-    write_json(pipe.workdir / "metrics.json", _finite(metrics))
+    write_json(pipe.workdir / "metrics.json", finite_json(metrics))
     return metrics
 
 
-def _finite(obj):
+def finite_json(obj):
     """JSON has no NaN: write null instead."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
+        return {str(k): finite_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [finite_json(v) for v in obj]
     return obj
 
 

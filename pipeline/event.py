@@ -47,9 +47,13 @@ def edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
     """(E, 6) geometric edge features, each scaled to order one for true edges:
     Δr, Δφ (wrapped to [-π, π]), Δz, Δη, the φ slope Δφ/Δr (∝ 1/pT) and z0, the beam-line
     intercept of the straight line through both hits (near the luminous region for true edges)."""
-    src, dst = edge_index
-    r, phi, z = event.r, event.phi, event.z
-    eta = hit_eta(event)
+    return edge_features_from(event.r, event.phi, event.z, edge_index)
+
+
+def edge_features_from(r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    """``edge_features`` from the hits' cylindrical coordinates (mm, rad)."""
+    src, dst = edge_index[0], edge_index[1]
+    eta = torch.asinh(z / r.clamp_min(1e-6))
     dr = r[dst] - r[src]
     dz = z[dst] - z[src]
     dphi = torch.remainder(phi[dst] - phi[src] + math.pi, 2 * math.pi) - math.pi

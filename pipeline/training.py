@@ -175,6 +175,7 @@ class LightningStage(TrainableStage):
         super().__init__(config, **kw)
         self.model: TrackingModule | None = None
         self.in_dim: int | None = None
+        self.exported = False   # inference through an exported (TorchScript) network
 
     def build(self, in_dim: int) -> TrackingModule:
         """The Lightning module (its plain network and loss) for ``in_dim`` node features."""
@@ -185,6 +186,16 @@ class LightningStage(TrainableStage):
             self.in_dim = in_dim
             self.model = self.build(in_dim)
         return self.model
+
+    def example_inputs(self, event: Data) -> tuple[torch.Tensor, ...]:
+        """The network's inputs for ``event`` (what ``infer`` passes it), for export by tracing:
+        an edge classifier's ``(x, edge_index, edge features, region)``."""
+        return (event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
+
+    def use_network(self, net: nn.Module) -> None:
+        """Run inference with ``net`` (an exported TorchScript copy of the network) instead."""
+        self.model.net = net
+        self.exported = True
 
     def fit_report(self, val) -> dict:
         """Extra figures computed before training (for train.json)."""

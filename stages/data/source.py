@@ -174,6 +174,8 @@ class EventSource(DataSource):
         splits = [s for s, k in self.split_sizes().items() for _ in range(k)]
         read = read_trackml_event if reader == "trackml" else read_acts_event
         for split, event_id in zip(splits, ids):
-            tables = read(directory, event_id)
-            df = self.transform(hit_table(tables))
-            yield split, event_id, build_event(df, self.config, event_id, str(directory))
+            yield split, event_id, self.event_graph(read(directory, event_id), str(directory))
+
+    def event_graph(self, tables: EventTables, where: str) -> Data:
+        """One event's graph from its tables: hit table, this source's transforms, features."""
+        return build_event(self.transform(hit_table(tables)), self.config, tables.event_id, where)

@@ -41,6 +41,9 @@ class Embedding(LightningStage, Embedder):
         cfg = self.config
         return MetricLearningModule(EmbeddingNet(in_dim, cfg), HingeEmbeddingLoss(cfg.margin, cfg.pos_weight), cfg)
 
+    def example_inputs(self, event: Data) -> tuple:
+        return (event.x,)
+
     def infer(self, event: Data) -> Data:
         event.embedding = self.model(event.x.to(self.device)).cpu()
         return event

@@ -1,0 +1,158 @@
+"""``trkx export``: a trained pipeline as a self-contained bundle, and reading one back.
+
+Layout of a bundle directory::
+
+    manifest.json            trkx / torch versions, the chain (names, kinds, roles, files), fingerprints
+    data.yaml                the data source's config (features, scales, regions, transforms)
+    stages/<name>.yaml       each stage's full config (the track builder's score field explicit)
+    weights/<name>.pt        each trained stage's state, as the stage saves it
+    torchscript/<name>.pt    each learned network, traced to TorchScript (loaded by LibTorch in C++)
+    torchscript/edge_features.pt   the edge features of the edge classifiers, traced alike
+    chain.txt                the chain for the C++ tool, one ``key value...`` line per setting
+
+TorchScript, not ONNX or AOTInductor: the torch wheel ships LibTorch's headers, libraries and CMake
+package, so the C++ side loads these files with ``torch::jit::load`` from packages installed here
+(ONNX Runtime's C++ headers are not in the registries; AOTInductor compiles a shared library per
+model at export, minutes each).  Traced networks run the same kernels as eager PyTorch, so scores
+are bit for bit the same.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from trkx.config import ConfigError, config_to_dict
+from trkx.event import edge_features_from
+from trkx.stage import load_stage
+from trkx.storage import load_event, write_json, write_text
+
+BUNDLE_FORMAT = 1
+CPP_STAGES = ("embedding", "graph", "filter", "gnn", "labeling")   # kinds the C++ tool runs
+CPP_FEATURES = ("r", "phi", "z", "x", "y")
+
+
+class EdgeFeatures(nn.Module):
+    """``trkx.event.edge_features_from`` as a module, to trace for C++."""
+
+    def forward(self, r, phi, z, edge_index):
+        return edge_features_from(r, phi, z, edge_index)
+
+
+def _trace(module: nn.Module, inputs: tuple) -> torch.jit.ScriptModule:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # TracerWarnings: shapes stay dynamic in these graphs
+        return torch.jit.trace(module.eval(), inputs, check_trace=False)
+
+
+def _stage_yaml(stage) -> dict:
+    return {"stage": stage.kind, "name": stage.name, **config_to_dict(stage.config)}
+
+
+def _cpp_chain(pipe) -> tuple[list[str] | None, str]:
+    """chain.txt lines for the C++ tool, or (None, why not)."""
+    data = pipe.data.config
+    if data.transforms:
+        return None, "the data config has transforms"
+    if any(f not in CPP_FEATURES for f in data.features):
+        return None, f"features other than {', '.join(CPP_FEATURES)}"
+    lines = [f"features {' '.join(data.features)}", f"feature_scales {' '.join(map(repr, data.feature_scales))}"]
+    lines += [f"region {index} {' '.join(map(str, vols))}" for index, vols in enumerate(data.regions.values())]
+    for stage in pipe.stages:
+        c = stage.config
+        if stage.kind not in CPP_STAGES:
+            return None, f"stage '{stage.name}' ({stage.kind}) has no C++ port"
+        if stage.kind == "embedding":
+            lines.append(f"embedding {stage.name} torchscript/{stage.name}.pt")
+        elif stage.kind == "graph":
+            if c.feature != "embedding":
+                return None, f"stage '{stage.name}' searches {c.feature!r}, not the embedding"
+            lines.append(f"graph {stage.name} r {c.r!r} k_max {c.k_max}")
+        elif stage.kind in ("filter", "gnn"):
+            lines.append(f"classifier {stage.name} torchscript/{stage.name}.pt cut {c.cut!r}")
+        else:
+            if c.method == "assignment":
+                return None, "labeling method 'assignment' has no C++ port"
+            lines.append(f"labeling {stage.name} method {c.method} cut {c.cut!r} walk_cut {c.walk_cut!r} "
+                         f"min_hits {c.min_hits} min_pt {c.min_pt!r} bfield_tesla {c.bfield_tesla!r}")
+    return lines, ""
+
+
+def export_bundle(pipeline_path: str | Path, out_dir: str | Path) -> dict:
+    """Write the bundle of a trained pipeline (nothing is trained: an untrained stage is an error)."""
+    from trkx.runner import Pipeline
+    pipe = Pipeline(pipeline_path, progress=False)
+    fps = pipe.load_trained()
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "stages").mkdir(parents=True)
+    # a real event to trace the networks on: the first test event, through the chain
+    data_out = pipe.run_data()
+    event = load_event(data_out.paths["test"][0])
+    write_text(out / "data.yaml", yaml.safe_dump(_stage_yaml(pipe.data), sort_keys=False))
+    chain = []
+    for stage in pipe.stages:
+        entry = {"name": stage.name, "kind": stage.kind, "role": stage.role, "config": f"stages/{stage.name}.yaml",
+                 "fingerprint": fps[stage.name]}
+        write_text(out / entry["config"], yaml.safe_dump(_stage_yaml(stage), sort_keys=False))
+        if stage.trainable:
+            entry["weights"] = f"weights/{stage.name}.pt"
+            stage.save(out / entry["weights"])
+        if hasattr(stage, "example_inputs"):
+            entry["torchscript"] = f"torchscript/{stage.name}.pt"
+            (out / "torchscript").mkdir(exist_ok=True)
+            _trace(stage.model.net, stage.example_inputs(event)).save(str(out / entry["torchscript"]))
+        with torch.no_grad():
+            event = stage.infer(event)
+        chain.append(entry)
+    (out / "torchscript").mkdir(exist_ok=True)
+    ei = event.edge_index if "edge_index" in event else torch.zeros(2, 0, dtype=torch.long)
+    _trace(EdgeFeatures(), (event.r, event.phi, event.z, ei)).save(str(out / "torchscript" / "edge_features.pt"))
+    cpp_lines, why_not = _cpp_chain(pipe)
+    if cpp_lines:
+        write_text(out / "chain.txt", "\n".join(cpp_lines) + "\n")
+    from importlib.metadata import version
+    manifest = {"format": BUNDLE_FORMAT, "trkx": version("trkx"), "torch": torch.__version__,
+                "pipeline": str(pipe.path.resolve()), "data": {"config": "data.yaml", "fingerprint": fps[pipe.data.name]},
+                "stages": chain, "evaluation": config_to_dict(pipe.config.evaluation),
+                "cpp": {"supported": cpp_lines is not None, **({"reason": why_not} if why_not else {})}}
+    write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def load_bundle(path: str | Path, exported: bool = True):
+    """A ``trkx.reco.Chain`` from a bundle: stages from their configs, trained state from the
+    weights and, with ``exported``, inference through the TorchScript networks."""
+    from trkx.config import parse_config
+    from trkx.reco import Chain
+    from trkx.runner import EvalConfig, check_chain
+    path = Path(path)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise ConfigError(f"{path}: not a trkx bundle (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{manifest_path}: malformed JSON ({err})") from None
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise ConfigError(f"{manifest_path}: bundle format {manifest.get('format')!r}, this trkx reads {BUNDLE_FORMAT}")
+    source = load_stage(path / manifest["data"]["config"], default_kind="data")
+    stages = []
+    for entry in manifest["stages"]:
+        stage = load_stage(path / entry["config"])
+        if "weights" in entry:
+            stage.load(path / entry["weights"])
+        if exported and "torchscript" in entry:
+            stage.use_network(torch.jit.load(str(path / entry["torchscript"])))
+        stages.append(stage)
+    check_chain([source] + stages, [path / manifest["data"]["config"]] + [path / e["config"] for e in manifest["stages"]],
+                str(manifest_path))
+    evaluation = parse_config(EvalConfig, manifest.get("evaluation", {}), str(manifest_path))
+    fps = {e["name"]: e["fingerprint"] for e in manifest["stages"]}
+    return Chain(source, stages, str(path), evaluation, fps)

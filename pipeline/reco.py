@@ -1,0 +1,114 @@
+"""``trkx reco``: a trained chain on events it has never seen (TrackML hits, with or without truth,
+or ACTS measurements), one event at a time, never training.
+
+The chain comes from a pipeline YAML (its cached weights) or from an exported bundle
+(``trkx.bundle``).  Output: ``<out>/event<ID>.csv`` (TrackML submission format), ``timing.json``
+and, where the input has truth, ``metrics.json``.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from trkx.config import ConfigError
+from trkx.stage import DataSource, Stage
+from trkx.stages.data.acts_csv import list_acts_events, read_acts_event
+from trkx.stages.data.trackml_io import DataError, list_events, read_trackml_event
+from trkx.storage import write_json, write_text
+from trkx.timing import stopwatch, summarize, timing_table
+
+
+@dataclass
+class Chain:
+    """A trained chain: the data source (features, regions, transforms) and the stages, loaded."""
+    source: DataSource
+    stages: list[Stage]
+    origin: str                                  # the pipeline YAML or bundle it came from
+    evaluation: object | None = None             # the pipeline's EvalConfig, for metrics
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+def chain_from_pipeline(path: str | Path) -> Chain:
+    """The pipeline's stages with their cached trained state (nothing is trained)."""
+    from trkx.runner import Pipeline
+    pipe = Pipeline(path, progress=False)
+    fps = pipe.load_trained()
+    return Chain(pipe.data, pipe.stages, str(pipe.path), pipe.config.evaluation, fps)
+
+
+def load_chain(path: str | Path, exported: bool = True) -> Chain:
+    """A chain from a pipeline YAML or from a bundle directory (with its exported networks, or
+    with ``exported=False`` its eager weights)."""
+    path = Path(path)
+    if path.is_dir():
+        from trkx.bundle import load_bundle
+        return load_bundle(path, exported=exported)
+    return chain_from_pipeline(path)
+
+
+def input_events(directory: Path) -> tuple[list[int], callable]:
+    """Event ids in ``directory`` and a reader: TrackML (``event<ID>-hits.csv``) or ACTS
+    (``event<ID>-measurements.csv``), truth read where present."""
+    if not directory.is_dir():
+        raise DataError(f"{directory}: input directory not found")
+    names = [p.name for p in directory.iterdir()]
+    if any(re.match(r"event\d+-hits\.csv(\.gz)?$", n) for n in names):
+        return list_events(directory), lambda i: read_trackml_event(directory, i, require_truth=False)
+    if any(re.match(r"event\d+-measurements\.csv$", n) for n in names):
+        return list_acts_events(directory), lambda i: read_acts_event(directory, i, require_truth=False)
+    raise DataError(f"{directory}: no TrackML (event*-hits.csv) or ACTS (event*-measurements.csv) events found")
+
+
+def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progress: bool | None = None) -> dict:
+    """Run ``chain`` on every event of ``input_dir``, streaming: read, build, infer, write, forget.
+    Returns {"events", "timing", "metrics" (None without truth)}."""
+    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    ids, read = input_events(input_dir)
+    show = sys.stderr.isatty() if progress is None else progress
+    for stage in chain.stages:
+        if getattr(stage, "model", None) is not None:
+            stage.model.eval()
+    per_stage: dict[str, list[float]] = {"read + build": []} | {s.name: [] for s in chain.stages}
+    truth_frames, with_truth = [], True
+    for event_id in tqdm(ids, desc="reco", disable=not show, leave=False):
+        where = f"{input_dir}: event {event_id}"
+        t: list[float] = []
+        with stopwatch(t):
+            tables = read(event_id)
+            event = chain.source.event_graph(tables, str(input_dir))
+        per_stage["read + build"].append(t[0])
+        with torch.no_grad():
+            for stage in chain.stages:
+                t = []
+                try:
+                    with stopwatch(t):
+                        event = stage.infer(event)
+                except (ValueError, RuntimeError) as err:
+                    raise DataError(f"{where}: stage '{stage.name}': {err}") from None
+                per_stage[stage.name].append(t[0])
+        if "track_id" not in event:
+            raise ConfigError(f"{chain.origin}: the chain has no track building stage (no track_id to write)")
+        write_text(out_dir / f"event{event_id}.csv",
+                   pd.DataFrame({"hit_id": event.hit_id.numpy(), "track_id": event.track_id.numpy()})
+                   .to_csv(index=False))
+        with_truth = with_truth and tables.truth is not None
+        if with_truth:
+            truth_frames.append(pd.DataFrame({"event_id": event_id, "hit_id": event.hit_id.numpy(),
+                                              "particle_id": event.particle_id.numpy(), "pt": event.pt.numpy(),
+                                              "eta": event.eta.numpy(), "weight": event.weight.numpy()}))
+    timing = summarize(per_stage)
+    write_json(out_dir / "timing.json", {"unit": "seconds per event", "threads": torch.get_num_threads(),
+                                         "chain": chain.origin, "stages": timing})
+    metrics = None
+    if with_truth and chain.evaluation is not None:
+        from trkx.evaluate import finite_json, read_tracks, track_level
+        truth = pd.concat(truth_frames, ignore_index=True)
+        metrics = track_level(truth, read_tracks(out_dir, ids), chain.evaluation)
+        write_json(out_dir / "metrics.json", finite_json(metrics))
+    return {"events": len(ids), "timing": timing, "metrics": metrics, "table": timing_table(timing)}
