@@ -1,0 +1,94 @@
+"""Deploying a trained chain: export a bundle, reconstruct new (truth-free) events from it."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import make_pipeline
+
+from trkx.cli import main
+
+
+def _test_event_csvs(pipe, outputs, dst, kinds=("hits",)):
+    """The tiny run's test events as TrackML CSVs in ``dst`` (only the files of ``kinds``)."""
+    csv = pipe.cachedir / "data" / outputs[0].fingerprint / "csv"
+    dst.mkdir()
+    ids = [int(p.stem[5:]) for p in outputs[0].paths["test"]]
+    for i in ids:
+        for kind in kinds:
+            shutil.copy(csv / f"event{i:09d}-{kind}.csv", dst)
+    return ids
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_run, tmp_path_factory):
+    pipe, _, _ = tiny_run
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    result = CliRunner().invoke(main, ["export", str(pipe.path), str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_bundle_holds_configs_weights_torchscript_and_manifest(bundle, tiny_run):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert [s["kind"] for s in manifest["stages"]] == [s.kind for s in tiny_run[0].stages]
+    for entry in manifest["stages"]:
+        assert (bundle / entry["config"]).is_file()
+        if entry["kind"] in ("embedding", "filter", "gnn"):
+            assert (bundle / entry["weights"]).is_file() and (bundle / entry["torchscript"]).is_file()
+    assert manifest["cpp"]["supported"] and (bundle / "chain.txt").is_file()
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_reco_from_bundle_on_hits_only_gives_the_pipeline_tracks(bundle, tiny_run, tmp_path, eager):
+    """Round trip: export -> reco from the bundle (TorchScript or eager) on TrackML events without
+    truth files -> the same track files as `trkx run`, and no metrics (no truth)."""
+    pipe, outputs, _ = tiny_run
+    ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
+    args = ["reco", str(bundle), str(tmp_path / "hits"), str(tmp_path / "out"), "--no-progress"]
+    result = CliRunner().invoke(main, args + (["--eager"] if eager else []))
+    assert result.exit_code == 0, result.output
+    for i in ids:
+        assert (tmp_path / "out" / f"event{i}.csv").read_text() == (pipe.workdir / "tracks" / f"event{i}.csv").read_text()
+    assert not (tmp_path / "out" / "metrics.json").exists()
+    timing = json.loads((tmp_path / "out" / "timing.json").read_text())
+    assert set(timing["stages"]) == {"read + build", "total"} | {s.name for s in pipe.stages}
+
+
+def test_reco_from_pipeline_with_truth_writes_metrics(tiny_run, tmp_path):
+    pipe, outputs, _ = tiny_run
+    _test_event_csvs(pipe, outputs, tmp_path / "ev", kinds=("hits", "truth", "particles"))
+    result = CliRunner().invoke(main, ["reco", str(pipe.path), str(tmp_path / "ev"), str(tmp_path / "out"),
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    ours = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    from trkx.evaluate import evaluate
+    theirs = evaluate(pipe, outputs)
+    assert ours["track_efficiency"] == pytest.approx(theirs["track_efficiency"])
+    assert ours["fake_rate"] == pytest.approx(theirs["fake_rate"])
+
+
+def test_reco_never_trains(tmp_path):
+    """An untrained pipeline: one line naming the stage to train, exit 2, nothing written."""
+    path = make_pipeline(tmp_path)
+    (tmp_path / "hits").mkdir()
+    pd.DataFrame({"hit_id": [1], "x": [1.0], "y": [1.0], "z": [1.0], "volume_id": [8], "layer_id": [2],
+                  "module_id": [1]}).to_csv(tmp_path / "hits" / "event000000001-hits.csv", index=False)
+    result = CliRunner().invoke(main, ["reco", str(path), str(tmp_path / "hits"), str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "stage 'embedding' is not trained" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
+def test_reco_names_a_bad_event(bundle, tiny_run, tmp_path):
+    pipe, outputs, _ = tiny_run
+    ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
+    bad = tmp_path / "hits" / f"event{ids[1]:09d}-hits.csv"
+    bad.write_text("hit_id,x,y\n1,2,3\n")
+    result = CliRunner().invoke(main, ["reco", str(bundle), str(tmp_path / "hits"), str(tmp_path / "out"),
+                                       "--no-progress"])
+    assert result.exit_code == 2
+    assert str(bad) in result.output and "missing column 'z'" in result.output
