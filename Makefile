@@ -6,7 +6,7 @@ PIP     := $(VENV)/bin/pip
 TORCH_VERSION ?= 2.13.0
 PIPELINE ?= configs/pipeline.yaml
 
-.PHONY: install run test bench eval clean
+.PHONY: install run test bench eval clean cpp
 
 install: $(VENV)/.installed
 
@@ -33,8 +33,15 @@ eval: install
 bench: install
 	$(VENV)/bin/trkx bench $(PIPELINE)
 
-test: install
+# the C++ tool against LibTorch from the torch wheel (its CMake package), then its unit tests
+cpp: install
+	cmake -S cpp -B cpp/build -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" > cpp/build.log \
+		&& cmake --build cpp/build -j 2 >> cpp/build.log 2>&1 || (tail -40 cpp/build.log; exit 1)
+	cd cpp/build && ctest --output-on-failure
+
+test: install cpp
 	$(PY) -m pytest -q tests
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache cpp/build cpp/build.log

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -92,3 +94,63 @@ def test_reco_names_a_bad_event(bundle, tiny_run, tmp_path):
                                        "--no-progress"])
     assert result.exit_code == 2
     assert str(bad) in result.output and "missing column 'z'" in result.output
+
+
+CPP_TOOL = Path(__file__).parents[1] / "cpp" / "build" / "trkx-reco"
+
+
+@pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
+def test_cpp_tool_gives_the_python_tracks(bundle, tiny_run, tmp_path):
+    """cpp/build/trkx-reco on the bundle: the same track files as the Python chain, byte for byte."""
+    pipe, outputs, _ = tiny_run
+    ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
+    args = [str(CPP_TOOL), str(bundle), "--threads", "1", "--timing", str(tmp_path / "timing.json")]
+    for i in ids:
+        args += [str(tmp_path / "hits" / f"event{i:09d}-hits.csv"), str(tmp_path / f"event{i}.csv")]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for i in ids:
+        assert (tmp_path / f"event{i}.csv").read_text() == (pipe.workdir / "tracks" / f"event{i}.csv").read_text()
+    timing = json.loads((tmp_path / "timing.json").read_text())
+    assert len(timing) == len(ids) and {"read + build", "graph", "labeling"} <= set(timing[0])
+
+
+@pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
+@pytest.mark.parametrize("labeling", [
+    {"method": "walkthrough", "cut": 0.9, "walk_cut": 0.5, "min_hits": 9},
+    {"method": "junction", "cut": 0.2, "min_hits": 5, "min_pt": 1.5},
+    {"method": "cc", "cut": 0.05, "min_hits": 3},
+])
+def test_cpp_track_building_matches_python_across_settings(bundle, tiny_run, tmp_path, labeling):
+    """The same bundle with other track-building settings (harder cuts, junction removal, the pT
+    selection) in both its Python config and its C++ chain: the same tracks from both."""
+    import yaml
+    pipe, outputs, _ = tiny_run
+    ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
+    b = tmp_path / "bundle"
+    shutil.copytree(bundle, b)
+    cfg = yaml.safe_load((b / "stages" / "labeling.yaml").read_text()) | labeling
+    (b / "stages" / "labeling.yaml").write_text(yaml.safe_dump(cfg))
+    lines = [l for l in (b / "chain.txt").read_text().splitlines() if not l.startswith("labeling ")]
+    keys = ("method", "cut", "walk_cut", "min_hits", "min_pt", "bfield_tesla")
+    lines.append(f"labeling {cfg['name']} " + " ".join(f"{k} {cfg[k]!r}" if k != "method" else f"method {cfg[k]}"
+                                                      for k in keys))
+    (b / "chain.txt").write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(main, ["reco", str(b), str(tmp_path / "hits"), str(tmp_path / "py"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    args = [str(CPP_TOOL), str(b)]
+    for i in ids:
+        args += [str(tmp_path / "hits" / f"event{i:09d}-hits.csv"), str(tmp_path / f"cpp{i}.csv")]
+    assert subprocess.run(args, capture_output=True, timeout=300).returncode == 0
+    for i in ids:
+        assert (tmp_path / f"cpp{i}.csv").read_text() == (tmp_path / "py" / f"event{i}.csv").read_text()
+
+
+@pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
+def test_cpp_tool_names_a_bad_file(bundle, tmp_path):
+    bad = tmp_path / "event000000001-hits.csv"
+    bad.write_text("hit_id,x,y\n1,2,3\n")
+    result = subprocess.run([str(CPP_TOOL), str(bundle), str(bad), str(tmp_path / "t.csv")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"{bad}: missing column 'z'" in result.stderr and not (tmp_path / "t.csv").exists()
