@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import torch
@@ -33,21 +32,15 @@ from trkx.stage import load_stage
 from trkx.storage import load_event, write_json, write_text
 
 BUNDLE_FORMAT = 1
-CPP_STAGES = ("embedding", "graph", "filter", "gnn", "labeling")   # kinds the C++ tool runs
+CPP_STAGES = ("embedding", "graph", "module_map", "filter", "gnn", "labeling")   # kinds the C++ tool runs
 CPP_FEATURES = ("r", "phi", "z", "x", "y")
 
 
 class EdgeFeatures(nn.Module):
-    """``trkx.event.edge_features_from`` as a module, to trace for C++."""
+    """``trkx.event.edge_features_from`` as a module, scripted for C++."""
 
-    def forward(self, r, phi, z, edge_index):
+    def forward(self, r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         return edge_features_from(r, phi, z, edge_index)
-
-
-def _trace(module: nn.Module, inputs: tuple) -> torch.jit.ScriptModule:
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # TracerWarnings: shapes stay dynamic in these graphs
-        return torch.jit.trace(module.eval(), inputs, check_trace=False)
 
 
 def _stage_yaml(stage) -> dict:
@@ -69,6 +62,8 @@ def _cpp_chain(pipe) -> tuple[list[str] | None, str]:
             return None, f"stage '{stage.name}' ({stage.kind}) has no C++ port"
         if stage.kind == "embedding":
             lines.append(f"embedding {stage.name} torchscript/{stage.name}.pt")
+        elif stage.kind == "module_map":
+            lines.append(f"module_map {stage.name} torchscript/{stage.name}.pt")
         elif stage.kind == "graph":
             if c.feature != "embedding":
                 return None, f"stage '{stage.name}' searches {c.feature!r}, not the embedding"
@@ -104,16 +99,15 @@ def export_bundle(pipeline_path: str | Path, out_dir: str | Path) -> dict:
         if stage.trainable:
             entry["weights"] = f"weights/{stage.name}.pt"
             stage.save(out / entry["weights"])
-        if hasattr(stage, "example_inputs"):
+        if hasattr(stage, "export"):
             entry["torchscript"] = f"torchscript/{stage.name}.pt"
             (out / "torchscript").mkdir(exist_ok=True)
-            _trace(stage.model.net, stage.example_inputs(event)).save(str(out / entry["torchscript"]))
+            stage.export(event).save(str(out / entry["torchscript"]))
         with torch.no_grad():
             event = stage.infer(event)
         chain.append(entry)
     (out / "torchscript").mkdir(exist_ok=True)
-    ei = event.edge_index if "edge_index" in event else torch.zeros(2, 0, dtype=torch.long)
-    _trace(EdgeFeatures(), (event.r, event.phi, event.z, ei)).save(str(out / "torchscript" / "edge_features.pt"))
+    torch.jit.script(EdgeFeatures()).save(str(out / "torchscript" / "edge_features.pt"))
     cpp_lines, why_not = _cpp_chain(pipe)
     if cpp_lines:
         write_text(out / "chain.txt", "\n".join(cpp_lines) + "\n")
@@ -148,7 +142,7 @@ def load_bundle(path: str | Path, exported: bool = True):
         stage = load_stage(path / entry["config"])
         if "weights" in entry:
             stage.load(path / entry["weights"])
-        if exported and "torchscript" in entry:
+        if exported and "torchscript" in entry and hasattr(stage, "use_network"):
             stage.use_network(torch.jit.load(str(path / entry["torchscript"])))
         stages.append(stage)
     check_chain([source] + stages, [path / manifest["data"]["config"]] + [path / e["config"] for e in manifest["stages"]],

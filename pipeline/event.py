@@ -50,8 +50,9 @@ def edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
     return edge_features_from(event.r, event.phi, event.z, edge_index)
 
 
-def edge_features_from(r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-    """``edge_features`` from the hits' cylindrical coordinates (mm, rad)."""
+def edge_features_from(r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor, edge_index: torch.Tensor,
+                       dz_scale: float = DZ_SCALE) -> torch.Tensor:
+    """``edge_features`` from the hits' cylindrical coordinates (mm, rad); TorchScript-able."""
     src, dst = edge_index[0], edge_index[1]
     eta = torch.asinh(z / r.clamp_min(1e-6))
     dr = r[dst] - r[src]
@@ -60,7 +61,7 @@ def edge_features_from(r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor, edge
     safe_dr = torch.where(dr.abs() < 1.0, torch.where(dr < 0, -1.0, 1.0), dr)   # mm
     phi_slope = (dphi / safe_dr * 1000.0).clamp(-10.0, 10.0)                     # rad per metre
     z0 = ((z[src] - r[src] * dz / safe_dr) / 1000.0).clamp(-5.0, 5.0)             # metres
-    return torch.stack([dr / 100.0, dphi * 10.0, dz / DZ_SCALE, (eta[dst] - eta[src]) * 10.0, phi_slope, z0], dim=-1)
+    return torch.stack([dr / 100.0, dphi * 10.0, dz / dz_scale, (eta[dst] - eta[src]) * 10.0, phi_slope, z0], dim=-1)
 
 
 def select_edges(event: Data, keep: torch.Tensor, fields: tuple[str, ...] | None = None) -> Data:

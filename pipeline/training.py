@@ -192,6 +192,12 @@ class LightningStage(TrainableStage):
         an edge classifier's ``(x, edge_index, edge features, region)``."""
         return (event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
 
+    def export(self, event: Data) -> torch.jit.ScriptModule:
+        """The network traced to TorchScript on ``event``'s inputs (shapes stay dynamic)."""
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # TracerWarnings: no shape-dependent Python branches here
+            return torch.jit.trace(self.model.net.eval(), self.example_inputs(event), check_trace=False)
+
     def use_network(self, net: nn.Module) -> None:
         """Run inference with ``net`` (an exported TorchScript copy of the network) instead."""
         self.model.net = net

@@ -154,3 +154,23 @@ def test_cpp_tool_names_a_bad_file(bundle, tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert f"{bad}: missing column 'z'" in result.stderr and not (tmp_path / "t.csv").exists()
+
+
+@pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
+def test_cpp_tool_runs_a_module_map_chain(tiny_run, tmp_path):
+    """Module map (exported as a TorchScript program) -> GNN -> junction removal with the pT
+    selection, as in the dense benchmark: the C++ tracks equal `trkx run`'s."""
+    from trkx.runner import run_pipeline
+    path = make_pipeline(tmp_path, {"labeling": {"method": "junction", "min_pt": 0.5, "min_hits": 5}},
+                         stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
+                         cachedir=str(tmp_path / "cache"))
+    pipe, outputs, _ = run_pipeline(path, progress=False)
+    assert CliRunner().invoke(main, ["export", str(path), str(tmp_path / "bundle")]).exit_code == 0
+    ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
+    args = [str(CPP_TOOL), str(tmp_path / "bundle")]
+    for i in ids:
+        args += [str(tmp_path / "hits" / f"event{i:09d}-hits.csv"), str(tmp_path / f"cpp{i}.csv")]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for i in ids:
+        assert (tmp_path / f"cpp{i}.csv").read_text() == (pipe.workdir / "tracks" / f"event{i}.csv").read_text()

@@ -33,13 +33,14 @@ ChainConfig read_chain(const std::string& bundle_dir) {
     } else if (w[0] == "region") {
       if (w.size() < 2) throw fail("region without an index");
       for (size_t i = 2; i < w.size(); ++i) cfg.region_of_volume[std::stoll(w[i])] = std::stoll(w[1]);
-    } else if (w[0] == "embedding" || w[0] == "classifier" || w[0] == "graph" || w[0] == "labeling") {
+    } else if (w[0] == "embedding" || w[0] == "classifier" || w[0] == "graph" || w[0] == "module_map" ||
+               w[0] == "labeling") {
       StageSpec s;
       s.kind = w[0];
       if (w.size() < 2) throw fail("stage without a name");
       s.name = w[1];
       size_t i = 2;
-      if (s.kind == "embedding" || s.kind == "classifier") {
+      if (s.kind == "embedding" || s.kind == "classifier" || s.kind == "module_map") {
         if (w.size() < 3) throw fail("stage without a TorchScript file");
         s.file = w[2];
         i = 3;

@@ -8,9 +8,9 @@
 namespace trkx {
 
 struct StageSpec {
-  std::string kind;   // embedding | graph | classifier | labeling
+  std::string kind;   // embedding | graph | module_map | classifier | labeling
   std::string name;
-  std::string file;   // TorchScript file, relative to the bundle (embedding, classifier)
+  std::string file;   // TorchScript file, relative to the bundle (embedding, module_map, classifier)
   std::map<std::string, std::string> params;
   double number(const std::string& key) const;
   const std::string& text(const std::string& key) const;

@@ -1,8 +1,8 @@
 // trkx-reco BUNDLE HITS.csv TRACKS.csv [HITS.csv TRACKS.csv ...] [--threads N] [--timing FILE]
 //
-// Runs an exported trkx chain (trkx export) on TrackML hit files: feature scaling, the embedding
-// network, the radius graph, the edge classifiers (TorchScript, through LibTorch) and track
-// building; writes hit_id,track_id per event.  The networks are loaded once; --timing writes the
+// Runs an exported trkx chain (trkx export) on TrackML hit files: feature scaling, graph
+// construction (the embedding network and a radius graph, or the module map), the edge
+// classifiers (TorchScript, through LibTorch) and track building; writes hit_id,track_id per event.  The networks are loaded once; --timing writes the
 // seconds of every stage of every event as JSON.
 #include <ATen/Parallel.h>
 #include <torch/script.h>
@@ -39,7 +39,7 @@ torch::Tensor edge_tensor(const Edges& e) { return torch::stack({long_tensor(e.s
 struct Event {
   std::vector<int64_t> hit_id;
   std::vector<float> r, phi, z;
-  torch::Tensor x, region;
+  torch::Tensor x, region, volume_id, layer_id, module_id;
 };
 
 Event build_event(const trkx::Hits& h, const trkx::ChainConfig& cfg, const std::string& where) {
@@ -65,6 +65,9 @@ Event build_event(const trkx::Hits& h, const trkx::ChainConfig& cfg, const std::
     region[i] = it->second;
   }
   ev.region = long_tensor(region);
+  ev.volume_id = long_tensor(h.volume_id);
+  ev.layer_id = long_tensor(h.layer_id);
+  ev.module_id = long_tensor(h.module_id);
   ev.r.assign(r.begin(), r.end());
   ev.phi.assign(phi.begin(), phi.end());
   ev.z.assign(h.z.begin(), h.z.end());
@@ -122,6 +125,13 @@ std::vector<int64_t> reconstruct(Chain& chain, const std::string& hits_path, std
       const auto directed = trkx::radius_edges(pts, n, dim, s.number("r"), static_cast<int64_t>(s.number("k_max")),
                                                distance);
       edges = trkx::orient_and_dedup(directed, ev.r, ev.z);
+    } else if (s.kind == "module_map") {
+      const auto directed = chain.nets.at(s.name).forward({ev.volume_id, ev.layer_id, ev.module_id, r, phi, z})
+                                .toTensor().contiguous();
+      const int64_t m = directed.size(1);
+      const int64_t* d = directed.data_ptr<int64_t>();
+      edges = trkx::orient_and_dedup(Edges{std::vector<int64_t>(d, d + m), std::vector<int64_t>(d + m, d + 2 * m)},
+                                     ev.r, ev.z);
     } else if (s.kind == "classifier") {
       const auto ei = edge_tensor(edges);
       const auto ef = chain.edge_features.forward({r, phi, z, ei}).toTensor();

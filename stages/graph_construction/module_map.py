@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+from torch import nn
 from torch_geometric.data import Data
 
-from trkx.event import DZ_SCALE, EDGE_FEATURES, edge_features, edge_truth, orient_and_dedup, outward
+from trkx.event import DZ_SCALE, EDGE_FEATURES, edge_features, edge_features_from, edge_truth, orient_and_dedup, outward
 from trkx.stage import GraphConstructor, TrainableStage, register
 
 _BITS = 21   # bits per volume / layer / module id in the packed module key
@@ -96,39 +97,68 @@ def _group_starts(sorted_keys: torch.Tensor, query: torch.Tensor) -> tuple[torch
     return start, end - start
 
 
-def module_map_edges(event: Data, mmap: dict[str, torch.Tensor], max_candidates: int,
-                     granularity: str = "module") -> torch.Tensor:
-    """Directed edges (inner, outer) of every hit pair that a map entry connects and whose doublet
-    features lie inside that entry's windows."""
-    mk = module_key(event, granularity)
+def map_edges(mk: torch.Tensor, r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor, modules: torch.Tensor,
+              lo: torch.Tensor, hi: torch.Tensor, max_candidates: int, dz_index: int = DZ,
+              dz_scale: float = DZ_SCALE) -> torch.Tensor:
+    """Directed edges (inner, outer) of every hit pair that a map entry (``modules``: (inner key,
+    outer key) per entry) connects and whose doublet features lie inside that entry's windows
+    [lo, hi]; ``mk``: each hit's module key.  TorchScript-able (exported for C++)."""
     order = torch.argsort(mk, stable=True)
     sorted_mk = mk[order]
-    s1, c1 = _group_starts(sorted_mk, mmap["modules"][:, 0].contiguous())
-    s2, c2 = _group_starts(sorted_mk, mmap["modules"][:, 1].contiguous())
+    s1, c1 = _group_starts(sorted_mk, modules[:, 0].contiguous())
+    s2, c2 = _group_starts(sorted_mk, modules[:, 1].contiguous())
     n_cand = c1 * c2
     live = torch.nonzero(n_cand > 0).squeeze(1)
-    out = []
+    out: list[torch.Tensor] = []
     # chunks of map entries holding about max_candidates candidate pairs (an entry by its first pair)
     nc_live = n_cand[live]
-    chunk = (torch.cumsum(nc_live, 0) - nc_live) // max_candidates
-    for entries in torch.split(live, torch.bincount(chunk).tolist() if live.numel() else []):
+    chunk = torch.div(torch.cumsum(nc_live, 0) - nc_live, max_candidates, rounding_mode="floor")
+    sizes: list[int] = torch.bincount(chunk).tolist() if live.numel() > 0 else []
+    for entries in torch.split(live, sizes):
         if entries.numel() == 0:
             continue
         nc = n_cand[entries]
         entry = torch.repeat_interleave(entries, nc)
         offset = torch.cumsum(nc, 0) - nc
         local = torch.arange(int(nc.sum())) - torch.repeat_interleave(offset, nc)
-        i, j = local // c2[entry], local % c2[entry]
+        i = torch.div(local, c2[entry], rounding_mode="floor")
+        j = local % c2[entry]
         src, dst = order[s1[entry] + i], order[s2[entry] + j]
         # cheap, conservative pre-selection on Δz (two gathers per candidate), then the exact
         # test of every window on the survivors
-        dz = (event.z[dst] - event.z[src]) / DZ_SCALE
-        pre = (dz >= mmap["lo"][entry, DZ] - 1e-5) & (dz <= mmap["hi"][entry, DZ] + 1e-5) & (src != dst)
+        dz = (z[dst] - z[src]) / dz_scale
+        pre = (dz >= lo[entry, dz_index] - 1e-5) & (dz <= hi[entry, dz_index] + 1e-5) & (src != dst)
         cand, entry = torch.stack([src[pre], dst[pre]]), entry[pre]
-        f = edge_features(event, cand)
-        inside = ((f >= mmap["lo"][entry]) & (f <= mmap["hi"][entry])).all(dim=1)
+        f = edge_features_from(r, phi, z, cand)
+        inside = ((f >= lo[entry]) & (f <= hi[entry])).all(dim=1)
         out.append(cand[:, inside])
-    return torch.cat(out, dim=1) if out else torch.zeros(2, 0, dtype=torch.long)
+    return torch.cat(out, dim=1) if len(out) > 0 else torch.zeros(2, 0, dtype=torch.long)
+
+
+def module_map_edges(event: Data, mmap: dict[str, torch.Tensor], max_candidates: int,
+                     granularity: str = "module") -> torch.Tensor:
+    """``map_edges`` of an event with a built map."""
+    return map_edges(module_key(event, granularity), event.r, event.phi, event.z, mmap["modules"], mmap["lo"],
+                     mmap["hi"], max_candidates)
+
+
+class ModuleMapGraph(nn.Module):
+    """The module map's inference as a module holding the map (exported to TorchScript for C++):
+    (volume_id, layer_id, module_id, r, phi, z) per hit -> directed candidate edges."""
+
+    def __init__(self, mmap: dict[str, torch.Tensor], max_candidates: int, granularity: str):
+        super().__init__()
+        self.register_buffer("module_pairs", mmap["modules"])
+        self.register_buffer("lo", mmap["lo"])
+        self.register_buffer("hi", mmap["hi"])
+        self.max_candidates, self.per_module, self.bits = max_candidates, granularity == "module", _BITS
+
+    def forward(self, volume_id: torch.Tensor, layer_id: torch.Tensor, module_id: torch.Tensor,
+                r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        key = (volume_id << (2 * self.bits)) | (layer_id << self.bits)
+        if self.per_module:
+            key = key | module_id
+        return map_edges(key, r, phi, z, self.module_pairs, self.lo, self.hi, self.max_candidates)
 
 
 @register("module_map")
@@ -160,6 +190,10 @@ class ModuleMap(TrainableStage, GraphConstructor):
         if set(blob) != {"modules", "lo", "hi", "count"}:
             raise ValueError("not a module map")
         self.map = blob
+
+    def export(self, event: Data | None = None) -> torch.jit.ScriptModule:
+        """The map's inference as TorchScript (``ModuleMapGraph``), for C++."""
+        return torch.jit.script(ModuleMapGraph(self.map, self.config.max_candidates, self.config.granularity))
 
     def infer(self, event: Data) -> Data:
         edges = module_map_edges(event, self.map, self.config.max_candidates, self.config.granularity)
