@@ -65,8 +65,10 @@ def input_events(directory: Path) -> tuple[list[int], callable]:
     raise DataError(f"{directory}: no TrackML (event*-hits.csv) or ACTS (event*-measurements.csv) events found")
 
 
-def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progress: bool | None = None) -> dict:
+def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progress: bool | None = None,
+                warmup: bool = False) -> dict:
     """Run ``chain`` on every event of ``input_dir``, streaming: read, build, infer, write, forget.
+    ``warmup``: run the first event once, untimed, before (torch.compile, allocator, caches).
     Returns {"events", "timing", "metrics" (None without truth)}."""
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     ids, read = input_events(input_dir)
@@ -74,6 +76,11 @@ def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progre
     for stage in chain.stages:
         if getattr(stage, "model", None) is not None:
             stage.model.eval()
+    if warmup and ids:
+        event = chain.source.event_graph(read(ids[0]), str(input_dir))
+        with torch.no_grad():
+            for stage in chain.stages:
+                event = stage.infer(event)
     per_stage: dict[str, list[float]] = {"read + build": []} | {s.name: [] for s in chain.stages}
     truth_frames, with_truth = [], True
     for event_id in tqdm(ids, desc="reco", disable=not show, leave=False):

@@ -180,6 +180,9 @@ int main(int argc, char** argv) {
     at::set_num_threads(threads);
     at::set_num_interop_threads(threads);
   }
+  // run the TorchScript graphs as recorded: the profiling executor's re-optimisation for each new
+  // input shape costs more than it gains when every event has other shapes
+  torch::jit::setGraphExecutorOptimize(false);
   try {
     Chain chain = load_chain(args[0]);
     std::ofstream timing;
