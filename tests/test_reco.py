@@ -25,6 +25,23 @@ def _test_event_csvs(pipe, outputs, dst, kinds=("hits",)):
     return ids
 
 
+CPP_TOOL = Path(__file__).parents[1] / "cpp" / "build" / "trkx-reco"
+
+
+def _run_cpp(bundle: Path, hits: Path, ids: list[int], out: Path, *options: str) -> None:
+    """The C++ tool on events ``ids`` of ``hits``, writing ``out/event<ID>.csv``."""
+    out.mkdir()
+    args = [str(CPP_TOOL), str(bundle), *options]
+    for i in ids:
+        args += [str(hits / f"event{i:09d}-hits.csv"), str(out / f"event{i}.csv")]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def _same_track_files(a: Path, b: Path, ids: list[int]) -> bool:
+    return all((a / f"event{i}.csv").read_text() == (b / f"event{i}.csv").read_text() for i in ids)
+
+
 @pytest.fixture(scope="module")
 def bundle(tiny_run, tmp_path_factory):
     pipe, _, _ = tiny_run
@@ -53,8 +70,7 @@ def test_reco_from_bundle_on_hits_only_gives_the_pipeline_tracks(bundle, tiny_ru
     args = ["reco", str(bundle), str(tmp_path / "hits"), str(tmp_path / "out"), "--no-progress"]
     result = CliRunner().invoke(main, args + (["--eager"] if eager else []))
     assert result.exit_code == 0, result.output
-    for i in ids:
-        assert (tmp_path / "out" / f"event{i}.csv").read_text() == (pipe.workdir / "tracks" / f"event{i}.csv").read_text()
+    assert _same_track_files(tmp_path / "out", pipe.workdir / "tracks", ids)
     assert not (tmp_path / "out" / "metrics.json").exists()
     timing = json.loads((tmp_path / "out" / "timing.json").read_text())
     assert set(timing["stages"]) == {"read + build", "total"} | {s.name for s in pipe.stages}
@@ -96,21 +112,13 @@ def test_reco_names_a_bad_event(bundle, tiny_run, tmp_path):
     assert str(bad) in result.output and "missing column 'z'" in result.output
 
 
-CPP_TOOL = Path(__file__).parents[1] / "cpp" / "build" / "trkx-reco"
-
-
 @pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
 def test_cpp_tool_gives_the_python_tracks(bundle, tiny_run, tmp_path):
     """cpp/build/trkx-reco on the bundle: the same track files as the Python chain, byte for byte."""
     pipe, outputs, _ = tiny_run
     ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
-    args = [str(CPP_TOOL), str(bundle), "--threads", "1", "--timing", str(tmp_path / "timing.json")]
-    for i in ids:
-        args += [str(tmp_path / "hits" / f"event{i:09d}-hits.csv"), str(tmp_path / f"event{i}.csv")]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    for i in ids:
-        assert (tmp_path / f"event{i}.csv").read_text() == (pipe.workdir / "tracks" / f"event{i}.csv").read_text()
+    _run_cpp(bundle, tmp_path / "hits", ids, tmp_path / "cpp", "--threads", "1", "--timing", str(tmp_path / "timing.json"))
+    assert _same_track_files(tmp_path / "cpp", pipe.workdir / "tracks", ids)
     timing = json.loads((tmp_path / "timing.json").read_text())
     assert len(timing) == len(ids) and {"read + build", "graph", "labeling"} <= set(timing[0])
 
@@ -138,12 +146,8 @@ def test_cpp_track_building_matches_python_across_settings(bundle, tiny_run, tmp
     (b / "chain.txt").write_text("\n".join(lines) + "\n")
     result = CliRunner().invoke(main, ["reco", str(b), str(tmp_path / "hits"), str(tmp_path / "py"), "--no-progress"])
     assert result.exit_code == 0, result.output
-    args = [str(CPP_TOOL), str(b)]
-    for i in ids:
-        args += [str(tmp_path / "hits" / f"event{i:09d}-hits.csv"), str(tmp_path / f"cpp{i}.csv")]
-    assert subprocess.run(args, capture_output=True, timeout=300).returncode == 0
-    for i in ids:
-        assert (tmp_path / f"cpp{i}.csv").read_text() == (tmp_path / "py" / f"event{i}.csv").read_text()
+    _run_cpp(b, tmp_path / "hits", ids, tmp_path / "cpp")
+    assert _same_track_files(tmp_path / "cpp", tmp_path / "py", ids)
 
 
 @pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
@@ -167,10 +171,5 @@ def test_cpp_tool_runs_a_module_map_chain(tiny_run, tmp_path):
     pipe, outputs, _ = run_pipeline(path, progress=False)
     assert CliRunner().invoke(main, ["export", str(path), str(tmp_path / "bundle")]).exit_code == 0
     ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
-    args = [str(CPP_TOOL), str(tmp_path / "bundle")]
-    for i in ids:
-        args += [str(tmp_path / "hits" / f"event{i:09d}-hits.csv"), str(tmp_path / f"cpp{i}.csv")]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    for i in ids:
-        assert (tmp_path / f"cpp{i}.csv").read_text() == (pipe.workdir / "tracks" / f"event{i}.csv").read_text()
+    _run_cpp(tmp_path / "bundle", tmp_path / "hits", ids, tmp_path / "cpp")
+    assert _same_track_files(tmp_path / "cpp", pipe.workdir / "tracks", ids)
