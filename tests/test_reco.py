@@ -173,3 +173,25 @@ def test_cpp_tool_runs_a_module_map_chain(tiny_run, tmp_path):
     ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
     _run_cpp(tmp_path / "bundle", tmp_path / "hits", ids, tmp_path / "cpp")
     assert _same_track_files(tmp_path / "cpp", pipe.workdir / "tracks", ids)
+
+
+def test_reco_reads_acts_measurements_without_truth(bundle, tiny_run, tmp_path):
+    """ACTS measurements only (no sim hits, no particles): the same tracks as the same event read
+    as TrackML hits."""
+    from trkx.stages.data.simulation import run_acts
+    pipe, outputs, _ = tiny_run
+    cfg = pipe.data.config
+    run_acts(cfg.simulation, 1, cfg.seed, tmp_path / "acts")          # the run's first event, again
+    for f in (tmp_path / "acts").iterdir():
+        if not f.name.endswith("-measurements.csv"):
+            f.unlink()
+    csv = pipe.cachedir / "data" / outputs[0].fingerprint / "csv"
+    (tmp_path / "trackml").mkdir()
+    shutil.copy(csv / f"event{cfg.first_event_id:09d}-hits.csv", tmp_path / "trackml")
+    for src, out in (("acts", "out_acts"), ("trackml", "out_trackml")):
+        result = CliRunner().invoke(main, ["reco", str(bundle), str(tmp_path / src), str(tmp_path / out),
+                                           "--no-progress"])
+        assert result.exit_code == 0, result.output
+    tracks = (tmp_path / "out_acts" / "event0.csv").read_text()
+    assert tracks == (tmp_path / "out_trackml" / f"event{cfg.first_event_id}.csv").read_text()
+    assert len(tracks.splitlines()) > 100
