@@ -95,6 +95,42 @@ def edge_level(pipe, outputs) -> dict:
     return result
 
 
+def track_parameter_resolution(event_paths: list[Path], eval_cfg) -> dict | None:
+    """pT and η resolution of the track parameters a one-shot stage predicts (``track_pt``,
+    ``track_eta``), on tracks whose majority particle (over half their hits) is a target particle:
+    the half-width of the central 68% of (pT_pred - pT) / pT and of η_pred - η, with the medians."""
+    rel_pt, d_eta = [], []
+    for path in event_paths:
+        e = load_event(path)
+        if "track_pt" not in e:
+            return None
+        on = e.track_id >= 0
+        if not bool(on.any()):
+            continue
+        df = pd.DataFrame({"t": e.track_id[on].numpy(), "p": e.particle_id[on].numpy()})
+        counts = df.groupby(["t", "p"]).size().rename("n").reset_index()
+        size = df.groupby("t").size()
+        top = counts.sort_values(["t", "n"], ascending=[True, False]).drop_duplicates("t")
+        top = top[(top.n > 0.5 * size.loc[top.t].to_numpy()) & (top.p != 0)]
+        pid = e.particle_id.numpy()
+        first_hit = pd.Series(np.arange(pid.size), index=pid).groupby(level=0).first()
+        hits_of = pd.Series(pid).value_counts()
+        rows = first_hit.loc[top.p].to_numpy()
+        pt, eta = e.pt.numpy()[rows], e.eta.numpy()[rows]
+        target = (pt >= eval_cfg.pt_min) & (hits_of.loc[top.p].to_numpy() >= eval_cfg.min_hits) & \
+                 (np.abs(eta) <= eval_cfg.eta_max)
+        first_of_track = pd.Series(np.flatnonzero(on.numpy()), index=e.track_id[on].numpy()).groupby(level=0).first()
+        at = first_of_track.loc[top.t].to_numpy()
+        rel_pt.append(((e.track_pt.numpy()[at] - pt) / pt)[target])
+        d_eta.append((e.track_eta.numpy()[at] - eta)[target])
+    if not rel_pt:
+        return {"tracks": 0}
+    rel_pt, d_eta = np.concatenate(rel_pt), np.concatenate(d_eta)
+    half68 = lambda v: float((np.percentile(v, 84) - np.percentile(v, 16)) / 2) if v.size else float("nan")  # noqa: E731
+    return {"tracks": int(rel_pt.size), "pt_rel_resolution": half68(rel_pt), "pt_rel_median": float(np.median(rel_pt)),
+            "eta_resolution": half68(d_eta), "eta_median": float(np.median(d_eta))}
+
+
 def evaluate(pipe, outputs) -> dict:
     """Compute every metric of a finished run and write ``metrics.json``."""
     test_paths = outputs[0].paths["test"]
@@ -105,6 +141,9 @@ def evaluate(pipe, outputs) -> dict:
     tracks_dir = pipe.workdir / "tracks"
     if tracks_dir.is_dir():
         metrics.update(track_level(truth, read_tracks(tracks_dir, event_ids), pipe.config.evaluation))
+    params = track_parameter_resolution(outputs[-1].paths["test"], pipe.config.evaluation)
+    if params is not None:
+        metrics["track_parameters"] = params
     write_json(pipe.workdir / "metrics.json", finite_json(metrics))
     return metrics
 
@@ -124,7 +163,12 @@ def headline(metrics: dict) -> str:
     if "track_efficiency" not in metrics:
         return "no tracks written (the pipeline has no track building stage)"
     t = metrics["target"]
-    return (f"track efficiency ({metrics['matching']}, pT > {t['pt_min']} GeV, >= {t['min_hits']} hits): "
+    line = (f"track efficiency ({metrics['matching']}, pT > {t['pt_min']} GeV, >= {t['min_hits']} hits): "
             f"{metrics['track_efficiency']:.4f}   fake rate: {metrics['fake_rate']:.4f}   "
             f"duplicate rate: {metrics['duplicate_rate']:.4f}   TrackML score: {metrics['trackml_score']:.4f}   "
             f"V-measure: {metrics['v_score']['v_measure']:.4f}")
+    p = metrics.get("track_parameters")
+    if p and p.get("tracks"):
+        line += (f"\ntrack parameters ({p['tracks']} tracks of target particles): pT resolution "
+                 f"{p['pt_rel_resolution']:.4f} (relative, 68% half-width), eta resolution {p['eta_resolution']:.4f}")
+    return line

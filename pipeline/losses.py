@@ -92,3 +92,110 @@ class HingeEmbeddingLoss(nn.Module):
         y = edge_truth(event, pairs)
         return hinge_loss(embedding.index_select(0, pairs[0]), embedding.index_select(0, pairs[1]), y,
                           self.margin, self.pos_weight)
+
+
+# --------------------------------------------------------------------------- one-shot tracking
+
+
+def object_index(particle_id: torch.Tensor, is_object: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Per hit the index 0..K-1 of its object (a particle that counts as one), -1 for the rest."""
+    idx = torch.full_like(particle_id, -1)
+    if bool(is_object.any()):
+        _, inv = torch.unique(particle_id[is_object], return_inverse=True)
+        idx[is_object] = inv
+        return idx, int(inv.max()) + 1
+    return idx, 0
+
+
+def objects_of(event: Data, pt_min: float, min_hits: int) -> torch.Tensor:
+    """Hits of particles that are objects to condense: not noise, pT >= ``pt_min`` and at least
+    ``min_hits`` hits in the event (or sample); the others count as noise."""
+    pid = event.particle_id
+    _, inv, counts = torch.unique(pid, return_inverse=True, return_counts=True)
+    return (pid != 0) & (event.pt >= pt_min) & (counts[inv] >= min_hits)
+
+
+def condensation_points(beta: torch.Tensor, obj: torch.Tensor, k: int) -> torch.Tensor:
+    """The hit of highest β of each object 0..K-1 (ties: the first)."""
+    on = obj >= 0
+    best = torch.full((k,), -1.0, device=beta.device).scatter_reduce(0, obj[on], beta[on], "amax")
+    pos = torch.arange(beta.numel(), device=beta.device)
+    top = on & (beta >= best[obj.clamp_min(0)])
+    return torch.full((k,), beta.numel(), device=beta.device).scatter_reduce(0, obj[top], pos[top], "amin")
+
+
+def object_condensation_loss(x: torch.Tensor, beta: torch.Tensor, obj: torch.Tensor, k: int,
+                             q_min: float = 0.1, noise_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    """Object condensation (Kieseler 2020).  Charge q = artanh²β + q_min; around each object's
+    condensation point α (its highest-β hit) its own hits feel an attractive potential ‖x - x_α‖² q_α
+    and every other hit a repulsive one max(0, 1 - ‖x - x_α‖) q_α, weighted by the hit's q and
+    averaged over hits; the β terms pull each α's β to one (mean of 1 - β_α) and noise β to zero
+    (``noise_weight`` times the noise hits' mean β)."""
+    q = torch.atanh(beta.clamp(0.0, 1 - 1e-4)) ** 2 + q_min
+    zero = x.sum() * 0.0
+    if k == 0:
+        return {"attractive": zero, "repulsive": zero, "beta": zero,
+                "noise": noise_weight * beta.mean() if beta.numel() else zero}
+    alpha = condensation_points(beta, obj, k)
+    d2 = torch.cdist(x, x[alpha]).pow(2)                              # (N, K)
+    own = obj[:, None] == torch.arange(k, device=x.device)[None, :]
+    q_alpha = q[alpha][None, :]
+    attractive = (q * (torch.where(own, d2, 0.0) * q_alpha).sum(1)).mean()
+    repulsive = (q * (torch.where(own, 0.0, torch.relu(1 - torch.sqrt(d2 + 1e-12))) * q_alpha).sum(1)).mean()
+    noise = obj < 0
+    return {"attractive": attractive, "repulsive": repulsive, "beta": (1 - beta[alpha]).mean(),
+            "noise": noise_weight * beta[noise].mean() if bool(noise.any()) else zero}
+
+
+def same_object_pairs(obj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ordered pairs (i, j) of hits of one object, i == j included (objects of a few dozen hits)."""
+    on = torch.nonzero(obj >= 0).squeeze(1)
+    order = on[torch.argsort(obj[on], stable=True)]
+    counts = torch.bincount(obj[order])
+    counts = counts[counts > 0]
+    start = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)   # per sorted hit
+    size = torch.repeat_interleave(counts, counts)
+    i = torch.repeat_interleave(torch.arange(order.numel(), device=obj.device), size)
+    offset = torch.arange(i.numel(), device=obj.device) - torch.repeat_interleave(torch.cumsum(size, 0) - size, size)
+    j = start[i] + offset
+    return order[i], order[j]
+
+
+def influencer_loss(user: torch.Tensor, influencer: torch.Tensor, obj: torch.Tensor, margin: float = 1.0,
+                    negatives: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Influencer condensation (Murnane 2023).  Per object a with N hits, Δ_ij = ‖U(x_i) - I(x_j)‖:
+    attractive L_a⁺ = exp(1/N Σ_j ln(1/N Σ_i Δ_ij²)), the geometric mean over influencers of the
+    mean squared user distance, small when every user is near at least one influencer, averaged over
+    objects; repulsive: the hinge max(0, margin - ‖I(x_i) - I(x_j)‖) between influencers of one
+    object (one influencer per track); negative: the hinge max(0, margin - Δ_ij) on ``negatives``,
+    (user i, influencer j) pairs of different objects (or noise)."""
+    zero = user.sum() * 0.0
+    i, j = same_object_pairs(obj)
+    out = {"attractive": zero, "repulsive": zero, "negative": zero}
+    if i.numel():
+        d2 = (user[i] - influencer[j]).pow(2).sum(-1)
+        # mean over users i for every influencer j, then the log-mean over the object's influencers
+        per_j = torch.zeros(obj.numel(), device=user.device).index_add(0, j, d2)
+        n_of = torch.bincount(obj[obj >= 0])
+        hits = torch.nonzero(obj >= 0).squeeze(1)
+        n = n_of[obj[hits]].float()
+        log_mean = torch.log(per_j[hits] / n + 1e-12)
+        per_obj = torch.zeros(n_of.numel(), device=user.device).index_add(0, obj[hits], log_mean / n)
+        out["attractive"] = torch.exp(per_obj[n_of > 0]).mean()
+        other = i != j
+        if bool(other.any()):
+            dd = (influencer[i[other]] - influencer[j[other]]).pow(2).sum(-1)
+            out["repulsive"] = torch.relu(margin - torch.sqrt(dd + 1e-12)).mean()
+    if negatives is not None and negatives[0].numel():
+        u, v = negatives
+        d = torch.sqrt((user[u] - influencer[v]).pow(2).sum(-1) + 1e-12)
+        out["negative"] = torch.relu(margin - d).mean()
+    return out
+
+
+def track_parameter_loss(log_pt: torch.Tensor, eta: torch.Tensor, event: Data, hits: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of each object hit's (log pT, η) against its particle's."""
+    if not bool(hits.any()):
+        return log_pt.sum() * 0.0
+    target_log_pt = torch.log(event.pt[hits].clamp_min(1e-3))
+    return ((log_pt[hits] - target_log_pt) ** 2 + (eta[hits] - event.eta[hits]) ** 2).mean()

@@ -80,9 +80,12 @@ class TrackingModule(pl.LightningModule):
         self._val: list[dict] = []
 
     def record_validation(self, metrics: dict) -> None:
-        self.log_dict({"val_efficiency": metrics["efficiency"], "val_purity": metrics["purity"]},
-                      batch_size=1, prog_bar=True)
+        """Log one validation event's figures (efficiency and purity for edge tasks, loss terms for
+        condensation); their means per epoch go to ``history``."""
+        self.log_dict({f"val_{k}": v for k, v in metrics.items() if k in self.logged}, batch_size=1, prog_bar=True)
         self._val.append(metrics)
+
+    logged = ("efficiency", "purity", "loss")
 
     def on_validation_epoch_start(self):
         self._val = []
@@ -90,8 +93,7 @@ class TrackingModule(pl.LightningModule):
     def on_validation_epoch_end(self):
         if self._val:
             self.history.append({"epoch": int(self.current_epoch),
-                                 "efficiency": sum(m["efficiency"] for m in self._val) / len(self._val),
-                                 "purity": sum(m["purity"] for m in self._val) / len(self._val)})
+                                 **{k: sum(float(m[k]) for m in self._val) / len(self._val) for k in self._val[0]}})
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
@@ -156,6 +158,24 @@ class MetricLearningModule(TrackingModule):
         event = event.clone()
         event.edge_index = build_edges(emb, self.cfg.margin, None, backend="auto")
         self.record_validation(edge_efficiency_purity(event, pt_min=self.cfg.pt_min_eval))
+
+
+class CondensationModule(TrackingModule):
+    """Trains a per-hit network ``net(x, edge_index, edge_features, region)`` with
+    ``loss(output, event)``, a dict of named terms that are summed; validation records each term."""
+
+    def forward(self, event: Data) -> torch.Tensor:
+        return self.net(event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
+
+    def training_step(self, event: Data, batch_idx: int):
+        parts = self.loss(self(event), event)
+        loss = sum(parts.values())
+        self.log("train_loss", loss, batch_size=1)
+        return loss
+
+    def validation_step(self, event: Data, batch_idx: int):
+        parts = {k: float(v) for k, v in self.loss(self(event), event).items()}
+        self.record_validation({"loss": sum(parts.values()), **parts})
 
 
 def autocast_context(precision: str, device: torch.device):

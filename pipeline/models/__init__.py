@@ -7,10 +7,11 @@
 Training (Lightning modules that take a model and a loss) is in ``trkx.training``; the losses
 are in ``trkx.losses``.
 """
+from trkx.models.condensation import CondensationConfig, CondensationGNN, split_outputs
 from trkx.models.edge_mlp import EdgeMLP, EdgeMLPConfig
 from trkx.models.embedding import EmbeddingNet, EmbeddingNetConfig
 from trkx.models.interaction_gnn import InteractionGNN, InteractionGNNConfig, region_pair
 from trkx.models.mlp import ACTIVATIONS, GroupedMLP, make_mlp
 
-__all__ = ["ACTIVATIONS", "EdgeMLP", "EdgeMLPConfig", "EmbeddingNet", "EmbeddingNetConfig", "GroupedMLP",
-           "InteractionGNN", "InteractionGNNConfig", "make_mlp", "region_pair"]
+__all__ = ["ACTIVATIONS", "CondensationConfig", "CondensationGNN", "EdgeMLP", "EdgeMLPConfig", "EmbeddingNet", "EmbeddingNetConfig", "GroupedMLP",
+           "InteractionGNN", "InteractionGNNConfig", "make_mlp", "region_pair", "split_outputs"]

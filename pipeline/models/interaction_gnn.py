@@ -45,7 +45,7 @@ class InteractionGNN(nn.Module):
     # False concatenates per edge, kept for the inference benchmark
     node_projection = True
 
-    def __init__(self, node_dim: int, edge_dim: int, cfg: InteractionGNNConfig):
+    def __init__(self, node_dim: int, edge_dim: int, cfg: InteractionGNNConfig, edge_decoder: bool = True):
         super().__init__()
         self.cfg = cfg
         h, L = cfg.hidden, cfg.mlp_layers
@@ -56,7 +56,8 @@ class InteractionGNN(nn.Module):
         self.edge_encoder = GroupedMLP(n_edge, 2 * h + edge_dim, h, h, L, out_activation=True, **kw)
         self.edge_network = GroupedMLP(n_edge, 3 * h, h, h, L, out_activation=True, **kw)
         self.node_network = GroupedMLP(n_node, 3 * h, h, h, L, out_activation=True, **kw)
-        self.decoder = GroupedMLP(n_edge, 3 * h, h, 1, L, **kw)
+        if edge_decoder:   # off where only the node states are wanted (condensation heads)
+            self.decoder = GroupedMLP(n_edge, 3 * h, h, 1, L, **kw)
 
     def _maybe_ckpt(self, fn, *args, level: str):
         order = {"none": 0, "partial": 1, "maximal": 2}
@@ -65,7 +66,18 @@ class InteractionGNN(nn.Module):
         return fn(*args)
 
     def forward(self, x, edge_index, efeat, region=None):
-        src, dst = edge_index
+        h, e = self.propagate(x, edge_index, efeat, region)
+        src, dst = edge_index[0], edge_index[1]
+        eg = region_pair(region[src], region[dst], self.cfg.n_regions) if self.cfg.heterogeneous else None
+
+        def decode(h, e):
+            return self.decoder.forward_edges(h, src, dst, e, eg, self.node_projection).squeeze(-1)
+
+        return self._maybe_ckpt(decode, h, e, level="maximal")
+
+    def propagate(self, x, edge_index, efeat, region=None):
+        """Node and edge states (h, e) after the encoders and ``n_iterations`` message passes."""
+        src, dst = edge_index[0], edge_index[1]
         n = x.shape[0]
         proj = self.node_projection
         ng = eg = None
@@ -84,10 +96,7 @@ class InteractionGNN(nn.Module):
             h = self.node_network(torch.cat([h, agg_in, agg_out], -1), ng) + h
             return h, e
 
-        def decode(h, e):
-            return self.decoder.forward_edges(h, src, dst, e, eg, proj).squeeze(-1)
-
         h, e = self._maybe_ckpt(encode, x, efeat, level="maximal")
         for _ in range(self.cfg.n_iterations):
             h, e = self._maybe_ckpt(iteration, h, e, level="partial")
-        return self._maybe_ckpt(decode, h, e, level="maximal")
+        return h, e

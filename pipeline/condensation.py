@@ -1,0 +1,158 @@
+"""One-shot track building: clustering-space outputs to track labels, and the stage base that
+object condensation and influencer condensation share (a per-hit GNN, sector training, the track
+parameters of each track's representative hit)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from trkx.event import EDGE_FEATURES, edge_features
+from trkx.models import CondensationConfig, CondensationGNN, split_outputs
+from trkx.sampling import SamplingConfig
+from trkx.stage import TrackBuilder
+from trkx.stages.graph_construction.frnn import build_edges
+from trkx.training import CondensationModule, LightningStage, autocast_context
+
+
+def condensation_tracks(x: torch.Tensor, beta: torch.Tensor, t_beta: float, t_d: float) -> tuple[np.ndarray, np.ndarray]:
+    """Object condensation's inference: hits with β > ``t_beta``, in decreasing β, become
+    condensation points unless a stronger one lies within ``t_d``; every hit within ``t_d`` of a
+    condensation point joins the strongest such one.  Returns (label per hit, -1 for none; the
+    representative hit of each label)."""
+    n = x.shape[0]
+    labels = np.full(n, -1, dtype=np.int64)
+    cand = torch.nonzero(beta > t_beta).squeeze(1)
+    if cand.numel() == 0:
+        return labels, np.zeros(0, dtype=np.int64)
+    cand = cand[torch.argsort(beta[cand], descending=True, stable=True)]
+    # candidate pairs within t_d (the candidates' own radius graph), as CSR over candidate rank
+    ei = build_edges(x[cand].float(), t_d, None).numpy()
+    rows = np.bincount(ei[0], minlength=cand.numel())
+    start = np.concatenate([[0], np.cumsum(rows)])
+    suppressed = np.zeros(cand.numel(), dtype=bool)
+    for c in range(cand.numel()):          # non-maximum suppression: one pass over the candidates
+        if not suppressed[c]:
+            nb = ei[1, start[c]:start[c + 1]]
+            suppressed[nb[nb > c]] = True
+    points = cand[torch.as_tensor(~suppressed)]
+    # every hit to the strongest condensation point within t_d
+    pairs = build_edges(torch.cat([x[points], x]).float(), t_d, None)
+    k = points.numel()
+    pairs = pairs[:, (pairs[0] < k) & (pairs[1] >= k)]
+    rank = pairs[0].numpy()
+    hit = pairs[1].numpy() - k
+    order = np.lexsort((rank, hit))        # by hit, then condensation point rank (= β order)
+    hit, rank = hit[order], rank[order]
+    first = np.concatenate([[True], hit[1:] != hit[:-1]]) if hit.size else np.zeros(0, dtype=bool)
+    labels[hit[first]] = rank[first]
+    labels[points.numpy()] = np.arange(k)      # a condensation point belongs to itself
+    return labels, points.numpy()
+
+
+def density_tracks(x: torch.Tensor, beta: torch.Tensor, method: str, eps: float,
+                   min_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """DBSCAN or HDBSCAN (scikit-learn's) in the clustering space; each cluster is represented by
+    its hit of highest β."""
+    from sklearn.cluster import DBSCAN, HDBSCAN
+    pts = x.detach().cpu().double().numpy()
+    if method == "dbscan":
+        labels = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(pts)
+    else:
+        labels = HDBSCAN(min_cluster_size=max(min_samples, 2), cluster_selection_epsilon=eps).fit_predict(pts)
+    labels = labels.astype(np.int64)
+    on = np.flatnonzero(labels >= 0)
+    order = on[np.lexsort((-beta.numpy()[on], labels[on]))]
+    first = np.concatenate([[True], labels[order][1:] != labels[order][:-1]]) if order.size else order.astype(bool)
+    return labels, order[first]
+
+
+def influencer_tracks(user: torch.Tensor, influencer: torch.Tensor, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Influencer inference: a radius search from influencer embeddings (queries) to user
+    embeddings; every non-empty influencer neighbourhood is a track candidate, and a hit claimed
+    by several influencers goes to the nearest.  Returns (label per hit, the influencer hit of
+    each label)."""
+    n = user.shape[0]
+    pairs = build_edges(torch.cat([influencer, user]).float(), radius, None)
+    pairs = pairs[:, (pairs[0] < n) & (pairs[1] >= n)]           # influencer j -> user i
+    j, i = pairs[0], pairs[1] - n
+    labels = np.full(n, -1, dtype=np.int64)
+    if j.numel() == 0:
+        return labels, np.zeros(0, dtype=np.int64)
+    d = (user[i] - influencer[j]).pow(2).sum(-1).numpy()
+    i, j = i.numpy(), j.numpy()
+    order = np.lexsort((j, d, i))          # by user, then distance, then influencer
+    i, j = i[order], j[order]
+    first = np.concatenate([[True], i[1:] != i[:-1]])
+    influencers, labels[i[first]] = np.unique(j[first], return_inverse=True)
+    return labels, influencers
+
+
+def keep_tracks(labels: np.ndarray, representative: np.ndarray, min_hits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tracks with at least ``min_hits`` hits, renumbered 0..K-1 (in label order), with their
+    representatives."""
+    if len(representative) == 0:
+        return np.full(labels.shape, -1, dtype=np.int64), representative
+    on = labels >= 0
+    sizes = np.bincount(labels[on], minlength=len(representative))
+    big = sizes >= min_hits
+    new = np.full(len(representative), -1, dtype=np.int64)
+    new[big] = np.arange(int(big.sum()))
+    out = np.where(on, new[np.maximum(labels, 0)], -1)
+    return out, representative[big]
+
+
+@dataclass
+class OneShotConfig(CondensationConfig):
+    """A condensation stage: the network, which particles are objects, training, track selection."""
+    object_pt_min: float = 0.0     # GeV: particles below it (and noise) are not objects to condense
+    object_min_hits: int = 3
+    params_weight: float = 0.1     # weight of the (log pT, η) regression loss
+    min_hits: int = 3              # shorter tracks are left unassigned
+    epochs: int = 20
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    precision: str = "32"
+    pt_min_eval: float = 1.0
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+class CondensationStage(LightningStage, TrackBuilder):
+    """A one-shot track builder: ``CondensationGNN`` over the constructed graph, a loss on its
+    per-hit outputs, and ``tracks(outputs)`` to labels and representatives.  Adds ``track_id`` and,
+    per hit, its track's parameters ``track_pt``, ``track_eta`` (predicted at the representative)."""
+    needs_edge_scores = False
+    heads: ClassVar[int] = 1
+
+    def requires(self) -> tuple[str, ...]:
+        return ("graph_construction",)
+
+    def loss(self):
+        raise NotImplementedError
+
+    def tracks(self, out: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def build(self, in_dim: int) -> CondensationModule:
+        net = CondensationGNN(in_dim, len(EDGE_FEATURES), self.config, heads=self.heads)
+        return CondensationModule(net, self.loss(), self.config)
+
+    def outputs(self, event: Data) -> dict[str, torch.Tensor]:
+        with autocast_context(self.config.precision, self.device):
+            raw = self.model.net(event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
+        return split_outputs(raw.float().cpu(), self.config.space_dim, self.heads)
+
+    def infer(self, event: Data) -> Data:
+        out = self.outputs(event.to(self.device))
+        event = event.cpu()
+        labels, rep = keep_tracks(*self.tracks(out), self.config.min_hits)
+        event.track_id = torch.as_tensor(labels, dtype=torch.long)
+        pt = torch.exp(out["log_pt"])[torch.as_tensor(rep, dtype=torch.long)]
+        eta = out["eta"][torch.as_tensor(rep, dtype=torch.long)]
+        on = event.track_id >= 0
+        event.track_pt = torch.where(on, pt[event.track_id.clamp_min(0)] if rep.size else 0.0, float("nan"))
+        event.track_eta = torch.where(on, eta[event.track_id.clamp_min(0)] if rep.size else 0.0, float("nan"))
+        return event

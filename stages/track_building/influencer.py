@@ -1,0 +1,65 @@
+"""Influencer condensation (Murnane 2023): every hit gets a user and an influencer embedding in
+one space; users gather around one influencer of their track, the track's other influencers are
+pushed away.  Tracks: a radius search from influencers to users; every non-empty influencer
+neighbourhood is a track, a hit claimed by several goes to the nearest influencer."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch_geometric.data import Data
+
+from trkx.condensation import CondensationStage, OneShotConfig, influencer_tracks
+from trkx.losses import influencer_loss, object_index, objects_of, track_parameter_loss
+from trkx.models import split_outputs
+from trkx.stage import register
+from trkx.stages.graph_construction.frnn import build_edges
+
+
+@dataclass
+class InfluencerConfig(OneShotConfig):
+    margin: float = 1.0                # hinge margin of the repulsive and negative terms
+    repulsion_weight: float = 1.0      # weight of the influencer-influencer repulsion of one track
+    negative_weight: float = 1.0       # weight of the user-influencer hinge of different particles
+    knn_negatives: int = 32            # negatives per user: its nearest influencers within the margin
+    radius: float = 0.5                # inference: influencer neighbourhoods of this radius
+
+
+class InfluencerLoss(nn.Module):
+    """``influencer_loss`` with weights, negatives from the current embedding (each user's nearest
+    influencers of other particles within the margin) and the track-parameter regression."""
+
+    def __init__(self, cfg: InfluencerConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, raw: torch.Tensor, event: Data) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        out = split_outputs(raw.float(), c.space_dim, 2)
+        user, infl = out["space"][:, 0], out["space"][:, 1]
+        is_object = objects_of(event, c.object_pt_min, c.object_min_hits)
+        obj, _ = object_index(event.particle_id, is_object)
+        n = user.shape[0]
+        pairs = build_edges(torch.cat([user, infl]).detach(), c.margin, c.knn_negatives)
+        pairs = pairs[:, (pairs[0] < n) & (pairs[1] >= n)]
+        u, v = pairs[0], pairs[1] - n
+        different = (obj[u] != obj[v]) | (obj[u] < 0)
+        parts = influencer_loss(user, infl, obj, c.margin, (u[different], v[different]))
+        parts["repulsive"] = c.repulsion_weight * parts["repulsive"]
+        parts["negative"] = c.negative_weight * parts["negative"]
+        parts["params"] = c.params_weight * track_parameter_loss(out["log_pt"], out["eta"], event, is_object)
+        return parts
+
+
+@register("influencer")
+class InfluencerCondensation(CondensationStage):
+    """Adds ``track_id`` (and ``track_pt``, ``track_eta``) by influencer condensation."""
+    Config = InfluencerConfig
+    heads = 2
+
+    def loss(self) -> nn.Module:
+        return InfluencerLoss(self.config)
+
+    def tracks(self, out: dict[str, torch.Tensor]):
+        return influencer_tracks(out["space"][:, 0], out["space"][:, 1], self.config.radius)

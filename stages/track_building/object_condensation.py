@@ -1,0 +1,60 @@
+"""Object condensation (Kieseler 2020; gnn_tracking's one-shot tracking): a GNN over the
+constructed graph puts every hit in a clustering space with a condensation strength β; the hits of
+each particle condense around its highest-β hit.  Tracks: condensation points (β > ``t_beta``,
+neighbours within ``t_d``) or DBSCAN / HDBSCAN (scikit-learn) in the clustering space."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from torch_geometric.data import Data
+
+from trkx.condensation import CondensationStage, OneShotConfig, condensation_tracks, density_tracks
+from trkx.losses import object_condensation_loss, object_index, objects_of, track_parameter_loss
+from trkx.models import split_outputs
+from trkx.stage import register
+
+
+@dataclass
+class ObjectCondensationConfig(OneShotConfig):
+    q_min: float = 0.1                 # charge q = artanh²β + q_min
+    noise_weight: float = 1.0          # s_B: weight of the noise hits' β term
+    clustering: Literal["condensation", "dbscan", "hdbscan"] = "condensation"
+    t_beta: float = 0.5                # condensation points: β above this ...
+    t_d: float = 0.5                   # ... and hits within this distance of one (DBSCAN: eps)
+    min_samples: int = 2               # DBSCAN / HDBSCAN core points
+
+
+class ObjectCondensationLoss(nn.Module):
+    """``object_condensation_loss`` on the clustering coordinates and β, plus the track-parameter
+    regression; objects are the particles ``objects_of`` selects."""
+
+    def __init__(self, cfg: ObjectCondensationConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, raw: torch.Tensor, event: Data) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        out = split_outputs(raw.float(), c.space_dim, 1)
+        is_object = objects_of(event, c.object_pt_min, c.object_min_hits)
+        obj, k = object_index(event.particle_id, is_object)
+        parts = object_condensation_loss(out["space"][:, 0], out["beta"], obj, k, c.q_min, c.noise_weight)
+        parts["params"] = c.params_weight * track_parameter_loss(out["log_pt"], out["eta"], event, is_object)
+        return parts
+
+
+@register("object_condensation")
+class ObjectCondensation(CondensationStage):
+    """Adds ``track_id`` (and ``track_pt``, ``track_eta``) by object condensation."""
+    Config = ObjectCondensationConfig
+
+    def loss(self) -> nn.Module:
+        return ObjectCondensationLoss(self.config)
+
+    def tracks(self, out: dict[str, torch.Tensor]):
+        c = self.config
+        if c.clustering == "condensation":
+            return condensation_tracks(out["space"][:, 0], out["beta"], c.t_beta, c.t_d)
+        return density_tracks(out["space"][:, 0], out["beta"], c.clustering, c.t_d, c.min_samples)
