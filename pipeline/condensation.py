@@ -65,30 +65,23 @@ def density_tracks(x: torch.Tensor, beta: torch.Tensor, method: str, eps: float,
         labels = HDBSCAN(min_cluster_size=max(min_samples, 2), cluster_selection_epsilon=eps).fit_predict(pts)
     labels = labels.astype(np.int64)
     on = np.flatnonzero(labels >= 0)
-    order = on[np.lexsort((-beta.numpy()[on], labels[on]))]
+    order = on[np.lexsort((-beta.detach().cpu().numpy()[on], labels[on]))]
     first = np.concatenate([[True], labels[order][1:] != labels[order][:-1]]) if order.size else order.astype(bool)
     return labels, order[first]
 
 
 def influencer_tracks(user: torch.Tensor, influencer: torch.Tensor, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Influencer inference: a radius search from influencer embeddings (queries) to user
-    embeddings; every non-empty influencer neighbourhood is a track candidate, and a hit claimed
-    by several influencers goes to the nearest.  Returns (label per hit, the influencer hit of
-    each label)."""
-    n = user.shape[0]
-    pairs = build_edges(torch.cat([influencer, user]).float(), radius, None)
-    pairs = pairs[:, (pairs[0] < n) & (pairs[1] >= n)]           # influencer j -> user i
-    j, i = pairs[0], pairs[1] - n
-    labels = np.full(n, -1, dtype=np.int64)
-    if j.numel() == 0:
-        return labels, np.zeros(0, dtype=np.int64)
-    d = (user[i] - influencer[j]).pow(2).sum(-1).numpy()
-    i, j = i.numpy(), j.numpy()
-    order = np.lexsort((j, d, i))          # by user, then distance, then influencer
-    i, j = i[order], j[order]
-    first = np.concatenate([[True], i[1:] != i[:-1]])
-    influencers, labels[i[first]] = np.unique(j[first], return_inverse=True)
-    return labels, influencers
+    """Influencer inference: the influencer neighbourhoods of ``radius`` around every influencer
+    embedding; every non-empty one is a track candidate, and a hit claimed by several influencers
+    goes to the nearest.  That is each user's nearest influencer within ``radius`` (a kd-tree
+    query).  Returns (label per hit, the influencer hit of each label)."""
+    from scipy.spatial import cKDTree
+    u = user.detach().cpu().double().numpy()
+    dist, nearest = cKDTree(influencer.detach().cpu().double().numpy()).query(u, k=1, distance_upper_bound=radius)
+    labels = np.full(len(u), -1, dtype=np.int64)
+    claimed = np.isfinite(dist)
+    influencers, labels[claimed] = np.unique(nearest[claimed], return_inverse=True)
+    return labels, influencers.astype(np.int64)
 
 
 def keep_tracks(labels: np.ndarray, representative: np.ndarray, min_hits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +104,8 @@ class OneShotConfig(CondensationConfig):
     object_pt_min: float = 0.0     # GeV: particles below it (and noise) are not objects to condense
     object_min_hits: int = 3
     params_weight: float = 0.1     # weight of the (log pT, η) regression loss
-    min_hits: int = 3              # shorter tracks are left unassigned
+    min_hits: int = 3              # shorter tracks are left unassigned ...
+    min_pt: float = 0.0            # ... and so are tracks whose predicted pT (GeV) is lower
     epochs: int = 20
     lr: float = 2e-3
     weight_decay: float = 1e-5
@@ -149,6 +143,9 @@ class CondensationStage(LightningStage, TrackBuilder):
         out = self.outputs(event.to(self.device))
         event = event.cpu()
         labels, rep = keep_tracks(*self.tracks(out), self.config.min_hits)
+        if self.config.min_pt > 0 and rep.size:
+            low = (torch.exp(out["log_pt"])[torch.as_tensor(rep)] < self.config.min_pt).numpy()
+            labels, rep = keep_tracks(np.where((labels >= 0) & low[np.maximum(labels, 0)], -1, labels), rep, 1)
         event.track_id = torch.as_tensor(labels, dtype=torch.long)
         pt = torch.exp(out["log_pt"])[torch.as_tensor(rep, dtype=torch.long)]
         eta = out["eta"][torch.as_tensor(rep, dtype=torch.long)]

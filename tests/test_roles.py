@@ -114,4 +114,5 @@ def test_trkx_stages_lists_every_stage_under_its_role():
             under[line.split()[0]] = role
     assert under == {"data": "data source", "embedding": "embedding", "graph": "graph construction",
                      "module_map": "graph construction", "filter": "edge classification",
-                     "gnn": "edge classification", "labeling": "track building"}
+                     "gnn": "edge classification", "labeling": "track building",
+                     "object_condensation": "track building", "influencer": "track building"}

@@ -5,7 +5,9 @@ neighbourhood is a track, a hit claimed by several goes to the nearest influence
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch_geometric.data import Data
@@ -14,7 +16,6 @@ from trkx.condensation import CondensationStage, OneShotConfig, influencer_track
 from trkx.losses import influencer_loss, object_index, objects_of, track_parameter_loss
 from trkx.models import split_outputs
 from trkx.stage import register
-from trkx.stages.graph_construction.frnn import build_edges
 
 
 @dataclass
@@ -24,6 +25,24 @@ class InfluencerConfig(OneShotConfig):
     negative_weight: float = 1.0       # weight of the user-influencer hinge of different particles
     knn_negatives: int = 32            # negatives per user: its nearest influencers within the margin
     radius: float = 0.5                # inference: influencer neighbourhoods of this radius
+
+    inference_only: ClassVar[tuple[str, ...]] = ("radius", "min_hits", "min_pt")
+
+
+def nearest_influencers(user: torch.Tensor, infl: torch.Tensor, k: int, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(user i, influencer j) pairs: each user's ``k`` nearest influencer embeddings within
+    ``radius`` (a kd-tree k-nearest query: its cost does not grow when the embedding is still
+    collapsed, unlike a radius search)."""
+    from scipy.spatial import cKDTree
+    u = user.detach().cpu().double().numpy()
+    k = min(k, len(u))
+    if k == 0:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    dist, idx = cKDTree(infl.detach().cpu().double().numpy()).query(u, k=k, distance_upper_bound=radius)
+    dist, idx = dist.reshape(len(u), -1), idx.reshape(len(u), -1)
+    ok = np.isfinite(dist)
+    rows = np.broadcast_to(np.arange(len(u))[:, None], idx.shape)
+    return torch.as_tensor(rows[ok]).to(user.device), torch.as_tensor(idx[ok]).to(user.device)
 
 
 class InfluencerLoss(nn.Module):
@@ -40,10 +59,7 @@ class InfluencerLoss(nn.Module):
         user, infl = out["space"][:, 0], out["space"][:, 1]
         is_object = objects_of(event, c.object_pt_min, c.object_min_hits)
         obj, _ = object_index(event.particle_id, is_object)
-        n = user.shape[0]
-        pairs = build_edges(torch.cat([user, infl]).detach(), c.margin, c.knn_negatives)
-        pairs = pairs[:, (pairs[0] < n) & (pairs[1] >= n)]
-        u, v = pairs[0], pairs[1] - n
+        u, v = nearest_influencers(user, infl, c.knn_negatives, c.margin)
         different = (obj[u] != obj[v]) | (obj[u] < 0)
         parts = influencer_loss(user, infl, obj, c.margin, (u[different], v[different]))
         parts["repulsive"] = c.repulsion_weight * parts["repulsive"]

@@ -5,7 +5,7 @@ neighbours within ``t_d``) or DBSCAN / HDBSCAN (scikit-learn) in the clustering 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -25,6 +25,8 @@ class ObjectCondensationConfig(OneShotConfig):
     t_beta: float = 0.5                # condensation points: β above this ...
     t_d: float = 0.5                   # ... and hits within this distance of one (DBSCAN: eps)
     min_samples: int = 2               # DBSCAN / HDBSCAN core points
+
+    inference_only: ClassVar[tuple[str, ...]] = ("clustering", "t_beta", "t_d", "min_samples", "min_hits", "min_pt")
 
 
 class ObjectCondensationLoss(nn.Module):
