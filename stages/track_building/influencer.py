@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 from torch_geometric.data import Data
@@ -29,20 +28,22 @@ class InfluencerConfig(OneShotConfig):
     inference_only: ClassVar[tuple[str, ...]] = ("radius", "min_hits", "min_pt")
 
 
-def nearest_influencers(user: torch.Tensor, infl: torch.Tensor, k: int, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_influencers(user: torch.Tensor, infl: torch.Tensor, k: int, radius: float,
+                        chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
     """(user i, influencer j) pairs: each user's ``k`` nearest influencer embeddings within
-    ``radius`` (a kd-tree k-nearest query: its cost does not grow when the embedding is still
-    collapsed, unlike a radius search)."""
-    from scipy.spatial import cKDTree
-    u = user.detach().cpu().double().numpy()
-    k = min(k, len(u))
-    if k == 0:
+    ``radius``, by blocks of ``chunk`` users (a dense distance block and a top-k: its cost does not
+    grow when the embedding is still collapsed, unlike a radius search or a kd-tree)."""
+    u, v = user.detach(), infl.detach()
+    k = min(k, v.shape[0])
+    rows, cols = [], []
+    for s in range(0, u.shape[0], chunk):
+        dist, idx = torch.cdist(u[s:s + chunk], v).topk(k, dim=1, largest=False)
+        ok = dist < radius
+        rows.append(torch.arange(s, s + dist.shape[0], device=u.device)[:, None].expand_as(idx)[ok])
+        cols.append(idx[ok])
+    if not rows:
         return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
-    dist, idx = cKDTree(infl.detach().cpu().double().numpy()).query(u, k=k, distance_upper_bound=radius)
-    dist, idx = dist.reshape(len(u), -1), idx.reshape(len(u), -1)
-    ok = np.isfinite(dist)
-    rows = np.broadcast_to(np.arange(len(u))[:, None], idx.shape)
-    return torch.as_tensor(rows[ok]).to(user.device), torch.as_tensor(idx[ok]).to(user.device)
+    return torch.cat(rows), torch.cat(cols)
 
 
 class InfluencerLoss(nn.Module):
