@@ -7,7 +7,7 @@ Layout of a bundle directory::
     stages/<name>.yaml       each stage's full config (the track builder's score field explicit)
     weights/<name>.pt        each trained stage's state, as the stage saves it
     torchscript/<name>.pt    each learned network, traced to TorchScript (loaded by LibTorch in C++)
-    torchscript/edge_features.pt   the edge features of the edge classifiers, traced alike
+    torchscript/edge_features.pt   the edge classifiers' edge features, scripted (the module map is scripted too)
     chain.txt                the chain for the C++ tool, one ``key value...`` line per setting
 
 TorchScript, not ONNX or AOTInductor: the torch wheel ships LibTorch's headers, libraries and CMake

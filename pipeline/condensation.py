@@ -8,9 +8,11 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 from torch_geometric.data import Data
 
 from trkx.event import EDGE_FEATURES, edge_features
+from trkx.losses import object_index, objects_of, track_parameter_loss
 from trkx.models import CondensationConfig, CondensationGNN, split_outputs
 from trkx.sampling import SamplingConfig
 from trkx.stage import TrackBuilder
@@ -96,6 +98,28 @@ def keep_tracks(labels: np.ndarray, representative: np.ndarray, min_hits: int) -
     new[big] = np.arange(int(big.sum()))
     out = np.where(on, new[np.maximum(labels, 0)], -1)
     return out, representative[big]
+
+
+class CondensationLoss(nn.Module):
+    """Base of the one-shot losses: splits the network's output, selects the objects
+    (``objects_of``), adds the track-parameter regression to the method's own ``terms``."""
+    heads: ClassVar[int] = 1
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+
+    def terms(self, out: dict[str, torch.Tensor], obj: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, raw: torch.Tensor, event: Data) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        out = split_outputs(raw.float(), c.space_dim, self.heads)
+        is_object = objects_of(event, c.object_pt_min, c.object_min_hits)
+        obj, k = object_index(event.particle_id, is_object)
+        parts = self.terms(out, obj, k)
+        parts["params"] = c.params_weight * track_parameter_loss(out["log_pt"], out["eta"], event, is_object)
+        return parts
 
 
 @dataclass

@@ -9,11 +9,9 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch_geometric.data import Data
 
-from trkx.condensation import CondensationStage, OneShotConfig, influencer_tracks
-from trkx.losses import influencer_loss, object_index, objects_of, track_parameter_loss
-from trkx.models import split_outputs
+from trkx.condensation import CondensationLoss, CondensationStage, OneShotConfig, influencer_tracks
+from trkx.losses import influencer_loss
 from trkx.stage import register
 
 
@@ -46,26 +44,19 @@ def nearest_influencers(user: torch.Tensor, infl: torch.Tensor, k: int, radius: 
     return torch.cat(rows), torch.cat(cols)
 
 
-class InfluencerLoss(nn.Module):
-    """``influencer_loss`` with weights, negatives from the current embedding (each user's nearest
-    influencers of other particles within the margin) and the track-parameter regression."""
+class InfluencerLoss(CondensationLoss):
+    """``influencer_loss`` with weights and negatives from the current embedding (each user's
+    nearest influencers of other particles within the margin), plus the track-parameter regression."""
+    heads = 2
 
-    def __init__(self, cfg: InfluencerConfig):
-        super().__init__()
-        self.cfg = cfg
-
-    def forward(self, raw: torch.Tensor, event: Data) -> dict[str, torch.Tensor]:
+    def terms(self, out, obj, k):
         c = self.cfg
-        out = split_outputs(raw.float(), c.space_dim, 2)
         user, infl = out["space"][:, 0], out["space"][:, 1]
-        is_object = objects_of(event, c.object_pt_min, c.object_min_hits)
-        obj, _ = object_index(event.particle_id, is_object)
         u, v = nearest_influencers(user, infl, c.knn_negatives, c.margin)
         different = (obj[u] != obj[v]) | (obj[u] < 0)
         parts = influencer_loss(user, infl, obj, c.margin, (u[different], v[different]))
         parts["repulsive"] = c.repulsion_weight * parts["repulsive"]
         parts["negative"] = c.negative_weight * parts["negative"]
-        parts["params"] = c.params_weight * track_parameter_loss(out["log_pt"], out["eta"], event, is_object)
         return parts
 
 

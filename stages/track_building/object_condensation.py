@@ -9,11 +9,10 @@ from typing import ClassVar, Literal
 
 import torch
 from torch import nn
-from torch_geometric.data import Data
 
-from trkx.condensation import CondensationStage, OneShotConfig, condensation_tracks, density_tracks
-from trkx.losses import object_condensation_loss, object_index, objects_of, track_parameter_loss
-from trkx.models import split_outputs
+from trkx.condensation import (CondensationLoss, CondensationStage, OneShotConfig, condensation_tracks,
+                               density_tracks)
+from trkx.losses import object_condensation_loss
 from trkx.stage import register
 
 
@@ -29,22 +28,13 @@ class ObjectCondensationConfig(OneShotConfig):
     inference_only: ClassVar[tuple[str, ...]] = ("clustering", "t_beta", "t_d", "min_samples", "min_hits", "min_pt")
 
 
-class ObjectCondensationLoss(nn.Module):
-    """``object_condensation_loss`` on the clustering coordinates and β, plus the track-parameter
-    regression; objects are the particles ``objects_of`` selects."""
+class ObjectCondensationLoss(CondensationLoss):
+    """``object_condensation_loss`` on the clustering coordinates and β (plus the track-parameter
+    regression)."""
 
-    def __init__(self, cfg: ObjectCondensationConfig):
-        super().__init__()
-        self.cfg = cfg
-
-    def forward(self, raw: torch.Tensor, event: Data) -> dict[str, torch.Tensor]:
+    def terms(self, out, obj, k):
         c = self.cfg
-        out = split_outputs(raw.float(), c.space_dim, 1)
-        is_object = objects_of(event, c.object_pt_min, c.object_min_hits)
-        obj, k = object_index(event.particle_id, is_object)
-        parts = object_condensation_loss(out["space"][:, 0], out["beta"], obj, k, c.q_min, c.noise_weight)
-        parts["params"] = c.params_weight * track_parameter_loss(out["log_pt"], out["eta"], event, is_object)
-        return parts
+        return object_condensation_loss(out["space"][:, 0], out["beta"], obj, k, c.q_min, c.noise_weight)
 
 
 @register("object_condensation")
