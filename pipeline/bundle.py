@@ -87,6 +87,7 @@ def export_bundle(pipeline_path: str | Path, out_dir: str | Path) -> dict:
     if out.exists():
         shutil.rmtree(out)
     (out / "stages").mkdir(parents=True)
+    (out / "torchscript").mkdir()
     # a real event to trace the networks on: the first test event, through the chain
     data_out = pipe.run_data()
     event = load_event(data_out.paths["test"][0])
@@ -101,12 +102,10 @@ def export_bundle(pipeline_path: str | Path, out_dir: str | Path) -> dict:
             stage.save(out / entry["weights"])
         if hasattr(stage, "export"):
             entry["torchscript"] = f"torchscript/{stage.name}.pt"
-            (out / "torchscript").mkdir(exist_ok=True)
             stage.export(event).save(str(out / entry["torchscript"]))
         with torch.no_grad():
             event = stage.infer(event)
         chain.append(entry)
-    (out / "torchscript").mkdir(exist_ok=True)
     torch.jit.script(EdgeFeatures()).save(str(out / "torchscript" / "edge_features.pt"))
     cpp_lines, why_not = _cpp_chain(pipe)
     if cpp_lines:
@@ -148,5 +147,4 @@ def load_bundle(path: str | Path, exported: bool = True):
     check_chain([source] + stages, [path / manifest["data"]["config"]] + [path / e["config"] for e in manifest["stages"]],
                 str(manifest_path))
     evaluation = parse_config(EvalConfig, manifest.get("evaluation", {}), str(manifest_path))
-    fps = {e["name"]: e["fingerprint"] for e in manifest["stages"]}
-    return Chain(source, stages, str(path), evaluation, fps)
+    return Chain(source, stages, str(path), evaluation)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -31,15 +31,14 @@ class Chain:
     stages: list[Stage]
     origin: str                                  # the pipeline YAML or bundle it came from
     evaluation: object | None = None             # the pipeline's EvalConfig, for metrics
-    fingerprints: dict[str, str] = field(default_factory=dict)
 
 
 def chain_from_pipeline(path: str | Path) -> Chain:
     """The pipeline's stages with their cached trained state (nothing is trained)."""
     from trkx.runner import Pipeline
     pipe = Pipeline(path, progress=False)
-    fps = pipe.load_trained()
-    return Chain(pipe.data, pipe.stages, str(pipe.path), pipe.config.evaluation, fps)
+    pipe.load_trained()
+    return Chain(pipe.data, pipe.stages, str(pipe.path), pipe.config.evaluation)
 
 
 def load_chain(path: str | Path, exported: bool = True) -> Chain:

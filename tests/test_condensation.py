@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_pipeline
-from torch_geometric.data import Data
 
 from trkx.condensation import condensation_tracks, density_tracks, influencer_tracks, keep_tracks
 from trkx.losses import influencer_loss, object_condensation_loss, same_object_pairs

@@ -66,9 +66,9 @@ class InteractionGNN(nn.Module):
         return fn(*args)
 
     def forward(self, x, edge_index, efeat, region=None):
-        h, e = self.propagate(x, edge_index, efeat, region)
         src, dst = edge_index[0], edge_index[1]
-        eg = region_pair(region[src], region[dst], self.cfg.n_regions) if self.cfg.heterogeneous else None
+        ng, eg = self._groups(src, dst, region)
+        h, e = self._propagate(x, src, dst, efeat, ng, eg)
 
         def decode(h, e):
             return self.decoder.forward_edges(h, src, dst, e, eg, self.node_projection).squeeze(-1)
@@ -78,12 +78,17 @@ class InteractionGNN(nn.Module):
     def propagate(self, x, edge_index, efeat, region=None):
         """Node and edge states (h, e) after the encoders and ``n_iterations`` message passes."""
         src, dst = edge_index[0], edge_index[1]
+        return self._propagate(x, src, dst, efeat, *self._groups(src, dst, region))
+
+    def _groups(self, src, dst, region):
+        """(node group, edge group) for the heterogeneous variant: region, unordered region pair."""
+        if not self.cfg.heterogeneous:
+            return None, None
+        return region, region_pair(region[src], region[dst], self.cfg.n_regions)
+
+    def _propagate(self, x, src, dst, efeat, ng, eg):
         n = x.shape[0]
         proj = self.node_projection
-        ng = eg = None
-        if self.cfg.heterogeneous:
-            ng = region
-            eg = region_pair(region[src], region[dst], self.cfg.n_regions)
 
         def encode(x, efeat):
             h = self.node_encoder(x, ng)
