@@ -3,6 +3,8 @@ object condensation and influencer condensation share (a per-hit GNN, sector tra
 parameters of each track's representative hit)."""
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -11,7 +13,7 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
-from trkx.event import EDGE_FEATURES, edge_features
+from trkx.event import EDGE_FEATURES, edge_features, select_edges
 from trkx.losses import object_index, objects_of, track_parameter_loss
 from trkx.models import CondensationConfig, CondensationGNN, split_outputs
 from trkx.sampling import SamplingConfig
@@ -130,12 +132,32 @@ class OneShotConfig(CondensationConfig):
     params_weight: float = 0.1     # weight of the (log pT, η) regression loss
     min_hits: int = 3              # shorter tracks are left unassigned ...
     min_pt: float = 0.0            # ... and so are tracks whose predicted pT (GeV) is lower
+    edge_score_cut: float = 0.0    # > 0: pass messages only over edges scored >= this by ...
+    score_field: str | None = None  # ... this field (None: the last edge classifier's score)
     epochs: int = 20
     lr: float = 2e-3
     weight_decay: float = 1e-5
     precision: str = "32"
     pt_min_eval: float = 1.0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.edge_score_cut <= 1.0:
+            raise ValueError("key 'edge_score_cut': must lie in [0, 1]")
+
+
+class MappedEvents(Sequence):
+    """``fn`` applied to each event of ``events`` as it is read."""
+
+    def __init__(self, events: Sequence[Data], fn):
+        self.events, self.fn = events, fn
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __getitem__(self, i):
+        return self.fn(self.events[i])
 
 
 class CondensationStage(LightningStage, TrackBuilder):
@@ -146,7 +168,18 @@ class CondensationStage(LightningStage, TrackBuilder):
     heads: ClassVar[int] = 1
 
     def requires(self) -> tuple[str, ...]:
-        return ("graph_construction",)
+        return ("graph_construction",) + (("edge_classification",) if self.config.edge_score_cut > 0 else ())
+
+    def message_graph(self, event: Data) -> Data:
+        """The graph the network passes messages over: with ``edge_score_cut`` > 0 only the edges
+        an edge classifier scored at least that high (gnn_tracking's edge classifier, then
+        condensation), else the whole constructed graph."""
+        if self.config.edge_score_cut <= 0:
+            return event
+        return select_edges(copy.copy(event), event[self.config.score_field] >= self.config.edge_score_cut)
+
+    def fit(self, train, val) -> dict:
+        return super().fit(MappedEvents(train, self.message_graph), MappedEvents(val, self.message_graph))
 
     def loss(self):
         raise NotImplementedError
@@ -164,7 +197,7 @@ class CondensationStage(LightningStage, TrackBuilder):
         return split_outputs(raw.float().cpu(), self.config.space_dim, self.heads)
 
     def infer(self, event: Data) -> Data:
-        out = self.outputs(event.to(self.device))
+        out = self.outputs(self.message_graph(event).to(self.device))
         event = event.cpu()
         labels, rep = keep_tracks(*self.tracks(out), self.config.min_hits)
         if self.config.min_pt > 0 and rep.size:

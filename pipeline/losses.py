@@ -125,12 +125,17 @@ def condensation_points(beta: torch.Tensor, obj: torch.Tensor, k: int) -> torch.
 
 
 def object_condensation_loss(x: torch.Tensor, beta: torch.Tensor, obj: torch.Tensor, k: int,
-                             q_min: float = 0.1, noise_weight: float = 1.0) -> dict[str, torch.Tensor]:
+                             q_min: float = 0.1, noise_weight: float = 1.0,
+                             repulsion_weight: float = 1.0) -> dict[str, torch.Tensor]:
     """Object condensation (Kieseler 2020).  Charge q = artanh²β + q_min; around each object's
-    condensation point α (its highest-β hit) its own hits feel an attractive potential ‖x - x_α‖² q_α
-    and every other hit a repulsive one max(0, 1 - ‖x - x_α‖) q_α, weighted by the hit's q and
-    averaged over hits; the β terms pull each α's β to one (mean of 1 - β_α) and noise β to zero
-    (``noise_weight`` times the noise hits' mean β)."""
+    condensation point α (its highest-β hit) its own hits j feel an attractive potential
+    q_j q_α ‖x_j - x_α‖² and every other hit a repulsive one q_j q_α max(0, 1 - ‖x_j - x_α‖).
+    As in the object_condensation library, the attraction is averaged over the object's hits and
+    the repulsion over the other hits, then both over the objects (every track weighs the same,
+    whatever its length).  ``repulsion_weight`` scales the repulsion: averaged over all other hits
+    of the event it is small, and too weak a repulsion lets neighbouring tracks merge.  The β terms
+    pull each α's β to one (mean of 1 - β_α) and noise β to zero (``noise_weight`` times the noise
+    hits' mean β)."""
     q = torch.atanh(beta.clamp(0.0, 1 - 1e-4)) ** 2 + q_min
     zero = x.sum() * 0.0
     if k == 0:
@@ -139,11 +144,13 @@ def object_condensation_loss(x: torch.Tensor, beta: torch.Tensor, obj: torch.Ten
     alpha = condensation_points(beta, obj, k)
     d2 = torch.cdist(x, x[alpha]).pow(2)                              # (N, K)
     own = obj[:, None] == torch.arange(k, device=x.device)[None, :]
-    q_alpha = q[alpha][None, :]
-    attractive = (q * (torch.where(own, d2, 0.0) * q_alpha).sum(1)).mean()
-    repulsive = (q * (torch.where(own, 0.0, torch.relu(1 - torch.sqrt(d2 + 1e-12))) * q_alpha).sum(1)).mean()
+    qq = q[:, None] * q[alpha][None, :]
+    n_own = own.sum(0)
+    attractive = (torch.where(own, d2 * qq, 0.0).sum(0) / n_own).mean()
+    push = torch.where(own, 0.0, torch.relu(1 - torch.sqrt(d2 + 1e-12)) * qq)
+    repulsive = (push.sum(0) / (x.shape[0] - n_own).clamp_min(1)).mean()
     noise = obj < 0
-    return {"attractive": attractive, "repulsive": repulsive, "beta": (1 - beta[alpha]).mean(),
+    return {"attractive": attractive, "repulsive": repulsion_weight * repulsive, "beta": (1 - beta[alpha]).mean(),
             "noise": noise_weight * beta[noise].mean() if bool(noise.any()) else zero}
 
 

@@ -34,6 +34,24 @@ def test_object_condensation_loss_is_minimal_when_condensed_and_grows_when_hits_
     assert object_condensation_loss(x, beta * 0.5, OBJ, 2)["beta"] > good["beta"]
 
 
+def test_object_condensation_loss_weighs_every_track_the_same():
+    # track 0: condensation point at the origin and one hit 0.5 away; track 1: five hits far apart,
+    # sitting on their condensation point.  Track 0 alone sets the attraction: (0.5² q q_α) / 2 hits,
+    # halved by the mean over two tracks, whatever the length of track 1.
+    for n_other in (2, 5):
+        x = torch.tensor([[0.0, 0.0], [0.5, 0.0]] + [[10.0, 10.0]] * n_other)
+        beta = torch.tensor([0.9, 0.0] + [0.9] + [0.0] * (n_other - 1))
+        obj = torch.tensor([0, 0] + [1] * n_other)
+        q_alpha = float(torch.atanh(torch.tensor(0.9)) ** 2 + 0.1)
+        parts = object_condensation_loss(x, beta, obj, 2)
+        assert float(parts["attractive"]) == pytest.approx(0.25 * 0.1 * q_alpha / 2 / 2, rel=1e-5)
+    # the repulsion scales with its weight
+    x = torch.tensor([A, A, A, B, B, B, FAR])
+    beta = torch.tensor([0.9, 0.1, 0.1, 0.1, 0.95, 0.1, 0.0])
+    one = object_condensation_loss(swapped(x), beta, OBJ, 2)["repulsive"]
+    assert float(object_condensation_loss(swapped(x), beta, OBJ, 2, repulsion_weight=3.0)["repulsive"]) == pytest.approx(3 * float(one))
+
+
 def test_influencer_loss_is_minimal_with_one_influencer_per_track_and_grows_when_hits_swap():
     user = torch.tensor([A, A, A, B, B, B, FAR])
     # one influencer per track sits on its users, the track's other influencers apart (>= margin)
@@ -113,3 +131,21 @@ def test_a_chain_may_end_with_a_one_shot_stage(tmp_path, tiny_run):
     metrics = evaluate(pipe, outputs)
     assert (pipe.workdir / "tracks").is_dir() and "track_efficiency" in metrics
     assert "track_parameters" in metrics
+
+
+def test_edge_score_cut_prunes_the_message_graph_and_needs_an_edge_classifier(tiny_events):
+    from trkx.stages.track_building.object_condensation import ObjectCondensation as stage_cls
+    plain = stage_cls(stage_cls.Config())
+    assert plain.requires() == ("graph_construction",)
+    cfg = stage_cls.Config(edge_score_cut=0.5, score_field="gnn_score")
+    pruned = stage_cls(cfg)
+    assert "edge_classification" in pruned.requires()
+    event = tiny_events[0].clone()
+    event.edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    event.gnn_score = torch.tensor([0.9, 0.2, 0.5, 0.7])
+    graph = pruned.message_graph(event)
+    assert graph.edge_index.tolist() == [[0, 2, 3], [1, 3, 4]]
+    assert graph.gnn_score.tolist() == pytest.approx([0.9, 0.5, 0.7])
+    assert plain.message_graph(event).edge_index.shape[1] == 4
+    with pytest.raises(ValueError, match="edge_score_cut"):
+        stage_cls.Config(edge_score_cut=1.5).validate()

@@ -20,6 +20,7 @@ from trkx.stage import register
 class ObjectCondensationConfig(OneShotConfig):
     q_min: float = 0.1                 # charge q = artanh²β + q_min
     noise_weight: float = 1.0          # s_B: weight of the noise hits' β term
+    repulsion_weight: float = 20.0     # weight of the repulsive potential (see object_condensation_loss)
     clustering: Literal["condensation", "dbscan", "hdbscan"] = "condensation"
     t_beta: float = 0.5                # condensation points: β above this ...
     t_d: float = 0.5                   # ... and hits within this distance of one (DBSCAN: eps)
@@ -34,7 +35,8 @@ class ObjectCondensationLoss(CondensationLoss):
 
     def terms(self, out, obj, k):
         c = self.cfg
-        return object_condensation_loss(out["space"][:, 0], out["beta"], obj, k, c.q_min, c.noise_weight)
+        return object_condensation_loss(out["space"][:, 0], out["beta"], obj, k, c.q_min, c.noise_weight,
+                                        c.repulsion_weight)
 
 
 @register("object_condensation")
