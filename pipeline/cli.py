@@ -104,11 +104,14 @@ def _print_run_summary(pipe, outputs, seconds):
 @click.option("--force", "-f", multiple=True, metavar="STAGE",
               help="Recompute STAGE and every stage after it ('all' for everything). Repeatable.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes for per-event inference (forked on this machine) and threads for the ACTS simulation.")
 @_friendly
-def run(pipeline, force, no_progress):
+def run(pipeline, force, no_progress, workers):
     """Run the whole chain: data -> stages -> tracks/event<ID>.csv, metrics.json, timing.json."""
     from trkx.runner import run_pipeline
-    pipe, outputs, seconds = run_pipeline(pipeline, force=force, progress=False if no_progress else None)
+    pipe, outputs, seconds = run_pipeline(pipeline, force=force, progress=False if no_progress else None,
+                                          workers=workers)
     _print_run_summary(pipe, outputs, seconds)
 
 
@@ -125,16 +128,19 @@ def _stage_in_pipeline(pipe, stage_yaml: Path):
 @click.argument("stage_yaml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--pipeline", "-p", default="configs/pipeline.yaml", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="Pipeline that provides the upstream data.")
+@click.option("--resume", is_flag=True, help="Go on from the stage's last checkpoint (an interrupted training) "
+              "instead of starting over.")
 @_friendly
-def train(stage_yaml, pipeline):
-    """Train one stage (its upstream stages run from cache or are computed first)."""
+def train(stage_yaml, pipeline, resume):
+    """Train one stage (its upstream stages run from cache or are computed first).  Lightning
+    logs go to <workdir>/<stage>/logs, checkpoints next to the weights."""
     from trkx.runner import Pipeline
     pipe = Pipeline(pipeline)
     stage = _stage_in_pipeline(pipe, stage_yaml)
     if not stage.trainable:
         raise ConfigError(f"{stage_yaml}: stage '{stage.name}' has nothing to train")
     t0 = time.perf_counter()
-    weights = pipe.train_stage(stage, pipe.upstream_of(stage), force=True)
+    weights = pipe.train_stage(stage, pipe.upstream_of(stage), force=True, resume=resume)
     click.echo(f"trained {stage.name} in {time.perf_counter() - t0:.1f} s -> {weights}")
     report = weights.parent / "train.json"
     if report.exists():

@@ -19,7 +19,7 @@ from trkx.models import CondensationConfig, CondensationGNN, split_outputs
 from trkx.sampling import SamplingConfig
 from trkx.stage import TrackBuilder
 from trkx.stages.graph_construction.frnn import build_edges
-from trkx.training import CondensationModule, LightningStage, autocast_context
+from trkx.training import CondensationModule, LightningStage, TrainerConfig, autocast_context, trainer_field
 
 
 def condensation_tracks(x: torch.Tensor, beta: torch.Tensor, t_beta: float, t_d: float) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +140,7 @@ class OneShotConfig(CondensationConfig):
     precision: str = "32"
     pt_min_eval: float = 1.0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    trainer: TrainerConfig = trainer_field()   # Lightning: devices, strategy (DDP), ...
 
     def validate(self) -> None:
         super().validate()

@@ -129,5 +129,12 @@ def parse_config(cls: type[T], data: dict, where: str, prefix: str = "") -> T:
 
 
 def config_to_dict(cfg: Any) -> dict:
-    """Plain dict of a config dataclass (for fingerprints and logs)."""
-    return dataclasses.asdict(cfg)
+    """Plain dict of a config dataclass (for fingerprints and logs).  A field marked
+    ``metadata={"omit_default": True}`` is left out while it holds its default, so that adding
+    such a section to a config class leaves the fingerprints of existing configs unchanged."""
+    out = dataclasses.asdict(cfg)
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("omit_default") and f.default_factory is not dataclasses.MISSING \
+                and getattr(cfg, f.name) == f.default_factory():
+            out.pop(f.name, None)
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,9 +23,10 @@ from tqdm import tqdm
 
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
+from trkx.parallel import infer_one, infer_parallel
 from trkx.stage import SPLITS, DataSource, EventSet, Stage, TrackBuilder, load_stage
 from trkx.storage import CorruptEntryError, clean_stale_temps, load_event, save_event, write_json, write_text
-from trkx.timing import stopwatch, summarize, timing_table
+from trkx.timing import summarize, timing_table
 
 
 @dataclass
@@ -86,6 +88,19 @@ def bind_track_builders(stages: list[Stage]) -> None:
             stage.bind_score(last)
 
 
+def usable_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint that loads (a training killed while writing it leaves a
+    truncated file: then training starts over)."""
+    if not path.is_file():
+        return False
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # truncated or foreign file
+        print(f"{path}: unreadable checkpoint ({type(err).__name__}); training starts over", file=sys.stderr)
+        return False
+    return True
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -122,8 +137,11 @@ class StageOutput:
 class Pipeline:
     """A pipeline YAML, its data stage and its stages, validated up front."""
 
-    def __init__(self, path: str | Path, progress: bool | None = None):
+    def __init__(self, path: str | Path, progress: bool | None = None, workers: int = 1):
         self.path = Path(path)
+        if workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {workers}")
+        self.workers = workers      # processes for per-event inference (and simulation threads)
         raw = load_yaml(self.path)
         self.config = parse_config(PipelineConfig, raw, str(self.path))
         base = self.path.parent
@@ -141,6 +159,7 @@ class Pipeline:
                                     for i, p in enumerate(self.stage_paths)]
         for s in [self.data] + self.stages:
             s.progress = self.progress
+        self.data.workers = workers
         check_chain([self.data] + self.stages, [self.data_path] + self.stage_paths, str(self.path))
         names = [s.name for s in [self.data] + self.stages]
         dup = {n for n in names if names.count(n) > 1}
@@ -171,12 +190,21 @@ class Pipeline:
             raise CorruptEntryError(f"{weights}: cannot load weights ({type(err).__name__}: {err}); "
                                     f"delete it or run with --force {stage.name}") from None
 
-    def train_stage(self, stage: Stage, upstream: StageOutput, force: bool = False) -> Path:
-        """Train (or reuse) a trainable stage's weights; returns the weights path."""
+    def train_stage(self, stage: Stage, upstream: StageOutput, force: bool = False, resume: bool | None = None) -> Path:
+        """Train (or reuse) a trainable stage's weights; returns the weights path.  A Lightning
+        stage logs to ``<workdir>/<stage>/logs`` and checkpoints next to its weights; an
+        interrupted training resumes from ``last.ckpt`` (``resume``; by default unless ``force``)."""
         weights = self.weights_path(stage, upstream.fingerprint)
         if weights.exists() and not force:
             self._load_weights(stage, weights)
             return weights
+        if hasattr(stage, "checkpoint_dir"):
+            stage.log_dir = self.workdir / stage.name / "logs"
+            stage.checkpoint_dir = weights.parent / "checkpoints"
+            wanted = not force if resume is None else resume
+            stage.resume = wanted and usable_checkpoint(stage.checkpoint_dir / "last.ckpt")
+            if not stage.resume:
+                shutil.rmtree(stage.checkpoint_dir, ignore_errors=True)
         seed_everything(stage.seed)
         train, val = EventSet(upstream.paths["train"]), EventSet(upstream.paths["val"])
         if len(train) == 0:
@@ -237,27 +265,33 @@ class Pipeline:
             self._produce(stage, root, out, force)
             return out
         todo = [(s, p) for s in splits for p in upstream.paths[s]]
-        bar = tqdm(todo, desc=stage.name, disable=not self.progress, leave=False)
+        bar = tqdm(total=len(todo), desc=stage.name, disable=not self.progress, leave=False)
         if hasattr(stage, "model"):
             stage.model.eval()
-        for split, src in bar:
+        jobs = []
+        for split, src in todo:
             dst = root / split / src.name
-            tfile = dst.with_suffix(".time.json")
             out.paths[split].append(dst)
+            tfile = dst.with_suffix(".time.json")
             if dst.exists() and tfile.exists() and not force:
                 out.cached += 1
                 seconds = json.loads(tfile.read_text())["seconds"]
+                if split == "test":
+                    out.seconds[src.stem] = seconds
+                bar.update(1)
             else:
-                event = load_event(src)
-                times: list[float] = []
-                with torch.no_grad(), stopwatch(times, self.device):
-                    event = stage.infer(event)
-                seconds = times[0]
-                write_json(tfile, {"seconds": seconds})
-                save_event(event, dst)
-                out.computed += 1
+                jobs.append((split, src, dst))
+        workers = self.workers if self.device == "cpu" else 1   # forked workers cannot share a CUDA context
+        if workers > 1 and len(jobs) > 1:
+            times = infer_parallel(stage, [(src, dst) for _, src, dst in jobs], workers, torch.device(self.device))
+        else:
+            times = (infer_one(stage, src, dst, torch.device(self.device)) for _, src, dst in jobs)
+        for (split, src, _), seconds in zip(jobs, times):
+            out.computed += 1
             if split == "test":
                 out.seconds[src.stem] = seconds
+            bar.update(1)
+        bar.close()
         return out
 
     def _produce(self, source: DataSource, root: Path, out: StageOutput, force: bool) -> None:
@@ -345,8 +379,9 @@ class Pipeline:
         return timing_table({k: data["stages"][k] for k in data["order"]})
 
 
-def run_pipeline(path: str | Path, force=(), progress: bool | None = None) -> tuple[Pipeline, list[StageOutput], float]:
-    pipe = Pipeline(path, progress=progress)
+def run_pipeline(path: str | Path, force=(), progress: bool | None = None,
+                 workers: int = 1) -> tuple[Pipeline, list[StageOutput], float]:
+    pipe = Pipeline(path, progress=progress, workers=workers)
     t0 = time.perf_counter()
     outputs = pipe.run(force=force)
     return pipe, outputs, time.perf_counter() - t0

@@ -77,6 +77,7 @@ class Stage:
 class DataSource(Stage):
     """Produces the event graphs (nodes, truth) of every split; first in every chain."""
     role = "data"
+    workers = 1    # threads a source may use to make its events (the runner's --workers)
 
     def split_sizes(self) -> dict[str, int]:
         """Number of events per split."""

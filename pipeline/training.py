@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from typing import ClassVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -55,17 +57,75 @@ class _Cached(torch.utils.data.Dataset):
         return self.cache[i]
 
 
-def make_trainer(epochs: int, progress: bool = True, precision: str = "32", **kwargs) -> pl.Trainer:
+@dataclass
+class TrainerConfig:
+    """A learned stage's ``trainer:`` section, handed to Lightning's ``Trainer``.  ``devices: 2,
+    strategy: ddp_spawn`` trains on two processes of this machine (gloo on CPU, NCCL on GPUs), each
+    on its share of the events (Lightning's distributed sampler); ``strategy: ddp`` is for
+    processes started by torchrun or SLURM (or, with ``devices > 1``, Lightning re-runs the command
+    for every rank).  ``max_epochs`` / ``precision`` override the stage's ``epochs`` / ``precision``."""
+    accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"                  # auto | ddp | ddp_spawn | ddp_fork | deepspeed | ...
+    precision: str | None = None
+    accumulate_grad_batches: int = 1
+    max_epochs: int | None = None
+    gradient_clip_val: float = 0.0
+    checkpoint_every_n_steps: int = 0       # 0: a checkpoint at the end of each epoch only
+
+    def validate(self) -> None:
+        if self.devices < 1 or self.num_nodes < 1 or self.accumulate_grad_batches < 1:
+            raise ValueError("trainer: devices, num_nodes and accumulate_grad_batches must be >= 1")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise ValueError("trainer: max_epochs must be >= 1")
+        if self.gradient_clip_val < 0 or self.checkpoint_every_n_steps < 0:
+            raise ValueError("trainer: gradient_clip_val and checkpoint_every_n_steps must be >= 0")
+
+
+def trainer_field():
+    """The ``trainer:`` field of a learned stage's config (out of the fingerprint while default)."""
+    return field(default_factory=TrainerConfig, metadata={"omit_default": True})
+
+
+def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trainer: TrainerConfig | None = None,
+                 log_dir: Path | None = None, checkpoint_dir: Path | None = None,
+                 monitor: tuple[str, str] | None = None, **kwargs) -> pl.Trainer:
+    """A Lightning trainer for ``epochs`` (or ``trainer.max_epochs``) with the ``trainer`` section's
+    devices and strategy; CSV (and TensorBoard, when installed) logs in ``log_dir``; checkpoints
+    (``last.ckpt`` and the best by ``monitor`` = (metric, "min" | "max")) in ``checkpoint_dir``."""
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    accel = "gpu" if torch.cuda.is_available() else "cpu"
+    t = trainer or TrainerConfig()
+    accel = t.accelerator
+    if accel == "auto":
+        accel = "gpu" if torch.cuda.is_available() else "cpu"
+    precision = t.precision or precision
     if accel == "cpu" and precision == "16-mixed":
         precision = "bf16-mixed"  # fp16 autocast needs CUDA; bf16 is the CPU mixed precision
-    return pl.Trainer(max_epochs=epochs, accelerator=accel, devices=1, precision=precision, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-                      num_sanity_val_steps=0, deterministic=False, **kwargs)
+    loggers, callbacks = [], []
+    if log_dir is not None:
+        from pytorch_lightning.callbacks import LearningRateMonitor
+        from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+        loggers.append(CSVLogger(str(log_dir), name="csv"))
+        with contextlib.suppress(ModuleNotFoundError):
+            import tensorboard  # noqa: F401   (optional: pip install tensorboard)
+            loggers.append(TensorBoardLogger(str(log_dir), name="tensorboard"))
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    if checkpoint_dir is not None:
+        from pytorch_lightning.callbacks import ModelCheckpoint
+        metric, mode = monitor or ("val_loss", "min")
+        callbacks += [ModelCheckpoint(dirpath=str(checkpoint_dir), filename="best", monitor=metric, mode=mode),
+                      ModelCheckpoint(dirpath=str(checkpoint_dir), save_top_k=0, save_last=True,
+                                      every_n_train_steps=t.checkpoint_every_n_steps or None)]
+    return pl.Trainer(max_epochs=t.max_epochs or epochs, accelerator=accel, devices=t.devices, num_nodes=t.num_nodes,
+                      strategy=t.strategy, precision=precision, accumulate_grad_batches=t.accumulate_grad_batches,
+                      gradient_clip_val=t.gradient_clip_val or None, logger=loggers or False, callbacks=callbacks,
+                      enable_checkpointing=checkpoint_dir is not None, enable_progress_bar=progress,
+                      enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
+                      log_every_n_steps=1, **kwargs)
 
 
 class TrackingModule(pl.LightningModule):
@@ -79,13 +139,27 @@ class TrackingModule(pl.LightningModule):
         self.history: list[dict] = []
         self._val: list[dict] = []
 
+    logged = ("efficiency", "purity", "f1", "loss")
+    monitor: ClassVar[tuple[str, str]] = ("val_f1", "max")   # what the best checkpoint is chosen by
+
     def record_validation(self, metrics: dict) -> None:
-        """Log one validation event's figures (efficiency and purity for edge tasks, loss terms for
-        condensation); their means per epoch go to ``history``."""
-        self.log_dict({f"val_{k}": v for k, v in metrics.items() if k in self.logged}, batch_size=1, prog_bar=True)
+        """Log one validation event's figures (efficiency, purity and their harmonic mean f1 for
+        edge tasks, loss terms for condensation); their means per epoch go to ``history``."""
+        if "efficiency" in metrics and "purity" in metrics:
+            e, p = float(metrics["efficiency"]), float(metrics["purity"])
+            metrics = {**metrics, "f1": 2 * e * p / (e + p) if e + p > 0 else 0.0}
+        self.log_dict({f"val_{k}": float(v) for k, v in metrics.items() if k in self.logged}, batch_size=1,
+                      prog_bar=True, sync_dist=True)
         self._val.append(metrics)
 
-    logged = ("efficiency", "purity", "loss")
+    def log_train_loss(self, loss: torch.Tensor) -> None:
+        self.log("train_loss", loss, batch_size=1, on_step=True, on_epoch=True, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["trkx_history"] = self.history     # a resumed training keeps its earlier epochs
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = list(checkpoint.get("trkx_history", []))
 
     def on_validation_epoch_start(self):
         self._val = []
@@ -97,7 +171,8 @@ class TrackingModule(pl.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        return [opt], [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.cfg.epochs, 1))]
+        epochs = self.trainer.max_epochs if self._trainer is not None else self.cfg.epochs
+        return [opt], [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))]
 
 
 
@@ -123,7 +198,7 @@ class EdgeClassifierModule(TrackingModule):
         if event.edge_index.shape[1] == 0:
             return None
         loss = self.loss(logits, event)
-        self.log("train_loss", loss, batch_size=1)
+        self.log_train_loss(loss)
         return loss
 
     def validation_step(self, event: Data, batch_idx: int):
@@ -149,7 +224,7 @@ class MetricLearningModule(TrackingModule):
     def training_step(self, event: Data, batch_idx: int):
         emb = self(event.x)
         loss = self.loss(emb, self.training_pairs(event, emb), event)
-        self.log("train_loss", loss, batch_size=1)
+        self.log_train_loss(loss)
         return loss
 
     def validation_step(self, event: Data, batch_idx: int):
@@ -163,6 +238,7 @@ class MetricLearningModule(TrackingModule):
 class CondensationModule(TrackingModule):
     """Trains a per-hit network ``net(x, edge_index, edge_features, region)`` with
     ``loss(output, event)``, a dict of named terms that are summed; validation records each term."""
+    monitor = ("val_loss", "min")
 
     def forward(self, event: Data) -> torch.Tensor:
         return self.net(event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
@@ -170,7 +246,7 @@ class CondensationModule(TrackingModule):
     def training_step(self, event: Data, batch_idx: int):
         parts = self.loss(self(event), event)
         loss = sum(parts.values())
-        self.log("train_loss", loss, batch_size=1)
+        self.log_train_loss(loss)
         return loss
 
     def validation_step(self, event: Data, batch_idx: int):
@@ -196,6 +272,10 @@ class LightningStage(TrainableStage):
         self.model: TrackingModule | None = None
         self.in_dim: int | None = None
         self.exported = False   # inference through an exported (TorchScript) network
+        # set by the runner before ``fit``: Lightning logs, checkpoints, resume from last.ckpt
+        self.log_dir: Path | None = None
+        self.checkpoint_dir: Path | None = None
+        self.resume = False
 
     def build(self, in_dim: int) -> TrackingModule:
         """The Lightning module (its plain network and loss) for ``in_dim`` node features."""
@@ -230,11 +310,21 @@ class LightningStage(TrainableStage):
     def fit(self, train, val) -> dict:
         model = self._ensure_model(train[0].x.shape[1])
         report = self.fit_report(val)
-        trainer = make_trainer(self.config.epochs, self.progress, precision=getattr(self.config, "precision", "32"))
+        trainer = make_trainer(self.config.epochs, self.progress, precision=getattr(self.config, "precision", "32"),
+                               trainer=getattr(self.config, "trainer", None), log_dir=self.log_dir,
+                               checkpoint_dir=self.checkpoint_dir, monitor=model.monitor)
         sampling = getattr(self.config, "sampling", None)
-        trainer.fit(model, datamodule=EventDataModule(train, val, sampling=sampling, seed=self.seed))
+        last = self.checkpoint_dir / "last.ckpt" if self.checkpoint_dir is not None else None
+        resume = last if (self.resume and last is not None and last.is_file()) else None
+        trainer.fit(model, datamodule=EventDataModule(train, val, sampling=sampling, seed=self.seed), ckpt_path=resume)
+        if not trainer.is_global_zero:
+            raise SystemExit(0)     # a DDP rank Lightning started by re-running the command: rank 0 goes on
+        if last is not None and last.is_file() and not model.history:
+            # the ranks of a spawned DDP run return their weights, not the module's attributes
+            model.history = torch.load(last, map_location="cpu", weights_only=False).get("trkx_history", [])
         model.to(self.device).eval()
-        return {**report, "val_history": model.history}
+        return {**report, "world_size": trainer.world_size, "resumed_from": str(resume) if resume else None,
+                "val_history": model.history}
 
     def save(self, path):
         from trkx.storage import atomic_path

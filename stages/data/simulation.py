@@ -147,9 +147,10 @@ def add_particle_guns(seq, cfg: SimulationConfig, rnd, out_dir: Path) -> None:
 
 
 def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, skip: int = 0,
-             extend=None) -> None:
+             extend=None, threads: int = 1) -> None:
     """Run ACTS particle gun + Fatras + smearing digitisation, writing ACTS CSVs to ``out_dir``.
-    ``skip`` starts at a later event (each event's random numbers depend on its number only);
+    ``skip`` starts at a later event (each event's random numbers depend on its number only, so
+    ``threads`` > 1, ACTS's own event-parallel TBB scheduling, gives the same events);
     ``extend(seq, geometry, field)`` may add reconstruction after the digitisation."""
     import acts
     import acts.examples
@@ -165,7 +166,7 @@ def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, ski
         field = acts.ConstantBField(acts.Vector3(0, 0, cfg.bfield_tesla * u.T))
         rnd = acts.examples.RandomNumbers(seed=seed)
         # hadronic interactions raise harmless floating-point exceptions inside Fatras; do not abort on them
-        seq = acts.examples.Sequencer(events=n_events, skip=skip, numThreads=1, logLevel=acts.logging.WARNING,
+        seq = acts.examples.Sequencer(events=n_events, skip=skip, numThreads=threads, logLevel=acts.logging.WARNING,
                                       trackFpes=False,
                                       outputDir=str(out_dir))
         add_particle_guns(seq, cfg, rnd, out_dir)
@@ -179,11 +180,12 @@ def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, ski
 
 
 def simulate_events(cfg: SimulationConfig, n_events: int, seed: int, out_dir: str | Path,
-                    first_event_id: int = 0, progress: bool = True) -> list[int]:
-    """Simulate ``n_events`` and write them as TrackML CSVs in ``out_dir``; returns the event ids."""
+                    first_event_id: int = 0, progress: bool = True, threads: int = 1) -> list[int]:
+    """Simulate ``n_events`` (on ``threads`` ACTS threads) and write them as TrackML CSVs in
+    ``out_dir``; returns the event ids."""
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="trkx-acts-") as tmp:
-        run_acts(cfg, n_events, seed, Path(tmp))
+        run_acts(cfg, n_events, seed, Path(tmp), threads=threads)
         ids = []
         for i in tqdm(range(n_events), desc="convert to TrackML", disable=not progress, leave=False):
             tables = read_acts_event(tmp, i)

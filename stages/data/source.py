@@ -158,7 +158,7 @@ class EventSource(DataSource):
         if c.source == "simulate":
             done = raw_dir / ".complete"
             if not done.exists():
-                simulate_events(c.simulation, n, c.seed, raw_dir, c.first_event_id, progress)
+                simulate_events(c.simulation, n, c.seed, raw_dir, c.first_event_id, progress, threads=self.workers)
                 done.write_text("ok\n")
             return raw_dir, list(range(c.first_event_id, c.first_event_id + n)), "trackml"
         directory = self._input_dir()

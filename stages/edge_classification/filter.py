@@ -13,7 +13,7 @@ from trkx.metrics.edges import edge_efficiency_purity
 from trkx.models import EdgeMLP, EdgeMLPConfig
 from trkx.sampling import SamplingConfig
 from trkx.stage import EdgeClassifier, register
-from trkx.training import EdgeClassifierModule, LightningStage
+from trkx.training import EdgeClassifierModule, LightningStage, TrainerConfig, trainer_field
 
 
 @dataclass
@@ -28,6 +28,7 @@ class FilterConfig(EdgeMLPConfig):
     cut: float = 0.05             # keep edges with filter_score >= cut
     pt_min_eval: float = 1.0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)   # sector training samples
+    trainer: TrainerConfig = trainer_field()   # Lightning: devices, strategy (DDP), ...
 
     def validate(self) -> None:
         super().validate()

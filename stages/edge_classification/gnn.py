@@ -14,7 +14,7 @@ from trkx.losses import AssignmentLoss, EdgeBCELoss
 from trkx.models import InteractionGNN, InteractionGNNConfig
 from trkx.sampling import SamplingConfig
 from trkx.stage import EdgeClassifier, register
-from trkx.training import EdgeClassifierModule, LightningStage, autocast_context
+from trkx.training import EdgeClassifierModule, LightningStage, TrainerConfig, autocast_context, trainer_field
 
 
 @dataclass
@@ -32,6 +32,7 @@ class GNNConfig(InteractionGNNConfig):
     compile: bool = False                       # torch.compile the network for inference
     pt_min_eval: float = 1.0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)   # sector training samples
+    trainer: TrainerConfig = trainer_field()   # Lightning: devices, strategy (DDP), ...
 
     inference_only: ClassVar[tuple[str, ...]] = ("compile",)   # not in the training fingerprint
 

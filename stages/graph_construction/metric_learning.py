@@ -10,7 +10,7 @@ from torch_geometric.data import Data
 from trkx.losses import HingeEmbeddingLoss
 from trkx.models import EmbeddingNet, EmbeddingNetConfig
 from trkx.stage import Embedder, register
-from trkx.training import LightningStage, MetricLearningModule
+from trkx.training import LightningStage, MetricLearningModule, TrainerConfig, trainer_field
 
 
 @dataclass
@@ -24,6 +24,7 @@ class EmbeddingConfig(EmbeddingNetConfig):
     lr: float = 3e-3
     weight_decay: float = 1e-5
     pt_min_eval: float = 1.0      # pT of the truth edges whose efficiency is logged
+    trainer: TrainerConfig = trainer_field()   # Lightning: devices, strategy (DDP), ...
 
     def validate(self) -> None:
         super().validate()

@@ -1,0 +1,133 @@
+"""Training at scale through Lightning: DDP on two CPU processes (gloo), logs, checkpoints and
+resuming an interrupted training."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_pipeline
+
+TRKX = [sys.executable, "-m", "trkx.cli"]
+
+
+def trkx(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run(TRKX + list(args), cwd=cwd, capture_output=True, text=True, timeout=600)
+    if check and out.returncode != 0:
+        raise AssertionError(f"trkx {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def epoch_losses(log_dir: Path) -> dict[int, float]:
+    """train_loss_epoch per epoch from the newest CSV log under ``log_dir``."""
+    newest = max((log_dir / "csv").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    rows = list(csv.DictReader(open(newest / "metrics.csv")))
+    return {int(r["epoch"]): float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")}
+
+
+def saved_step(ckpt: Path) -> int:
+    """The global step of a checkpoint, -1 while there is none (or it is being written)."""
+    try:
+        return int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
+    except Exception:
+        return -1
+
+
+def gnn_pipeline(root: Path, tiny_run, **gnn) -> Path:
+    return make_pipeline(root, stage_overrides={"gnn": gnn}, cachedir=str(tiny_run[0].cachedir))
+
+
+def gnn_weights_dir(pipe_path: Path) -> Path:
+    from trkx.runner import Pipeline
+    pipe = Pipeline(pipe_path, progress=False)
+    stage = pipe.stages[[s.name for s in pipe.stages].index("gnn")]
+    return pipe.weights_path(stage, pipe.upstream_of(stage).fingerprint).parent
+
+
+def train_report(pipe_path: Path) -> dict:
+    return json.loads((gnn_weights_dir(pipe_path) / "train.json").read_text())
+
+
+def test_ddp_on_two_cpu_processes_follows_one_process_with_the_same_effective_batch(tmp_path, tiny_run):
+    """`trkx train` with devices 2, strategy ddp (gloo): each rank steps on its share of the events
+    (Lightning's distributed sampler) and the gradients are averaged, so the loss curve follows
+    one process that accumulates two events per step, within 10% per epoch."""
+    trainer = {"accelerator": "cpu", "devices": 2, "strategy": "ddp"}
+    ddp = gnn_pipeline(tmp_path / "ddp", tiny_run, epochs=3, trainer=trainer)
+    one = gnn_pipeline(tmp_path / "one", tiny_run, epochs=3, trainer={"accelerator": "cpu", "accumulate_grad_batches": 2})
+    for path in (ddp, one):
+        trkx("train", "configs/stages/gnn.yaml", "-p", "configs/pipeline.yaml", cwd=path.parent.parent)
+    assert train_report(ddp)["world_size"] == 2 and train_report(one)["world_size"] == 1
+    a, b = epoch_losses(tmp_path / "ddp" / "work" / "gnn" / "logs"), epoch_losses(tmp_path / "one" / "work" / "gnn" / "logs")
+    assert sorted(a) == sorted(b) == [0, 1, 2]
+    for epoch in a:
+        assert a[epoch] == pytest.approx(b[epoch], rel=0.10), (a, b)
+    assert a[2] < a[0] and b[2] < b[0]
+
+
+def test_logs_and_checkpoints_are_written_and_a_killed_training_resumes(tmp_path, tiny_run):
+    path = gnn_pipeline(tmp_path, tiny_run, epochs=20, trainer={"checkpoint_every_n_steps": 1})
+    root = path.parent.parent
+    # upstream first (cached in the shared cache), so the kill below lands in the training
+    trkx("infer", "configs/stages/filter.yaml", "-p", "configs/pipeline.yaml", cwd=root)
+    proc = subprocess.Popen(TRKX + ["train", "configs/stages/gnn.yaml", "-p", "configs/pipeline.yaml"], cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ckpt_dir = gnn_weights_dir(path) / "checkpoints"
+    t0 = time.time()
+    # kill the training once it has checkpointed past epoch 2 (3 steps an epoch, 20 epochs)
+    while proc.poll() is None and saved_step(ckpt_dir / "last.ckpt") < 7 and time.time() - t0 < 300:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the training ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (ckpt_dir.parent / "model.pt").exists()          # no weights from the killed run
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(ckpt_dir, snapshot)
+    assert saved_step(snapshot / "last.ckpt") >= 7
+
+    # `trkx run` resumes by itself ...
+    trkx("run", "configs/pipeline.yaml", "--no-progress", cwd=root)
+    report = train_report(path)
+    assert report["resumed_from"] and [h["epoch"] for h in report["val_history"]] == list(range(20))
+    losses = epoch_losses(root / "work" / "gnn" / "logs")
+    assert min(losses) > 0 and max(losses) == 19       # the resumed run's log starts after epoch 0
+    assert (root / "work" / "gnn" / "logs" / "csv").is_dir() and (ckpt_dir / "best.ckpt").is_file()
+
+    # ... `trkx train --resume` does when asked, and `trkx train` alone starts over
+    shutil.rmtree(ckpt_dir)
+    shutil.copytree(snapshot, ckpt_dir)
+    trkx("train", "configs/stages/gnn.yaml", "-p", "configs/pipeline.yaml", "--resume", cwd=root)
+    assert train_report(path)["resumed_from"]
+    trkx("train", "configs/stages/gnn.yaml", "-p", "configs/pipeline.yaml", cwd=root)
+    assert train_report(path)["resumed_from"] is None
+    assert min(epoch_losses(root / "work" / "gnn" / "logs")) == 0
+
+
+def test_two_workers_give_the_tracks_of_one(tmp_path, tiny_run):
+    """`trkx run --workers 2` recomputes every stage's events on two forked processes (the trained
+    weights reused) and writes the same track files as the single-process run."""
+    pipe = tiny_run[0]
+    cache = tmp_path / "cache"
+    shutil.copytree(pipe.cachedir, cache, ignore=shutil.ignore_patterns("tracks", "plots"))
+    for stage in pipe.stages:                       # keep the data and the weights, drop the inferred events
+        for entry in (cache / stage.name).iterdir():
+            if not entry.name.startswith("weights-"):
+                shutil.rmtree(entry)
+    path = make_pipeline(tmp_path, cachedir=str(cache))
+    out = trkx("run", "configs/pipeline.yaml", "--workers", "2", "--no-progress", cwd=path.parent.parent)
+    for stage in pipe.stages:        # every event of every stage computed (none served from the cache)
+        assert re.search(rf"^\s+{stage.name}\s+\w+\s+computed\s+[1-9]\d*\s+cached\s+0\s*$", out.stdout, re.M), out.stdout
+    mine = sorted((tmp_path / "work" / "tracks").glob("*.csv"))
+    theirs = sorted((pipe.workdir / "tracks").glob("*.csv"))
+    assert [p.name for p in mine] == [p.name for p in theirs] and mine
+    for a, b in zip(mine, theirs):
+        assert a.read_bytes() == b.read_bytes(), a.name
