@@ -150,6 +150,23 @@ def train(stage_yaml, pipeline, resume):
 @main.command()
 @click.argument("stage_yaml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--pipeline", "-p", default="configs/pipeline.yaml", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="Pipeline that provides the events.")
+@click.option("--space", "-s", "space_yaml", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML with the search space (see configs/tune/gnn.yaml).")
+@click.option("--trials", "-n", default=10, show_default=True, type=click.IntRange(min=1))
+@_friendly
+def tune(stage_yaml, pipeline, space_yaml, trials):
+    """Search one learned stage's hyperparameters with Optuna; writes the best stage YAML, a table
+    and a plot of the objective against trial to <workdir>/tune/<stage>/."""
+    from trkx.tune import tune as run_tune
+    result = run_tune(stage_yaml, pipeline, space_yaml, trials, progress=sys.stderr.isatty())
+    click.echo(result.summary.read_text())
+    click.echo(f"best {result.best_value:.4f} with {result.best_params}\n-> {result.best_yaml}\n-> {result.plot}")
+
+
+@main.command()
+@click.argument("stage_yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--pipeline", "-p", default="configs/pipeline.yaml", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Recompute this stage's outputs even if cached.")
 @_friendly

@@ -90,10 +90,11 @@ def trainer_field():
 
 def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trainer: TrainerConfig | None = None,
                  log_dir: Path | None = None, checkpoint_dir: Path | None = None,
-                 monitor: tuple[str, str] | None = None, **kwargs) -> pl.Trainer:
+                 monitor: tuple[str, str] | None = None, callbacks: list | None = None, **kwargs) -> pl.Trainer:
     """A Lightning trainer for ``epochs`` (or ``trainer.max_epochs``) with the ``trainer`` section's
     devices and strategy; CSV (and TensorBoard, when installed) logs in ``log_dir``; checkpoints
-    (``last.ckpt`` and the best by ``monitor`` = (metric, "min" | "max")) in ``checkpoint_dir``."""
+    (``last.ckpt`` and the best by ``monitor`` = (metric, "min" | "max")) in ``checkpoint_dir``;
+    ``callbacks``: more Lightning callbacks (a tuner's pruning)."""
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -105,7 +106,7 @@ def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trai
     precision = t.precision or precision
     if accel == "cpu" and precision == "16-mixed":
         precision = "bf16-mixed"  # fp16 autocast needs CUDA; bf16 is the CPU mixed precision
-    loggers, callbacks = [], []
+    loggers, callbacks = [], list(callbacks or [])
     if log_dir is not None:
         from pytorch_lightning.callbacks import LearningRateMonitor
         from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
@@ -276,6 +277,7 @@ class LightningStage(TrainableStage):
         self.log_dir: Path | None = None
         self.checkpoint_dir: Path | None = None
         self.resume = False
+        self.callbacks: list = []   # extra Lightning callbacks for ``fit``
 
     def build(self, in_dim: int) -> TrackingModule:
         """The Lightning module (its plain network and loss) for ``in_dim`` node features."""
@@ -312,7 +314,7 @@ class LightningStage(TrainableStage):
         report = self.fit_report(val)
         trainer = make_trainer(self.config.epochs, self.progress, precision=getattr(self.config, "precision", "32"),
                                trainer=getattr(self.config, "trainer", None), log_dir=self.log_dir,
-                               checkpoint_dir=self.checkpoint_dir, monitor=model.monitor)
+                               checkpoint_dir=self.checkpoint_dir, monitor=model.monitor, callbacks=self.callbacks)
         sampling = getattr(self.config, "sampling", None)
         last = self.checkpoint_dir / "last.ckpt" if self.checkpoint_dir is not None else None
         resume = last if (self.resume and last is not None and last.is_file()) else None

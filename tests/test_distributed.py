@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import make_pipeline
 
 TRKX = [sys.executable, "-m", "trkx.cli"]
@@ -131,3 +132,38 @@ def test_two_workers_give_the_tracks_of_one(tmp_path, tiny_run):
     assert [p.name for p in mine] == [p.name for p in theirs] and mine
     for a, b in zip(mine, theirs):
         assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_tune_runs_trials_and_writes_the_best_stage_yaml(tmp_path, tiny_run):
+    path = gnn_pipeline(tmp_path, tiny_run, epochs=2)
+    space = tmp_path / "space.yaml"
+    space.write_text("epochs: 2\nspace:\n  hidden: {choices: [8, 16]}\n  lr: {low: 0.001, high: 0.01, log: true}\n")
+    # (the tiny gnn.yaml has hidden 16 and the default lr 0.002: inside the space)
+    root = path.parent.parent
+    out = trkx("tune", "configs/stages/gnn.yaml", "-p", "configs/pipeline.yaml", "-s", str(space), "--trials", "3", cwd=root)
+    study = root / "work" / "tune" / "gnn"
+    table = (study / "study.md").read_text()
+    assert table.count("| complete |") + table.count("| pruned |") == 3
+    assert "| 0 (hand-set) | complete |" in table        # trial 0 is the stage YAML's own values
+    best = yaml.safe_load((study / "best.yaml").read_text())
+    assert best["hidden"] in (8, 16) and 0.001 <= best["lr"] <= 0.01 and best["stage"] == "gnn"
+    # each trial trained its own sampled values, and best.yaml holds the best trial's
+    rows = {r.split("|")[1].strip().split()[0]: [c.strip() for c in r.split("|")[2:-1]]
+            for r in table.splitlines() if r.startswith("| ") and r.split("|")[1].strip()[0].isdigit()}
+    for n, (_, _, hidden, lr) in rows.items():
+        trial = yaml.safe_load((study / f"trial{n}.yaml").read_text())
+        assert (str(trial["hidden"]), f"{trial['lr']:.4g}") == (hidden, lr)
+    best_trial = re.search(r"\(trial (\d+)\)", (study / "best.yaml").read_text()).group(1)
+    assert rows[best_trial][2:] == [str(best["hidden"]), f"{best['lr']:.4g}"]
+    assert len({lr for *_, lr in rows.values()}) == 3             # the sampler tried new values
+    assert (study / "study.png").stat().st_size > 0 and "best " in out.stdout
+    # the best YAML is a stage YAML: it trains in the pipeline in place of the hand-set one
+    from trkx.stage import load_stage
+    assert load_stage(study / "best.yaml").config.hidden == best["hidden"]
+    # a rerun adds trials to the same study
+    trkx("tune", "configs/stages/gnn.yaml", "-p", "configs/pipeline.yaml", "-s", str(space), "--trials", "1", cwd=root)
+    assert (study / "study.md").read_text().count("| complete |") + (study / "study.md").read_text().count("| pruned |") == 4
+    # a search space naming no key, or a bad range, is one clear error
+    space.write_text("space:\n  lr: {low: 0.01, high: 0.001}\n")
+    bad = trkx("tune", "configs/stages/gnn.yaml", "-p", "configs/pipeline.yaml", "-s", str(space), cwd=root, check=False)
+    assert bad.returncode == 2 and "space.lr" in bad.stderr and "low must be below high" in bad.stderr
