@@ -209,8 +209,11 @@ class Pipeline:
         train, val = EventSet(upstream.paths["train"]), EventSet(upstream.paths["val"])
         if len(train) == 0:
             raise ConfigError(f"{stage.name}: no training events (n_train is 0 in the data config)")
+        self.note(f"{stage.name}: training on {len(train)} events ...")
+        t0 = time.perf_counter()
         report = stage.fit(train, val) or {}
         stage.save(weights)
+        self.note(f"{stage.name}: trained in {time.perf_counter() - t0:.1f} s")
         write_json(weights.parent / "train.json", report)
         return weights
 
@@ -262,9 +265,12 @@ class Pipeline:
         clean_stale_temps(root)
         out = StageOutput(stage.name, fp, {s: [] for s in SPLITS})
         if upstream is None:
+            t0 = time.perf_counter()
             self._produce(stage, root, out, force)
+            self.note(f"{stage.name}: {out.computed} events made, {out.cached} cached ({time.perf_counter() - t0:.1f} s)")
             return out
         todo = [(s, p) for s in splits for p in upstream.paths[s]]
+        t0 = time.perf_counter()
         bar = tqdm(total=len(todo), desc=stage.name, disable=not self.progress, leave=False)
         if hasattr(stage, "model"):
             stage.model.eval()
@@ -292,6 +298,8 @@ class Pipeline:
                 out.seconds[src.stem] = seconds
             bar.update(1)
         bar.close()
+        self.note(f"{stage.name}: {out.computed} events computed, {out.cached} cached "
+                  f"({time.perf_counter() - t0:.1f} s)")
         return out
 
     def _produce(self, source: DataSource, root: Path, out: StageOutput, force: bool) -> None:
@@ -316,6 +324,11 @@ class Pipeline:
             bar.update(1)
         bar.close()
         write_json(index_path, index)
+
+    def note(self, line: str) -> None:
+        """Progress where no bar is drawn (a pipe, a batch job's log): one line per stage step."""
+        if not self.progress:
+            print(line, file=sys.stderr, flush=True)
 
     def upstream_of(self, stage: Stage) -> StageOutput:
         """Output of the stage before ``stage`` (computing or loading everything up to it)."""

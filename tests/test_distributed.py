@@ -127,6 +127,9 @@ def test_two_workers_give_the_tracks_of_one(tmp_path, tiny_run):
     out = trkx("run", "configs/pipeline.yaml", "--workers", "2", "--no-progress", cwd=path.parent.parent)
     for stage in pipe.stages:        # every event of every stage computed (none served from the cache)
         assert re.search(rf"^\s+{stage.name}\s+\w+\s+computed\s+[1-9]\d*\s+cached\s+0\s*$", out.stdout, re.M), out.stdout
+        # in a pipe, progress is one line per stage (no bars)
+        assert len(re.findall(rf"^{stage.name}: \d+ events computed", out.stderr, re.M)) == 1, out.stderr
+    assert "\r" not in out.stderr
     mine = sorted((tmp_path / "work" / "tracks").glob("*.csv"))
     theirs = sorted((pipe.workdir / "tracks").glob("*.csv"))
     assert [p.name for p in mine] == [p.name for p in theirs] and mine
