@@ -59,11 +59,11 @@ class _Cached(torch.utils.data.Dataset):
 
 @dataclass
 class TrainerConfig:
-    """A learned stage's ``trainer:`` section, handed to Lightning's ``Trainer``.  ``devices: 2,
-    strategy: ddp_spawn`` trains on two processes of this machine (gloo on CPU, NCCL on GPUs), each
-    on its share of the events (Lightning's distributed sampler); ``strategy: ddp`` is for
-    processes started by torchrun or SLURM (or, with ``devices > 1``, Lightning re-runs the command
-    for every rank).  ``max_epochs`` / ``precision`` override the stage's ``epochs`` / ``precision``."""
+    """A learned stage's ``trainer:`` section, handed to Lightning's ``Trainer``.  With ``devices: 2,
+    strategy: ddp`` Lightning re-runs the command for the second rank (``ddp_spawn`` / ``ddp_fork``
+    start it from this process; under torchrun or SLURM the launcher starts every rank); each rank
+    trains on its share of the events (Lightning's distributed sampler), gloo on CPU, NCCL on GPUs.
+    ``max_epochs`` / ``precision`` override the stage's ``epochs`` / ``precision``."""
     accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
     devices: int = 1
     num_nodes: int = 1
