@@ -123,9 +123,10 @@ def track_parameter_resolution(event_paths: list[Path], eval_cfg) -> dict | None
         at = first_of_track.loc[top.t].to_numpy()
         rel_pt.append(((e.track_pt.numpy()[at] - pt) / pt)[target])
         d_eta.append((e.track_eta.numpy()[at] - eta)[target])
-    if not rel_pt:
-        return {"tracks": 0}
-    rel_pt, d_eta = np.concatenate(rel_pt), np.concatenate(d_eta)
+    rel_pt = np.concatenate(rel_pt) if rel_pt else np.zeros(0)
+    d_eta = np.concatenate(d_eta) if d_eta else np.zeros(0)
+    if rel_pt.size == 0:
+        return {"tracks": 0}          # no track of a target particle: no resolution to quote
     half68 = lambda v: float((np.percentile(v, 84) - np.percentile(v, 16)) / 2) if v.size else float("nan")  # noqa: E731
     return {"tracks": int(rel_pt.size), "pt_rel_resolution": half68(rel_pt), "pt_rel_median": float(np.median(rel_pt)),
             "eta_resolution": half68(d_eta), "eta_median": float(np.median(d_eta))}

@@ -21,6 +21,9 @@ _STAGE = None     # the stage a worker runs, inherited from the parent at fork
 
 def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
+    # kernels torch.compile generated in the parent keep the parent's thread count: run the
+    # stages eagerly here (measured on the dense events: compiled 0.83x, eager 1.18x with 2 workers)
+    torch._dynamo.config.disable = True
 
 
 def infer_one(stage, src: Path, dst: Path, device: torch.device) -> float:

@@ -175,7 +175,8 @@ def write_study(out: Path, rows: list[dict], metric: str, maximize: bool, name: 
 
     keys = list(space)
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = [f"# {name}: Optuna study ({metric})", "", "| trial | state | " + metric + " | " + " | ".join(keys) + " |",
+    lines = [f"# {name}: Optuna study ({metric})", "",
+             f"Each trial's best epoch; a pruned trial's {metric} is the one it was stopped at.", "", "| trial | state | " + metric + " | " + " | ".join(keys) + " |",
              "|" + "---|" * (3 + len(keys))]
     if not any("hand-set" in str(r["trial"]) for r in rows):     # its values lie outside the space
         lines.append("| hand-set (not run) | — | — | " + " | ".join(fmt(_get(base, k)) for k in keys) + " |")
@@ -185,9 +186,12 @@ def write_study(out: Path, rows: list[dict], metric: str, maximize: bool, name: 
     summary = out / "study.md"
     summary.write_text("\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    done = [r for r in rows if r["value"] is not None]
+    done = [r for r in rows if r["state"] == "complete"]
+    pruned = [r for r in rows if r["state"] == "pruned" and r["value"] is not None]
     number = lambda r: int(str(r["trial"]).split()[0])  # noqa: E731
     ax.plot([number(r) for r in done], [r["value"] for r in done], "o", label="trial")
+    if pruned:
+        ax.plot([number(r) for r in pruned], [r["value"] for r in pruned], "x", color="grey", label="pruned (when stopped)")
     hand = [r for r in done if "hand-set" in str(r["trial"])]
     if hand:
         ax.axhline(hand[0]["value"], color="grey", ls=":", label="hand-set config")
@@ -196,10 +200,6 @@ def write_study(out: Path, rows: list[dict], metric: str, maximize: bool, name: 
         run = r["value"] if run is None else (max if maximize else min)(run, r["value"])
         best.append(run)
     ax.step([number(r) for r in done], best, where="post", label="best so far")
-    pruned = [number(r) for r in rows if r["state"] == "pruned"]
-    if pruned:
-        ax.plot(pruned, [min(r["value"] for r in done)] * len(pruned) if done else [0] * len(pruned), "x", color="grey",
-                label="pruned")
     ax.set_xlabel("trial")
     ax.set_ylabel(metric)
     ax.set_title(f"{name}: objective against trial")
