@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
+from trkx.config import ConfigError
 from trkx.event import edge_features, select_edges
 from trkx.metrics.edges import edge_efficiency_purity
 from trkx.sampling import SamplingConfig, SectorSamples
@@ -121,12 +122,17 @@ def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trai
         callbacks += [ModelCheckpoint(dirpath=str(checkpoint_dir), filename="best", monitor=metric, mode=mode),
                       ModelCheckpoint(dirpath=str(checkpoint_dir), save_top_k=0, save_last=True,
                                       every_n_train_steps=t.checkpoint_every_n_steps or None)]
-    return pl.Trainer(max_epochs=t.max_epochs or epochs, accelerator=accel, devices=t.devices, num_nodes=t.num_nodes,
-                      strategy=t.strategy, precision=precision, accumulate_grad_batches=t.accumulate_grad_batches,
-                      gradient_clip_val=t.gradient_clip_val or None, logger=loggers or False, callbacks=callbacks,
-                      enable_checkpointing=checkpoint_dir is not None, enable_progress_bar=progress,
-                      enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
-                      log_every_n_steps=1, **kwargs)
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+    try:
+        return pl.Trainer(max_epochs=t.max_epochs or epochs, accelerator=accel, devices=t.devices,
+                          num_nodes=t.num_nodes, strategy=t.strategy, precision=precision,
+                          accumulate_grad_batches=t.accumulate_grad_batches,
+                          gradient_clip_val=t.gradient_clip_val or None, logger=loggers or False, callbacks=callbacks,
+                          enable_checkpointing=checkpoint_dir is not None, enable_progress_bar=progress,
+                          enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
+                          log_every_n_steps=1, **kwargs)
+    except (MisconfigurationException, ValueError) as err:   # unknown strategy, no such device, ...
+        raise ConfigError(f"trainer: {err}") from None
 
 
 class TrackingModule(pl.LightningModule):
@@ -312,9 +318,12 @@ class LightningStage(TrainableStage):
     def fit(self, train, val) -> dict:
         model = self._ensure_model(train[0].x.shape[1])
         report = self.fit_report(val)
-        trainer = make_trainer(self.config.epochs, self.progress, precision=getattr(self.config, "precision", "32"),
-                               trainer=getattr(self.config, "trainer", None), log_dir=self.log_dir,
-                               checkpoint_dir=self.checkpoint_dir, monitor=model.monitor, callbacks=self.callbacks)
+        try:
+            trainer = make_trainer(self.config.epochs, self.progress, precision=getattr(self.config, "precision", "32"),
+                                   trainer=getattr(self.config, "trainer", None), log_dir=self.log_dir,
+                                   checkpoint_dir=self.checkpoint_dir, monitor=model.monitor, callbacks=self.callbacks)
+        except ConfigError as err:
+            raise ConfigError(f"{self.source or self.name}: {err}") from None
         sampling = getattr(self.config, "sampling", None)
         last = self.checkpoint_dir / "last.ckpt" if self.checkpoint_dir is not None else None
         resume = last if (self.resume and last is not None and last.is_file()) else None

@@ -185,3 +185,10 @@ def test_simulation_on_two_threads_gives_the_same_events(tmp_path):
     names = sorted(p.name for p in (tmp_path / "t1").iterdir())
     assert len(names) == 9 and names == sorted(p.name for p in (tmp_path / "t2").iterdir())
     assert all(filecmp.cmp(tmp_path / "t1" / n, tmp_path / "t2" / n, shallow=False) for n in names)
+
+
+def test_a_trainer_section_lightning_rejects_is_one_error_naming_the_file(tmp_path, tiny_run):
+    path = gnn_pipeline(tmp_path, tiny_run, epochs=1, trainer={"strategy": "no_such_strategy"})
+    out = trkx("train", "configs/stages/gnn.yaml", "-p", "configs/pipeline.yaml", cwd=path.parent.parent, check=False)
+    assert out.returncode == 2 and "gnn.yaml: trainer:" in out.stderr and "no_such_strategy" in out.stderr
+    assert "Traceback" not in out.stderr
