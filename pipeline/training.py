@@ -119,8 +119,11 @@ def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trai
     if checkpoint_dir is not None:
         from pytorch_lightning.callbacks import ModelCheckpoint
         metric, mode = monitor or ("val_loss", "min")
-        callbacks += [ModelCheckpoint(dirpath=str(checkpoint_dir), filename="best", monitor=metric, mode=mode),
-                      ModelCheckpoint(dirpath=str(checkpoint_dir), save_top_k=0, save_last=True,
+        # "last": the newest state (each epoch end, or every n steps), overwritten in place
+        callbacks += [ModelCheckpoint(dirpath=str(checkpoint_dir), filename="best", monitor=metric, mode=mode,
+                                      enable_version_counter=False),
+                      ModelCheckpoint(dirpath=str(checkpoint_dir), filename="last", monitor=None, save_top_k=1,
+                                      enable_version_counter=False,
                                       every_n_train_steps=t.checkpoint_every_n_steps or None)]
     from lightning_fabric.utilities.exceptions import MisconfigurationException
     try:
