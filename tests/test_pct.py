@@ -49,3 +49,40 @@ def test_aluminium_absorber_is_about_two_point_one_water_equivalent_centimetres(
     t_out = ALUMINIUM.range_table.step(200.0, 1.0)
     water_cm = (WATER.range_table.csda_range(200.0) - WATER.range_table.csda_range(t_out)) / WATER.density
     assert 2.05 < float(water_cm) < 2.15
+
+
+def test_lateral_spread_after_water_follows_highland():
+    """230 MeV protons through 10 cm of water: the exit angle and position spreads match the
+    Highland width (angle θ0, position θ0 L / √3); the same 10 cm in 1 mm slabs stays within 10%."""
+    from trkx.stages.data.pct_physics import Protons, transport_slab
+    rng = np.random.default_rng(5)
+    one = Protons.beam(40000, 230.0, 0.0, rng)
+    transport_slab(one, WATER, 10.0, rng)
+    theta0 = highland_theta0(0.5 * (230.0 + one.kinetic[one.alive].mean()), 10.0, WATER)
+    assert one.slope_y[one.alive].std() == pytest.approx(theta0, rel=0.02)
+    assert one.y[one.alive].std() == pytest.approx(theta0 * 10.0 / np.sqrt(3), rel=0.02)
+    thin = Protons.beam(40000, 230.0, 0.0, rng)
+    for _ in range(100):
+        transport_slab(thin, WATER, 0.1, rng)
+    assert thin.y[thin.alive].std() == pytest.approx(theta0 * 10.0 / np.sqrt(3), rel=0.10)
+    # about 1% of 230 MeV protons per cm of water undergo a nuclear interaction: ~11% removed in 10 cm
+    assert 0.08 < 1 - one.alive.mean() < 0.14
+    # the mean residual energy is the range-table step, with Bohr's straggling around it
+    mean = float(WATER.range_table.step(230.0, 10.0))
+    assert one.kinetic[one.alive].mean() == pytest.approx(mean, rel=2e-3)
+    assert 0.5 < one.kinetic[one.alive].std() < 3.0
+
+
+def test_protons_stop_at_their_range_in_water():
+    from trkx.stages.data.pct_physics import Protons, transport_slab
+    rng = np.random.default_rng(6)
+    p = Protons.beam(5000, 150.0, 0.0, rng)
+    depth = np.full(p.kinetic.size, np.nan)
+    for i in range(400):                       # 1 mm slabs, 40 cm
+        was = p.alive & (p.kinetic > 0)
+        transport_slab(p, WATER, 0.1, rng)
+        depth[was & (p.kinetic == 0)] = (i + 1) * 0.1
+    stopped = depth[np.isfinite(depth)]
+    # range straggling ~1.1-1.2% of the range; the mean stopping depth is the CSDA range (15.77 cm)
+    assert np.median(stopped) == pytest.approx(PSTAR_WATER[150.0], rel=0.01)
+    assert 0.005 < stopped.std() / np.median(stopped) < 0.03

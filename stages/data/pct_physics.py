@@ -86,7 +86,78 @@ class RangeTable:
 def highland_theta0(kinetic: np.ndarray, thickness_cm: np.ndarray, material: Material) -> np.ndarray:
     """Width (rad) of the projected multiple-scattering angle after ``thickness_cm`` (Highland, PDG:
     13.6 MeV / (β c p) √(x/X0) (1 + 0.038 ln(x / (X0 β²))), for a proton of charge 1)."""
-    b2, g = beta_gamma(kinetic)
-    p = np.sqrt(np.maximum(np.asarray(kinetic) ** 2 + 2 * np.asarray(kinetic) * M_P, 1e-12))
-    x = np.maximum(np.asarray(thickness_cm) * material.density / material.x0, 1e-12)
-    return 13.6 / (np.sqrt(b2) * p) * np.sqrt(x) * (1 + 0.038 * np.log(x / b2))
+    x = np.asarray(thickness_cm) * material.density / material.x0
+    return np.sqrt(highland_variance(kinetic, x))
+
+
+def highland_variance(kinetic: np.ndarray, radiation_lengths: np.ndarray) -> np.ndarray:
+    """θ0² (rad²) after ``radiation_lengths`` X0 of material at kinetic energy ``kinetic``."""
+    b2, _ = beta_gamma(kinetic)
+    k = np.asarray(kinetic, dtype=np.float64)
+    p = np.sqrt(np.maximum(k**2 + 2 * k * M_P, 1e-12))
+    x = np.maximum(np.asarray(radiation_lengths, dtype=np.float64), 1e-12)
+    return (13.6 / (np.sqrt(b2) * p)) ** 2 * x * (1 + 0.038 * np.log(x / b2)) ** 2
+
+
+BOHR_K = K_BETHE * M_E      # MeV² cm²/g per unit Z/A: Bohr's energy-straggling variance coefficient
+
+
+@dataclass
+class Protons:
+    """The state of a bunch of protons between slabs (arrays of one length): kinetic energy (MeV),
+    transverse position (cm) and slopes dx/dz, dy/dz, the radiation lengths crossed so far;
+    ``alive`` is False once a proton stopped or was removed by a nuclear interaction."""
+    kinetic: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    slope_x: np.ndarray
+    slope_y: np.ndarray
+    alive: np.ndarray
+    radiation_lengths: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.radiation_lengths is None:
+            self.radiation_lengths = np.zeros(self.kinetic.size)
+
+    @classmethod
+    def beam(cls, n: int, kinetic: float, spot_sigma_cm: float, rng: np.random.Generator) -> "Protons":
+        """A pencil beam along z: Gaussian spot of width ``spot_sigma_cm``, no divergence."""
+        return cls(np.full(n, float(kinetic)), rng.normal(0, spot_sigma_cm, n), rng.normal(0, spot_sigma_cm, n),
+                   np.zeros(n), np.zeros(n), np.ones(n, dtype=bool))
+
+
+def bohr_sigma(kinetic: np.ndarray, thickness_cm: float, material: Material) -> np.ndarray:
+    """Width (MeV) of the energy-loss distribution after a thick layer (Bohr, with the
+    relativistic factor (1 − β²/2) / (1 − β²))."""
+    b2, _ = beta_gamma(kinetic)
+    return np.sqrt(BOHR_K * material.z_over_a * material.density * thickness_cm * (1 - b2 / 2) / (1 - b2))
+
+
+def transport_slab(p: Protons, material: Material, thickness_cm: float, rng: np.random.Generator) -> np.ndarray:
+    """Move the live protons of ``p`` through a slab (in place): energy loss from the range table
+    with Bohr straggling, Highland multiple scattering with the correlated offset and angle of
+    each projection (PDG), nuclear removal with the interaction length.  Returns the energy each
+    proton deposited (MeV; 0 for protons that were not alive)."""
+    on = np.flatnonzero(p.alive)
+    t_in = p.kinetic[on]
+    t_mean = material.range_table.step(t_in, thickness_cm)
+    sigma = np.where(t_mean > 0, bohr_sigma(np.maximum(t_mean, T_LOW), thickness_cm, material), 0.0)
+    t_out = np.clip(t_mean + sigma * rng.standard_normal(on.size), 0.0, t_in)
+    t_out[t_mean <= 0] = 0.0
+    # Highland is not additive over thin slabs (its log term): the slab adds the growth of θ0²
+    # over the radiation lengths crossed so far, at the slab's mean energy
+    t_mid = 0.5 * (t_in + np.maximum(t_out, T_LOW))
+    before = p.radiation_lengths[on]
+    after = before + material.density * thickness_cm / material.x0
+    theta0 = np.sqrt(np.maximum(highland_variance(t_mid, after) - highland_variance(t_mid, before), 0.0))
+    p.radiation_lengths[on] = after
+    for pos, slope in ((p.x, p.slope_x), (p.y, p.slope_y)):
+        z1, z2 = rng.standard_normal((2, on.size))
+        pos[on] += thickness_cm * slope[on] + thickness_cm * theta0 * (z1 / np.sqrt(12) + z2 / 2)
+        slope[on] += theta0 * z2
+    removed = rng.random(on.size) < -np.expm1(-material.density * thickness_cm / material.interaction_length)
+    deposit = np.zeros(p.kinetic.size)
+    deposit[on] = t_in - t_out
+    p.kinetic[on] = t_out
+    p.alive[on] = (t_out > 0) & ~removed
+    return deposit
