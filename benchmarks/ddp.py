@@ -10,7 +10,6 @@ Prints the training loss per epoch of both, their largest relative difference, a
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import subprocess
 import sys
@@ -21,12 +20,7 @@ from pathlib import Path
 import yaml
 
 from trkx.runner import Pipeline
-
-
-def epoch_losses(log_dir: Path) -> dict[int, float]:
-    newest = max((log_dir / "csv").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    rows = list(csv.DictReader(open(newest / "metrics.csv")))
-    return {int(r["epoch"]): float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")}
+from trkx.training import epoch_losses
 
 
 def train_copy(configs: Path, pipeline: Path, stage_yaml: Path, cachedir: Path, root: Path, trainer: dict,

@@ -103,13 +103,13 @@ def keep_tracks(labels: np.ndarray, representative: np.ndarray, min_hits: int) -
 
 
 class CondensationLoss(nn.Module):
-    """Base of the one-shot losses: splits the network's output, selects the objects
-    (``objects_of``), adds the track-parameter regression to the method's own ``terms``."""
-    heads: ClassVar[int] = 1
+    """Base of the one-shot losses: splits the network's output (``heads`` clustering-space
+    blocks), selects the objects (``objects_of``), adds the track-parameter regression to the
+    method's own ``terms``."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, heads: int = 1):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.heads = cfg, heads
 
     def terms(self, out: dict[str, torch.Tensor], obj: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -166,7 +166,8 @@ class CondensationStage(LightningStage, TrackBuilder):
     per-hit outputs, and ``tracks(outputs)`` to labels and representatives.  Adds ``track_id`` and,
     per hit, its track's parameters ``track_pt``, ``track_eta`` (predicted at the representative)."""
     needs_edge_scores = False
-    heads: ClassVar[int] = 1
+    heads: ClassVar[int] = 1                        # clustering-space blocks per hit
+    Loss: ClassVar[type[CondensationLoss]]          # the method's loss
 
     def requires(self) -> tuple[str, ...]:
         return ("graph_construction",) + (("edge_classification",) if self.config.edge_score_cut > 0 else ())
@@ -182,15 +183,13 @@ class CondensationStage(LightningStage, TrackBuilder):
     def fit(self, train, val) -> dict:
         return super().fit(MappedEvents(train, self.message_graph), MappedEvents(val, self.message_graph))
 
-    def loss(self):
-        raise NotImplementedError
 
     def tracks(self, out: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
     def build(self, in_dim: int) -> CondensationModule:
         net = CondensationGNN(in_dim, len(EDGE_FEATURES), self.config, heads=self.heads)
-        return CondensationModule(net, self.loss(), self.config)
+        return CondensationModule(net, self.Loss(self.config, self.heads), self.config)
 
     def outputs(self, event: Data) -> dict[str, torch.Tensor]:
         with autocast_context(self.config.precision, self.device):

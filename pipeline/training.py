@@ -4,6 +4,8 @@ stages whose state is such a module."""
 from __future__ import annotations
 
 import contextlib
+import csv
+import importlib.util
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -112,8 +114,7 @@ def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trai
         from pytorch_lightning.callbacks import LearningRateMonitor
         from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
         loggers.append(CSVLogger(str(log_dir), name="csv"))
-        with contextlib.suppress(ModuleNotFoundError):
-            import tensorboard  # noqa: F401   (optional: pip install tensorboard)
+        if importlib.util.find_spec("tensorboard") is not None:     # optional: pip install tensorboard
             loggers.append(TensorBoardLogger(str(log_dir), name="tensorboard"))
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     if checkpoint_dir is not None:
@@ -136,6 +137,13 @@ def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trai
                           log_every_n_steps=1, **kwargs)
     except (MisconfigurationException, ValueError) as err:   # unknown strategy, no such device, ...
         raise ConfigError(f"trainer: {err}") from None
+
+
+def epoch_losses(log_dir: Path) -> dict[int, float]:
+    """Training loss per epoch from the newest CSV log ``make_trainer`` wrote under ``log_dir``."""
+    newest = max((Path(log_dir) / "csv").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    with open(newest / "metrics.csv") as f:
+        return {int(r["epoch"]): float(r["train_loss_epoch"]) for r in csv.DictReader(f) if r.get("train_loss_epoch")}
 
 
 class TrackingModule(pl.LightningModule):

@@ -2,7 +2,6 @@
 resuming an interrupted training."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -18,6 +17,8 @@ import torch
 import yaml
 from conftest import make_pipeline
 
+from trkx.training import epoch_losses
+
 TRKX = [sys.executable, "-m", "trkx.cli"]
 
 
@@ -26,13 +27,6 @@ def trkx(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProce
     if check and out.returncode != 0:
         raise AssertionError(f"trkx {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     return out
-
-
-def epoch_losses(log_dir: Path) -> dict[int, float]:
-    """train_loss_epoch per epoch from the newest CSV log under ``log_dir``."""
-    newest = max((log_dir / "csv").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    rows = list(csv.DictReader(open(newest / "metrics.csv")))
-    return {int(r["epoch"]): float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")}
 
 
 def saved_step(ckpt: Path) -> int:

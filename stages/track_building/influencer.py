@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import nn
 
 from trkx.condensation import CondensationLoss, CondensationStage, OneShotConfig, influencer_tracks
 from trkx.losses import influencer_loss
@@ -47,7 +46,6 @@ def nearest_influencers(user: torch.Tensor, infl: torch.Tensor, k: int, radius: 
 class InfluencerLoss(CondensationLoss):
     """``influencer_loss`` with weights and negatives from the current embedding (each user's
     nearest influencers of other particles within the margin), plus the track-parameter regression."""
-    heads = 2
 
     def terms(self, out, obj, k):
         c = self.cfg
@@ -64,10 +62,8 @@ class InfluencerLoss(CondensationLoss):
 class InfluencerCondensation(CondensationStage):
     """Adds ``track_id`` (and ``track_pt``, ``track_eta``) by influencer condensation."""
     Config = InfluencerConfig
-    heads = 2
-
-    def loss(self) -> nn.Module:
-        return InfluencerLoss(self.config)
+    Loss = InfluencerLoss
+    heads = 2                          # user and influencer embeddings
 
     def tracks(self, out: dict[str, torch.Tensor]):
         return influencer_tracks(out["space"][:, 0], out["space"][:, 1], self.config.radius)

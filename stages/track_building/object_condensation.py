@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
-from torch import nn
 
 from trkx.condensation import (CondensationLoss, CondensationStage, OneShotConfig, condensation_tracks,
                                density_tracks)
@@ -43,9 +42,7 @@ class ObjectCondensationLoss(CondensationLoss):
 class ObjectCondensation(CondensationStage):
     """Adds ``track_id`` (and ``track_pt``, ``track_eta``) by object condensation."""
     Config = ObjectCondensationConfig
-
-    def loss(self) -> nn.Module:
-        return ObjectCondensationLoss(self.config)
+    Loss = ObjectCondensationLoss
 
     def tracks(self, out: dict[str, torch.Tensor]):
         c = self.config
