@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trkx.event import REGION_NAMES
 from trkx.event import track_edge_truth
+from trkx.metrics.frames import frame_purity_efficiency
 from trkx.metrics import (STYLES, TargetSelection, edge_counts, efficiency_vs, summarize_edge_counts,
                           track_metrics, trackml_score, v_score)
 from trkx.storage import load_event, write_json
@@ -64,6 +64,7 @@ def track_level(truth: pd.DataFrame, tracks: pd.DataFrame, eval_cfg) -> dict:
         vws.append(v_score(ev.particle_id, ev.track_id, ev.weight) if ev.weight.sum() > 0 else vs[-1])
     mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
     out.update({
+        "frame": frame_purity_efficiency(hits, eval_cfg.min_track_hits),
         "matching": eval_cfg.matching,
         "track_efficiency": chosen["efficiency"], "fake_rate": chosen["fake_rate"],
         "duplicate_rate": chosen["duplicate_rate"],
@@ -78,6 +79,7 @@ def edge_level(pipe, outputs) -> dict:
     """Edge efficiency / purity (all and target edges), ROC AUC (consecutive truth edges vs the
     rest) and per-region figures per stage; definitions in ``trkx.metrics.edges.edge_counts``."""
     cfg = pipe.config.evaluation
+    regions = tuple(getattr(pipe.data.config, "regions", {}))   # the data config's region names
     result = {}
     for stage, out in zip(pipe.stages, outputs[1:]):
         counts, scores, labels = [], [], []
@@ -91,7 +93,7 @@ def edge_level(pipe, outputs) -> dict:
                 scores.append(e[stage.score_field].numpy())
                 labels.append(track_edge_truth(e).numpy())
         if counts and stage.role != "track_building":
-            result[stage.name] = summarize_edge_counts(counts, scores or None, labels or None, REGION_NAMES)
+            result[stage.name] = summarize_edge_counts(counts, scores or None, labels or None, regions)
     return result
 
 
@@ -168,6 +170,9 @@ def headline(metrics: dict) -> str:
             f"{metrics['track_efficiency']:.4f}   fake rate: {metrics['fake_rate']:.4f}   "
             f"duplicate rate: {metrics['duplicate_rate']:.4f}   TrackML score: {metrics['trackml_score']:.4f}   "
             f"V-measure: {metrics['v_score']['v_measure']:.4f}")
+    f = metrics["frame"]
+    line += (f"\nper frame (proton-CT definitions, >= {f['min_track_hits']} hits): purity {f['purity']:.4f}, "
+             f"efficiency {f['efficiency']:.4f}")
     p = metrics.get("track_parameters")
     if p and p.get("tracks"):
         line += (f"\ntrack parameters ({p['tracks']} tracks of target particles): pT resolution "

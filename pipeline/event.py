@@ -15,7 +15,6 @@ import math
 import torch
 from torch_geometric.data import Data
 
-REGION_NAMES = ("pixel", "short_strip", "long_strip")
 
 
 def edge_truth(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
@@ -40,14 +39,30 @@ def hit_eta(event: Data) -> torch.Tensor:
 
 
 EDGE_FEATURES = ("dr", "dphi", "dz", "deta", "phi_slope", "z0")
+PLANAR_EDGE_FEATURES = ("dx", "dy", "dz", "slope_x", "slope_y", "angle")   # as many as EDGE_FEATURES
 DZ_SCALE = 100.0   # mm: the Δz feature is Δz / DZ_SCALE
 
 
 def edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
-    """(E, 6) geometric edge features, each scaled to order one for true edges:
-    Δr, Δφ (wrapped to [-π, π]), Δz, Δη, the φ slope Δφ/Δr (∝ 1/pT) and z0, the beam-line
-    intercept of the straight line through both hits (near the luminous region for true edges)."""
+    """(E, 6) geometric edge features, each scaled to order one for true edges.  Collider events
+    (cylindrical layers around the beam): Δr, Δφ (wrapped to [-π, π]), Δz, Δη, the φ slope Δφ/Δr
+    (∝ 1/pT) and z0, the beam-line intercept of the straight line through both hits (near the
+    luminous region for true edges).  Events whose ``geometry`` is ``"planar"`` (layers are planes
+    across a beam along z, as in proton CT): ``planar_edge_features``."""
+    if getattr(event, "geometry", "cylindrical") == "planar":
+        return planar_edge_features(event, edge_index)
     return edge_features_from(event.r, event.phi, event.z, edge_index)
+
+
+def planar_edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
+    """(E, 6): Δx, Δy (mm), Δz (cm), the slopes Δx/Δz and Δy/Δz and the angle to the beam axis
+    (×10: scattering angles are tens of mrad)."""
+    src, dst = edge_index[0], edge_index[1]
+    x, y = event.r * torch.cos(event.phi), event.r * torch.sin(event.phi)
+    dx, dy, dz = x[dst] - x[src], y[dst] - y[src], event.z[dst] - event.z[src]
+    safe_dz = torch.where(dz.abs() < 1e-3, torch.full_like(dz, 1e-3), dz)
+    angle = torch.atan2(torch.hypot(dx, dy), dz.abs())
+    return torch.stack([dx, dy, dz / 10.0, dx / safe_dz * 10.0, dy / safe_dz * 10.0, angle * 10.0], dim=-1)
 
 
 def edge_features_from(r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor, edge_index: torch.Tensor,

@@ -106,8 +106,14 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
             series = {"GNN pipeline": metrics[key]} if ckf else {"": metrics[key]}
             if ckf:
                 series["ACTS CKF"] = ckf[key]
-            _efficiency_plot(series, xlabel, title, plots / name, log)
-        lines += ["![efficiency vs pT](plots/efficiency_vs_pt.png) ![efficiency vs eta](plots/efficiency_vs_eta.png)", ""]
+            # no target particle in any bin (proton CT: every proton has pT = 0): no plot
+            if any(np.isfinite(np.asarray(b["efficiency"], dtype=float)).any() for b in series.values()):
+                _efficiency_plot(series, xlabel, title, plots / name, log)
+                lines.append(f"![{key.replace('_', ' ')}](plots/{name})")
+        f = metrics["frame"]
+        lines += ["", f"Per frame (proton-CT definitions, tracks of >= {f['min_track_hits']} hits): purity "
+                      f"{f['purity']:.4f} ± {f['purity_std']:.4f}, efficiency {f['efficiency']:.4f} ± "
+                      f"{f['efficiency_std']:.4f} over {f['frames']} frames.", ""]
     if metrics.get("edge"):
         lines += ["## Edges", "", "| stage | target efficiency | target purity | all-edge efficiency | all-edge purity | ROC AUC | edges / event |",
                   "|---|---|---|---|---|---|---|"]

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import torch
+from pathlib import Path
 import pytest
 
 from trkx.stages.data.pct_physics import ALUMINIUM, WATER, bethe_stopping_power, highland_theta0
@@ -86,3 +89,162 @@ def test_protons_stop_at_their_range_in_water():
     # range straggling ~1.1-1.2% of the range; the mean stopping depth is the CSDA range (15.77 cm)
     assert np.median(stopped) == pytest.approx(PSTAR_WATER[150.0], rel=0.01)
     assert 0.005 < stopped.std() / np.median(stopped) < 0.03
+
+
+# --------------------------------------------------------------------------- thin sensors
+
+
+def test_thin_sensor_loss_is_landau_at_high_energy_and_keeps_the_mean():
+    """230 MeV protons through the 50 µm ALPIDE: the most probable loss sits where Landau puts it
+    (ξ (λ_mp − λ̄) below the mean), the mean is the range table's, and the tail is long."""
+    from trkx.stages.data.pct_physics import EULER, SILICON, beta_gamma, landau_parameters, thin_layer_loss
+    rng = np.random.default_rng(3)
+    loss = thin_layer_loss(np.full(200_000, 230.0), 0.005, SILICON, rng)
+    mean = float(230.0 - SILICON.range_table.step(230.0, 0.005))
+    xi, kappa = (float(v) for v in landau_parameters(230.0, 0.005, SILICON))
+    assert kappa < 0.01
+    b2 = float(beta_gamma(230.0)[0])
+    mpv = mean + xi * (-0.2228 + (1 - EULER) + b2 + np.log(kappa))
+    counts, edges = np.histogram(loss, bins=np.linspace(0, 3 * mean, 300))
+    assert edges[counts.argmax()] == pytest.approx(mpv, rel=0.05)
+    assert loss.mean() == pytest.approx(mean, rel=0.02)     # a heavy tail: the sample mean wanders
+    assert np.median(loss) < loss.mean() and np.percentile(loss, 99) > 2.5 * mpv   # Landau's tail
+    # near the Bragg peak (κ > 1) the loss is Gaussian around the mean: symmetric
+    slow = thin_layer_loss(np.full(50_000, 10.0), 0.005, SILICON, rng)
+    assert np.median(slow) == pytest.approx(slow.mean(), rel=0.01)
+
+
+def test_cluster_size_follows_the_dtc_toolkit_parametrisation():
+    from trkx.stages.data.pct import cluster_size
+    # 50 µm sensor: 100 keV -> 2 keV/µm -> 4.2267 · 2^0.65 + 0.5 = 7.3 -> 7 pixels
+    assert cluster_size(np.array([0.1, 0.0, 1.0])).tolist() == [7, 1, 30]   # 1 MeV: 20 keV/µm -> 30
+
+
+# --------------------------------------------------------------------------- DTC frames
+
+
+def _frames(phantom: float, n: int = 4, protons: int = 50, seed: int = 0, **kw):
+    from trkx.stages.data.pct import PCTConfig, simulate_frames
+    cfg = PCTConfig(phantom_mm=phantom, protons_per_frame=protons, **kw)
+    cfg.validate()
+    return simulate_frames(cfg, n, np.random.default_rng(seed))
+
+
+def test_dtc_frames_have_one_hit_per_proton_and_layer_until_it_stops():
+    frames = _frames(150.0)
+    assert len(frames) == 4
+    for df in frames:
+        assert df.groupby(["particle_id", "layer_id"]).size().max() == 1
+        span = df.groupby("particle_id").layer_id.agg(["min", "max", "size"])
+        assert (span["min"] == 0).mean() > 0.95                        # nearly all reach the first tracker
+        assert (span["max"] - span["min"] + 1 == span["size"]).all()  # no gaps: one hit per layer crossed
+        assert set(df.volume_id) == {1, 2} and df[df.layer_id < 2].volume_id.eq(1).all()
+        assert df.weight.sum() == pytest.approx(1.0)
+        assert df.hit_id.tolist() == list(range(1, len(df) + 1))
+
+
+def test_stopping_layer_moves_upstream_with_thicker_phantoms():
+    """Residual range after the phantom: 230 MeV protons stop deeper behind 100 mm of water than
+    behind 150 or 200 mm; each extra 50 mm of water is ~6 calorimeter layers (5.55 mm pitch,
+    ~8 mm water-equivalent each)."""
+    stop = {}
+    for phantom in (100.0, 150.0, 200.0):
+        df = pd.concat(_frames(phantom, n=4, protons=100, nuclear_interactions=False))
+        stop[phantom] = df.groupby("particle_id").layer_id.max().median()
+    assert stop[100.0] > stop[150.0] > stop[200.0]
+    assert 4 <= stop[100.0] - stop[150.0] <= 9 and 4 <= stop[150.0] - stop[200.0] <= 9
+
+
+def test_frames_are_reproducible_from_the_seed():
+    a, b, c = _frames(100.0, seed=5), _frames(100.0, seed=5), _frames(100.0, seed=6)
+    pd.testing.assert_frame_equal(a[0], b[0])
+    assert not a[0].equals(c[0])
+
+
+def test_bad_pct_config_is_rejected():
+    from trkx.stages.data.pct import PCTConfig
+    with pytest.raises(ValueError, match="phantom"):
+        PCTConfig(phantom_mm=290.0, phantom_gap_mm=20.0).validate()
+    with pytest.raises(ValueError, match="spot_range_mm"):
+        PCTConfig(spot_range_mm=[1.0]).validate()
+
+
+# --------------------------------------------------------------------------- reconstruction
+
+
+def _events(phantom=150.0, n=3, protons=60, seed=1):
+    from trkx.stages.data.source import DataConfig, EventSource
+    from trkx.stages.data.pct import PCTConfig
+    cfg = DataConfig(source="pct", n_train=n, n_val=0, n_test=0, seed=seed,
+                     pct=PCTConfig(phantom_mm=phantom, protons_per_frame=protons),
+                     features=["x", "y", "z", "cluster_size"], feature_scales=[100.0, 100.0, 500.0, 20.0],
+                     regions={"tracker": [1], "calorimeter": [2]})
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        return [ev for _, _, ev in EventSource(cfg).pct_events(Path(tmp), ["train"] * n)]
+
+
+def test_layer_pair_graph_joins_adjacent_layers_and_keeps_the_true_segments():
+    from trkx.stages.graph_construction.layer_pairs import LayerPairs, LayerPairsConfig
+    train, test = _events(seed=1, n=4), _events(seed=2, n=2)
+    stage = LayerPairs(LayerPairsConfig(quantile=1.0, margin=0.1))
+    report = stage.fit(train, test)
+    assert report["val_truth_edge_efficiency"] > 0.99
+    for ev in test:
+        out = stage.infer(ev.clone())
+        src, dst = out.edge_index
+        assert torch.equal(out.layer_id[dst] - out.layer_id[src], torch.ones_like(src))   # l -> l + 1
+        assert 0.3 < float(out.y.float().mean()) < 1.0      # true segments and some fakes
+        # the cut is taken from the truth: the front layers, where protons are fast, get narrower cuts
+    assert float(stage.cuts[0]) < float(stage.cuts[-1])
+
+
+def test_planar_edge_features_are_segment_differences_slopes_and_angle():
+    from trkx.event import edge_features
+    ev = _events(n=1)[0]
+    ei = torch.tensor([[0], [1]])
+    f = edge_features(ev, ei)[0]
+    x, y = ev.r * torch.cos(ev.phi), ev.r * torch.sin(ev.phi)
+    dx, dy, dz = float(x[1] - x[0]), float(y[1] - y[0]), float(ev.z[1] - ev.z[0])
+    assert f[0] == pytest.approx(dx, abs=1e-4) and f[1] == pytest.approx(dy, abs=1e-4)
+    assert f[2] == pytest.approx(dz / 10, abs=1e-5)
+    assert f[5] == pytest.approx(10 * np.arctan2(np.hypot(dx, dy), abs(dz)), rel=1e-4)
+
+
+def test_greedy_matching_takes_the_smallest_costs_first():
+    from trkx.stages.track_building.track_follower import greedy_matching
+    a = np.array([0, 0, 1, 1, 2])
+    b = np.array([0, 1, 0, 1, 1])
+    cost = np.array([0.1, 0.2, 0.05, 0.3, 0.15])
+    # (1, 0) is cheapest; then (2, 1); track 0 is left without a hit
+    assert greedy_matching(a, b, cost).tolist() == [False, False, True, False, True]
+
+
+def test_track_follower_is_perfect_on_separated_protons_and_degrades_with_density():
+    from trkx.metrics.frames import frame_purity_efficiency
+    from trkx.stages.track_building.track_follower import TrackFollower, TrackFollowerConfig
+    follower = TrackFollower(TrackFollowerConfig())
+
+    def score(events):
+        rows = [pd.DataFrame({"event_id": ev.event_id, "particle_id": ev.particle_id.numpy(),
+                              "track_id": follower.infer(ev.clone()).track_id.numpy()}) for ev in events]
+        return frame_purity_efficiency(pd.concat(rows), 5)
+    sparse = score(_events(n=2, protons=5))
+    dense = score(_events(n=2, protons=150))
+    assert sparse["purity"] > 0.95
+    assert dense["purity"] < sparse["purity"]
+
+
+def test_frame_purity_and_efficiency_follow_the_papers_definitions():
+    from trkx.metrics.frames import frame_purity_efficiency
+    hits = pd.DataFrame({
+        "event_id": [1] * 12,
+        # particle 1: 5 hits in track 0; particle 2: 5 hits, 4 in track 1 with one of particle 3;
+        # particle 3: 2 hits; a noise hit in track 2 with 4 hits of particle 1? no: track 2 = 5 hits of
+        "particle_id": [1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 2, 3],
+        "track_id":    [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, -1, 2],
+    })
+    m = frame_purity_efficiency(hits, 5)
+    # counted tracks (>= 5 hits): 0 (pure) and 1 (mixed); track 2 has one hit
+    assert m["purity"] == pytest.approx(0.5)
+    assert m["efficiency"] == pytest.approx(1 / 3)     # one correct track, three particles

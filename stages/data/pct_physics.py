@@ -1,6 +1,7 @@
 """Proton transport physics for the proton-CT (digital tracking calorimeter) simulation: Bethe
-stopping power, CSDA range tables and the range-table energy step T_out = R⁻¹(R(T_in) − s), and
-Highland multiple scattering.  Vectorised over protons (numpy)."""
+stopping power, CSDA range tables and the range-table energy step T_out = R⁻¹(R(T_in) − s),
+Bohr straggling in thick layers and Landau/Vavilov in thin ones, Highland multiple scattering,
+nuclear removal.  Vectorised over protons (numpy)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ ALUMINIUM = Material("aluminium", 0.481807, 166.0, 2.699, 24.01, 107.2)
 SILICON = Material("silicon", 0.498477, 173.0, 2.329, 21.82, 108.4)
 CARBON = Material("carbon", 0.499536, 78.0, 2.0, 42.70, 85.8)
 AIR = Material("air", 0.499190, 85.7, 1.20479e-3, 36.62, 90.1)
+# polyimide: the flex cables' insulator and spacers (also stands in for the 5 µm glue layers)
+KAPTON = Material("kapton", 0.512640, 79.6, 1.42, 40.58, 80.3)
+EULER = 0.5772156649
 
 
 def beta_gamma(kinetic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,17 +137,73 @@ def bohr_sigma(kinetic: np.ndarray, thickness_cm: float, material: Material) -> 
     return np.sqrt(BOHR_K * material.z_over_a * material.density * thickness_cm * (1 - b2 / 2) / (1 - b2))
 
 
-def transport_slab(p: Protons, material: Material, thickness_cm: float, rng: np.random.Generator) -> np.ndarray:
+def landau_parameters(kinetic: np.ndarray, thickness_cm: float, material: Material) -> tuple[np.ndarray, np.ndarray]:
+    """Landau's scale ξ = (K/2)(Z/A) ρx / β² (MeV) and Vavilov's κ = ξ / T_max of a thin layer."""
+    b2, g = beta_gamma(kinetic)
+    xi = 0.5 * K_BETHE * material.z_over_a * material.density * thickness_cm / b2
+    t_max = 2 * M_E * b2 * g**2 / (1 + 2 * g * M_E / M_P + (M_E / M_P) ** 2)
+    return xi, xi / t_max
+
+
+class _TruncatedLandau:
+    """Mean of the standard Landau variate λ restricted to λ ≤ L, tabulated over L, and its inverse."""
+
+    def __init__(self):
+        from scipy.stats import landau
+        grid = np.concatenate([np.linspace(-3.5, 0.0, 200), np.geomspace(1e-3, 1e6, 4000)])
+        pdf = landau.pdf(grid)
+        mass = np.concatenate([[0.0], np.cumsum(0.5 * (pdf[1:] + pdf[:-1]) * np.diff(grid))])
+        first = np.concatenate([[0.0], np.cumsum(0.5 * (grid[1:] * pdf[1:] + grid[:-1] * pdf[:-1]) * np.diff(grid))])
+        self.limit, self.mean = grid[50:], (first[50:] + grid[0] * landau.cdf(grid[0])) / mass[50:]
+
+    def limit_for_mean(self, mean: np.ndarray) -> np.ndarray:
+        """The cut L whose truncated mean is ``mean`` (the mean grows with L)."""
+        return np.interp(mean, self.mean, self.limit)
+
+
+_TRUNCATED_LANDAU: _TruncatedLandau | None = None
+
+
+def thin_layer_loss(kinetic: np.ndarray, thickness_cm: float, material: Material,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Energy lost (MeV) in a thin layer (a 50 µm sensor), with the mean of the range table.
+    Where κ < 1 (fast protons): Landau's distribution of scale ξ with its tail cut (one collision
+    cannot transfer more than T_max, which is what keeps Vavilov's distribution finite) where the
+    truncated mean of λ is Landau's λ̄ = −(1 − γ_E) − β² − ln κ, so the most probable loss sits
+    ξ (λ̄ + 0.2228) below the range table's mean; where κ ≥ 1 (near the Bragg peak) Vavilov's
+    distribution is close to Gaussian: Bohr's width."""
+    global _TRUNCATED_LANDAU
+    from scipy.stats import landau
+    t_in = np.asarray(kinetic, dtype=np.float64)
+    mean = t_in - material.range_table.step(t_in, thickness_cm)
+    xi, kappa = landau_parameters(np.maximum(t_in, T_LOW), thickness_cm, material)
+    b2, _ = beta_gamma(np.maximum(t_in, T_LOW))
+    lam_bar = -(1 - EULER) - b2 - np.log(kappa)
+    if _TRUNCATED_LANDAU is None:
+        _TRUNCATED_LANDAU = _TruncatedLandau()
+    limit = _TRUNCATED_LANDAU.limit_for_mean(lam_bar)
+    lam = landau.ppf(rng.random(t_in.size) * landau.cdf(limit))
+    landau_loss = mean + xi * (lam - lam_bar)
+    gauss_loss = mean + bohr_sigma(np.maximum(t_in, T_LOW), thickness_cm, material) * rng.standard_normal(t_in.size)
+    return np.clip(np.where(kappa < 1.0, landau_loss, gauss_loss), 0.0, t_in)
+
+
+def transport_slab(p: Protons, material: Material, thickness_cm: float, rng: np.random.Generator,
+                   thin: bool = False, nuclear: bool = True) -> np.ndarray:
     """Move the live protons of ``p`` through a slab (in place): energy loss from the range table
-    with Bohr straggling, Highland multiple scattering with the correlated offset and angle of
-    each projection (PDG), nuclear removal with the interaction length.  Returns the energy each
-    proton deposited (MeV; 0 for protons that were not alive)."""
+    with Bohr straggling (``thin``: Landau/Vavilov, ``thin_layer_loss``), Highland multiple
+    scattering with the correlated offset and angle of each projection (PDG), nuclear removal with
+    the interaction length (unless ``nuclear`` is False).  Returns the energy each proton
+    deposited (MeV; 0 for protons that were not alive)."""
     on = np.flatnonzero(p.alive)
     t_in = p.kinetic[on]
-    t_mean = material.range_table.step(t_in, thickness_cm)
-    sigma = np.where(t_mean > 0, bohr_sigma(np.maximum(t_mean, T_LOW), thickness_cm, material), 0.0)
-    t_out = np.clip(t_mean + sigma * rng.standard_normal(on.size), 0.0, t_in)
-    t_out[t_mean <= 0] = 0.0
+    if thin:
+        t_out = t_in - thin_layer_loss(t_in, thickness_cm, material, rng)
+    else:
+        t_mean = material.range_table.step(t_in, thickness_cm)
+        sigma = np.where(t_mean > 0, bohr_sigma(np.maximum(t_mean, T_LOW), thickness_cm, material), 0.0)
+        t_out = np.clip(t_mean + sigma * rng.standard_normal(on.size), 0.0, t_in)
+        t_out[t_mean <= 0] = 0.0
     # Highland is not additive over thin slabs (its log term): the slab adds the growth of θ0²
     # over the radiation lengths crossed so far, at the slab's mean energy
     t_mid = 0.5 * (t_in + np.maximum(t_out, T_LOW))
@@ -156,6 +216,7 @@ def transport_slab(p: Protons, material: Material, thickness_cm: float, rng: np.
         pos[on] += thickness_cm * slope[on] + thickness_cm * theta0 * (z1 / np.sqrt(12) + z2 / 2)
         slope[on] += theta0 * z2
     removed = rng.random(on.size) < -np.expm1(-material.density * thickness_cm / material.interaction_length)
+    removed &= nuclear
     deposit = np.zeros(p.kinetic.size)
     deposit[on] = t_in - t_out
     p.kinetic[on] = t_out

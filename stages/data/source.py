@@ -14,6 +14,7 @@ from torch_geometric.data import Data
 from trkx.fingerprint import file_digest
 from trkx.stage import DataSource, register
 from trkx.stages.data.acts_csv import list_acts_events, read_acts_event
+from trkx.stages.data.pct import PCTConfig, simulate_frames
 from trkx.stages.data.simulation import SimulationConfig, simulate_events
 from trkx.stages.data.trackml_io import DataError, EventTables, list_events, read_trackml_event
 from trkx.stages.data.transforms import build_transforms
@@ -24,7 +25,7 @@ def _default_regions() -> dict:
 
 @dataclass
 class DataConfig:
-    source: Literal["simulate", "trackml", "acts"] = "simulate"
+    source: Literal["simulate", "trackml", "acts", "pct"] = "simulate"   # pct: proton-CT frames
     input_dir: str | None = None     # for trackml / acts sources (relative to the YAML file)
     n_train: int = 16
     n_val: int = 2
@@ -32,13 +33,14 @@ class DataConfig:
     seed: int = 1234                 # simulation seed
     first_event_id: int = 1000
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    pct: PCTConfig = field(default_factory=PCTConfig)   # for source: pct
     features: list[str] = field(default_factory=lambda: ["r", "phi", "z"])
     feature_scales: list[float] = field(default_factory=lambda: [1000.0, 3.141592653589793, 1000.0])
     regions: dict = field(default_factory=_default_regions)
     transforms: list[dict] = field(default_factory=list)
 
     def validate(self) -> None:
-        if self.source != "simulate" and not self.input_dir:
+        if self.source in ("trackml", "acts") and not self.input_dir:
             raise ValueError(f"key 'input_dir' is required for source '{self.source}'")
         if min(self.n_train, self.n_val, self.n_test) < 0 or self.n_test < 1:
             raise ValueError("key 'n_test': need n_test >= 1 and non-negative n_train, n_val")
@@ -139,7 +141,7 @@ class EventSource(DataSource):
         """What the read events depend on besides the config: for ``trackml`` / ``acts`` sources
         the resolved input directory and a content digest of every file in it (so a changed,
         added or removed file gives a new data fingerprint); None for simulation."""
-        if self.config.source == "simulate":
+        if self.config.source in ("simulate", "pct"):
             return None
         directory = self._input_dir().resolve()
         if not directory.is_dir():
@@ -170,11 +172,29 @@ class EventSource(DataSource):
 
     def events(self, workdir: Path, progress: bool = True) -> Iterator[tuple[str, int, Data]]:
         """Yield (split, event_id, event graph) for every event; simulated CSVs go to ``workdir / "csv"``."""
-        directory, ids, reader = self.raw_events(workdir / "csv", progress)
         splits = [s for s, k in self.split_sizes().items() for _ in range(k)]
+        if self.config.source == "pct":
+            yield from self.pct_events(workdir / "csv", splits)
+            return
+        directory, ids, reader = self.raw_events(workdir / "csv", progress)
         read = read_trackml_event if reader == "trackml" else read_acts_event
         for split, event_id in zip(splits, ids):
             yield split, event_id, self.event_graph(read(directory, event_id), str(directory))
+
+    def pct_events(self, csv_dir: Path, splits: list[str]) -> Iterator[tuple[str, int, Data]]:
+        """Proton-CT readout frames (``trkx.stages.data.pct``), one event each; every frame's hit
+        table is also written to ``csv_dir`` (``event<ID>-hits.csv``) for inspection."""
+        c = self.config
+        frames = simulate_frames(c.pct, len(splits), np.random.default_rng(c.seed))
+        csv_dir.mkdir(parents=True, exist_ok=True)
+        for i, (split, df) in enumerate(zip(splits, frames)):
+            event_id = c.first_event_id + i
+            df = self.transform(df.assign(r=np.hypot(df.x, df.y), phi=np.arctan2(df.y, df.x)))
+            df.to_csv(csv_dir / f"event{event_id:09d}-hits.csv", index=False)
+            event = build_event(df, c, event_id, f"{self.where} (pct frame {event_id})")
+            event.geometry = "planar"      # layers are planes across the beam: planar edge features
+            event.cluster_size = torch.tensor(df.cluster_size.to_numpy(), dtype=torch.float32)
+            yield split, event_id, event
 
     def event_graph(self, tables: EventTables, where: str) -> Data:
         """One event's graph from its tables: hit table, this source's transforms, features."""
