@@ -3,7 +3,8 @@ predict-and-track (blackbox assignment, λ = 25 / 50 / 75) on 100 / 150 / 200 mm
 tested on readout frames of 50 / 100 / 150 protons; per-frame purity and efficiency (README,
 "Proton CT"), mean ± std over training seeds.
 
-    python benchmarks/pct_table.py [--seeds 7 8 9] [--train-frames 80] [--test-frames 20]
+    python benchmarks/pct_table.py [--seeds 7 8 9] [--train-frames 60] [--test-frames 20]
+    python benchmarks/pct_table.py --learning-curve 15 30 60 120   # GNN PTT, 150 mm, by training size
 
 Every model trains through the cached runner on frames of 100 protons (``configs/pipeline_pct*.yaml``
 with the phantom, seed and sizes changed, written under ``runs/pct_table/``); the trained chain then
@@ -107,11 +108,16 @@ def frame_scores(pipe: Pipeline, frames) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
-    ap.add_argument("--train-frames", type=int, default=80)
+    ap.add_argument("--train-frames", type=int, default=60)
     ap.add_argument("--test-frames", type=int, default=20)
     ap.add_argument("--workdir", default=str(ROOT / "runs" / "pct_table"))
+    ap.add_argument("--learning-curve", type=int, nargs="+", metavar="FRAMES",
+                    help="instead of the table: GNN PTT on the 150 mm phantom trained on these numbers of frames")
     a = ap.parse_args()
     work = Path(a.workdir)
+    if a.learning_curve:
+        learning_curve(work, a)
+        return
     t0 = time.perf_counter()
     results = {}      # (method, phantom, density) -> list of (purity, efficiency) per seed
     for phantom in PHANTOMS:
@@ -145,6 +151,32 @@ def main():
     table = "\n".join(lines)
     (work / "table.md").write_text(table + "\n")
     print(table)
+
+
+def learning_curve(work: Path, a) -> None:
+    """What training on fewer protons costs: GNN PTT on the 150 mm phantom, per training size."""
+    lines = ["| training frames (protons) | training time | " + " | ".join(f"{k} p+ purity / efficiency" for k in DENSITIES)
+             + " |", "|---|---|" + "---|" * len(DENSITIES)]
+    frames = None
+    for n in a.learning_curve:
+        rows = {k: [] for k in DENSITIES}
+        seconds = []
+        for seed in a.seeds:
+            a.train_frames = n
+            pipe = Pipeline(pipeline_yaml(work / f"curve{n}", "pipeline_pct.yaml", 150, None, seed, a), progress=False)
+            t0 = time.perf_counter()
+            pipe.run(write_outputs=False)
+            seconds.append(time.perf_counter() - t0)
+            if frames is None:
+                frames = {k: test_frames(pipe, k, a.test_frames, seed=99_150) for k in DENSITIES}
+            for k in DENSITIES:
+                m = frame_scores(pipe, frames[k])
+                rows[k].append((m["purity"], m["efficiency"]))
+        cells = [f"{100 * np.mean([r[0] for r in rows[k]]):.1f} / {100 * np.mean([r[1] for r in rows[k]]):.1f}"
+                 for k in DENSITIES]
+        lines.append(f"| {n} ({100 * n}) | {np.mean(seconds):.0f} s | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

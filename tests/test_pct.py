@@ -202,10 +202,13 @@ def test_layer_pair_graph_joins_adjacent_layers_and_keeps_the_true_segments():
 def test_planar_edge_features_are_segment_differences_slopes_and_angle():
     from trkx.event import edge_features
     ev = _events(n=1)[0]
-    ei = torch.tensor([[0], [1]])
+    first = int(torch.nonzero(ev.layer_id == 0)[0])                 # a hit in layer 0 and its particle's next one
+    second = int(torch.nonzero((ev.layer_id == 1) & (ev.particle_id == ev.particle_id[first]))[0])
+    ei = torch.tensor([[first], [second]])
     f = edge_features(ev, ei)[0]
     x, y = ev.r * torch.cos(ev.phi), ev.r * torch.sin(ev.phi)
-    dx, dy, dz = float(x[1] - x[0]), float(y[1] - y[0]), float(ev.z[1] - ev.z[0])
+    dx, dy, dz = float(x[second] - x[first]), float(y[second] - y[first]), float(ev.z[second] - ev.z[first])
+    assert dz == pytest.approx(2.795, abs=1e-3)                   # the tracker pitch
     assert f[0] == pytest.approx(dx, abs=1e-4) and f[1] == pytest.approx(dy, abs=1e-4)
     assert f[2] == pytest.approx(dz / 10, abs=1e-5)
     assert f[5] == pytest.approx(10 * np.arctan2(np.hypot(dx, dy), abs(dz)), rel=1e-4)
@@ -248,3 +251,55 @@ def test_frame_purity_and_efficiency_follow_the_papers_definitions():
     # counted tracks (>= 5 hits): 0 (pure) and 1 (mixed); track 2 has one hit
     assert m["purity"] == pytest.approx(0.5)
     assert m["efficiency"] == pytest.approx(1 / 3)     # one correct track, three particles
+
+
+def _pct_pipeline(root: Path, template: str, **stage_overrides) -> Path:
+    """A copy of ``configs/<template>`` with small data (6 / 2 / 3 frames of 40 protons)."""
+    import shutil
+    import yaml
+    repo = Path(__file__).resolve().parent.parent / "configs"
+    shutil.copytree(repo / "stages", root / "stages", dirs_exist_ok=True)
+    data = yaml.safe_load((root / "stages" / "data_pct.yaml").read_text())
+    data.update(n_train=6, n_val=2, n_test=3)
+    data["pct"]["protons_per_frame"] = 40
+    (root / "stages" / "data_pct.yaml").write_text(yaml.safe_dump(data))
+    for name, over in stage_overrides.items():
+        path = root / "stages" / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **over}))
+    pipe = yaml.safe_load((repo / template).read_text())
+    pipe.update(workdir=str(root / Path(template).stem), cachedir=str(root / "cache"))
+    (root / template).write_text(yaml.safe_dump(pipe))
+    return root / template
+
+
+def test_pct_pipelines_run_end_to_end_and_report_frame_metrics(tmp_path):
+    """The follower and the GNN chains on the same frames through the CLI: per-frame purity and
+    efficiency in metrics.json; the trained GNN chain is far better than chance."""
+    import json
+    from click.testing import CliRunner
+    from trkx.cli import main
+    follower = _pct_pipeline(tmp_path, "pipeline_pct_follower.yaml")
+    gnn = _pct_pipeline(tmp_path, "pipeline_pct.yaml", gnn_pct={"epochs": 4})
+    for path in (follower, gnn):
+        result = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
+        assert result.exit_code == 0, result.output
+        assert "per frame (proton-CT definitions" in result.output
+    m_follow = json.loads((tmp_path / "pipeline_pct_follower" / "metrics.json").read_text())["frame"]
+    m_gnn = json.loads((tmp_path / "pipeline_pct" / "metrics.json").read_text())
+    for m in (m_follow, m_gnn["frame"]):
+        assert m["frames"] == 3 and m["min_track_hits"] == 5
+        assert m["purity"] > 0.6 and m["efficiency"] > 0.6
+    edges = m_gnn["edge"]
+    assert set(edges["layer_pairs"]["per_region"]) <= {"tracker", "calorimeter"}
+    assert edges["gnn_ptt"]["roc_auc"] > 0.85             # chance: 0.5
+
+
+def test_pct_source_rejects_an_unknown_key(tmp_path):
+    from click.testing import CliRunner
+    from trkx.cli import main
+    path = _pct_pipeline(tmp_path, "pipeline_pct_follower.yaml")
+    data = tmp_path / "stages" / "data_pct.yaml"
+    data.write_text(data.read_text().replace("phantom_mm:", "phantom_thickness:"))
+    result = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    assert "phantom_thickness" in result.output and "data_pct.yaml" in result.output

@@ -33,7 +33,8 @@ class DataConfig:
     seed: int = 1234                 # simulation seed
     first_event_id: int = 1000
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
-    pct: PCTConfig = field(default_factory=PCTConfig)   # for source: pct
+    # for source: pct; left out of the fingerprint while default (other sources' caches stay valid)
+    pct: PCTConfig = field(default_factory=PCTConfig, metadata={"omit_default": True})
     features: list[str] = field(default_factory=lambda: ["r", "phi", "z"])
     feature_scales: list[float] = field(default_factory=lambda: [1000.0, 3.141592653589793, 1000.0])
     regions: dict = field(default_factory=_default_regions)
