@@ -113,6 +113,7 @@ def test_trkx_stages_lists_every_stage_under_its_role():
         else:
             under[line.split()[0]] = role
     assert under == {"data": "data source", "embedding": "embedding", "graph": "graph construction",
-                     "module_map": "graph construction", "filter": "edge classification",
+                     "module_map": "graph construction", "layer_pairs": "graph construction",
+                     "filter": "edge classification", "track_follower": "track building",
                      "gnn": "edge classification", "labeling": "track building",
                      "object_condensation": "track building", "influencer": "track building"}
