@@ -74,17 +74,31 @@ def density_tracks(x: torch.Tensor, beta: torch.Tensor, method: str, eps: float,
     return labels, order[first]
 
 
-def influencer_tracks(user: torch.Tensor, influencer: torch.Tensor, radius: float) -> tuple[np.ndarray, np.ndarray]:
+def influencer_tracks(user: torch.Tensor, influencer: torch.Tensor, radius: float,
+                      merge_radius: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Influencer inference: the influencer neighbourhoods of ``radius`` around every influencer
     embedding; every non-empty one is a track candidate, and a hit claimed by several influencers
     goes to the nearest.  That is each user's nearest influencer within ``radius`` (a kd-tree
-    query).  Returns (label per hit, the influencer hit of each label)."""
+    query).  With ``merge_radius`` > 0, candidates whose influencers lie within it of each other
+    are one track (connected components): a track whose users gathered around several of its
+    influencers is not split into duplicates.  Returns (label per hit, the influencer hit of each
+    label; the first influencer of a merged track)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
     u = user.detach().cpu().double().numpy()
     dist, nearest = cKDTree(influencer.detach().cpu().double().numpy()).query(u, k=1, distance_upper_bound=radius)
     labels = np.full(len(u), -1, dtype=np.int64)
     claimed = np.isfinite(dist)
     influencers, labels[claimed] = np.unique(nearest[claimed], return_inverse=True)
+    if merge_radius > 0 and influencers.size > 1:
+        pts = influencer.detach().cpu().double().numpy()[influencers]
+        pairs = cKDTree(pts).query_pairs(merge_radius, output_type="ndarray")
+        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(influencers.size,) * 2)
+        component = connected_components(graph, directed=False)[1]
+        first = np.unique(component, return_index=True)[1]       # components are numbered by first member
+        labels = np.where(labels >= 0, component[np.maximum(labels, 0)], -1)
+        influencers = influencers[first]
     return labels, influencers.astype(np.int64)
 
 

@@ -170,9 +170,10 @@ def headline(metrics: dict) -> str:
             f"{metrics['track_efficiency']:.4f}   fake rate: {metrics['fake_rate']:.4f}   "
             f"duplicate rate: {metrics['duplicate_rate']:.4f}   TrackML score: {metrics['trackml_score']:.4f}   "
             f"V-measure: {metrics['v_score']['v_measure']:.4f}")
-    f = metrics["frame"]
-    line += (f"\nper frame (proton-CT definitions, >= {f['min_track_hits']} hits): purity {f['purity']:.4f}, "
-             f"efficiency {f['efficiency']:.4f}")
+    f = metrics.get("frame")
+    if f:
+        line += (f"\nper frame (proton-CT definitions, >= {f['min_track_hits']} hits): purity {f['purity']:.4f}, "
+                 f"efficiency {f['efficiency']:.4f}")
     p = metrics.get("track_parameters")
     if p and p.get("tracks"):
         line += (f"\ntrack parameters ({p['tracks']} tracks of target particles): pT resolution "

@@ -16,7 +16,6 @@ import torch
 from torch_geometric.data import Data
 
 
-
 def edge_truth(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
     """True where both ends of an edge belong to the same (non-noise) particle."""
     pid = event.particle_id

@@ -169,18 +169,24 @@ def same_object_pairs(obj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def influencer_loss(user: torch.Tensor, influencer: torch.Tensor, obj: torch.Tensor, margin: float = 1.0,
-                    negatives: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                    negatives: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    influencer_pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Influencer condensation (Murnane 2023).  Per object a with N hits, Δ_ij = ‖U(x_i) - I(x_j)‖:
-    attractive L_a⁺ = exp(1/N Σ_j ln(1/N Σ_i Δ_ij²)), the geometric mean over influencers of the
-    mean squared user distance, small when every user is near at least one influencer, averaged over
-    objects; repulsive: the hinge max(0, margin - ‖I(x_i) - I(x_j)‖) between influencers of one
-    object (one influencer per track); negative: the hinge max(0, margin - Δ_ij) on ``negatives``,
-    (user i, influencer j) pairs of different objects (or noise)."""
+    attractive L_a⁺ = exp(1/N Σ_j ln(1/N Σ_i Δ_ij² / margin²)), the geometric mean over influencers
+    of the mean squared user distance, small when every user is near at least one influencer,
+    averaged over objects; repulsive: the squared hinge max(0, margin - ‖I(x_i) - I(x_j)‖)² over
+    ``influencer_pairs``, pairs of influencer embeddings near each other whatever their particle
+    (one influencer per neighbourhood; None: every pair of one object's influencers); negative:
+    the squared hinge max(0, margin - Δ_ij)² on ``negatives``, (user i, influencer j) pairs of
+    different objects (or noise).  The squared hinges and the repulsion between all nearby
+    influencers follow the reference implementation; the linear, per-track form of the talk's
+    slides left every embedding in a shell around its users (README, one-shot tracking)."""
     zero = user.sum() * 0.0
     i, j = same_object_pairs(obj)
     out = {"attractive": zero, "repulsive": zero, "negative": zero}
+    hinge = lambda a, b: torch.relu(margin - torch.sqrt((a - b).pow(2).sum(-1) + 1e-12)).pow(2).mean()  # noqa: E731
     if i.numel():
-        d2 = (user[i] - influencer[j]).pow(2).sum(-1)
+        d2 = (user[i] - influencer[j]).pow(2).sum(-1) / margin**2
         # mean over users i for every influencer j, then the log-mean over the object's influencers
         per_j = torch.zeros(obj.numel(), device=user.device).index_add(0, j, d2)
         n_of = torch.bincount(obj[obj >= 0])
@@ -189,14 +195,13 @@ def influencer_loss(user: torch.Tensor, influencer: torch.Tensor, obj: torch.Ten
         log_mean = torch.log(per_j[hits] / n + 1e-12)
         per_obj = torch.zeros(n_of.numel(), device=user.device).index_add(0, obj[hits], log_mean / n)
         out["attractive"] = torch.exp(per_obj[n_of > 0]).mean()
-        other = i != j
-        if bool(other.any()):
-            dd = (influencer[i[other]] - influencer[j[other]]).pow(2).sum(-1)
-            out["repulsive"] = torch.relu(margin - torch.sqrt(dd + 1e-12)).mean()
+    if influencer_pairs is None:
+        influencer_pairs = (i[i != j], j[i != j])
+    a, b = influencer_pairs
+    if a.numel():
+        out["repulsive"] = hinge(influencer[a], influencer[b])
     if negatives is not None and negatives[0].numel():
-        u, v = negatives
-        d = torch.sqrt((user[u] - influencer[v]).pow(2).sum(-1) + 1e-12)
-        out["negative"] = torch.relu(margin - d).mean()
+        out["negative"] = hinge(user[negatives[0]], influencer[negatives[1]])
     return out
 
 

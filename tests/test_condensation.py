@@ -68,7 +68,13 @@ def test_influencer_loss_is_minimal_with_one_influencer_per_track_and_grows_when
     close = infl.clone()
     close[3] = torch.tensor([0.3, 0.0])
     assert influencer_loss(user, close, OBJ, negatives=(torch.tensor([0]), torch.tensor([3])))["negative"] \
-        == pytest.approx(0.7)
+        == pytest.approx(0.7 ** 2)                 # squared hinge
+    # given pairs, the repulsion acts on them whatever their particle: two tracks' influencers 0.4 apart
+    near = infl.clone()
+    near[3] = torch.tensor([0.4, 0.0])
+    pair = (torch.tensor([0, 3]), torch.tensor([3, 0]))
+    assert float(influencer_loss(user, near, OBJ, influencer_pairs=pair)["repulsive"]) == pytest.approx(0.6 ** 2, rel=1e-5)
+    assert float(influencer_loss(user, infl, OBJ, influencer_pairs=pair)["repulsive"]) == 0.0
 
 
 def test_same_object_pairs_enumerates_each_track_block():
@@ -99,6 +105,10 @@ def test_influencer_tracks_give_a_doubly_claimed_hit_to_the_nearest_influencer()
     # hit 2 is within 0.5 of influencers 0 (0.45) and 2 (0.25): it goes to 2
     assert influencers.tolist() == [0, 2, 3]
     assert labels.tolist() == [0, 0, 1, 2, -1]
+    # influencers 0 and 2 lie 0.7 apart: merged within 0.8 (one track, represented by 0), not within 0.6
+    labels, influencers = influencer_tracks(user, infl, radius=0.5, merge_radius=0.8)
+    assert influencers.tolist() == [0, 3] and labels.tolist() == [0, 0, 0, 1, -1]
+    assert influencer_tracks(user, infl, radius=0.5, merge_radius=0.6)[0].tolist() == [0, 0, 1, 2, -1]
 
 
 @pytest.mark.parametrize("stage", ["object_condensation", "influencer"])

@@ -17,12 +17,13 @@ from trkx.stage import register
 @dataclass
 class InfluencerConfig(OneShotConfig):
     margin: float = 1.0                # hinge margin of the repulsive and negative terms
-    repulsion_weight: float = 1.0      # weight of the influencer-influencer repulsion of one track
+    repulsion_weight: float = 1.0      # weight of the repulsion between nearby influencers
     negative_weight: float = 1.0       # weight of the user-influencer hinge of different particles
     knn_negatives: int = 32            # negatives per user: its nearest influencers within the margin
-    radius: float = 0.5                # inference: influencer neighbourhoods of this radius
+    radius: float = 0.5                # inference: influencer neighbourhoods of this radius ...
+    merge_radius: float = 0.0          # ... merged when their influencers lie this close (0: never)
 
-    inference_only: ClassVar[tuple[str, ...]] = ("radius", "min_hits", "min_pt")
+    inference_only: ClassVar[tuple[str, ...]] = ("radius", "merge_radius", "min_hits", "min_pt")
 
 
 def nearest_influencers(user: torch.Tensor, infl: torch.Tensor, k: int, radius: float,
@@ -44,15 +45,17 @@ def nearest_influencers(user: torch.Tensor, infl: torch.Tensor, k: int, radius: 
 
 
 class InfluencerLoss(CondensationLoss):
-    """``influencer_loss`` with weights and negatives from the current embedding (each user's
-    nearest influencers of other particles within the margin), plus the track-parameter regression."""
+    """``influencer_loss`` with weights, negatives (each user's nearest influencers of other
+    particles within the margin) and repelled pairs (each influencer's nearest influencers within
+    the margin) from the current embedding, plus the track-parameter regression."""
 
     def terms(self, out, obj, k):
         c = self.cfg
         user, infl = out["space"][:, 0], out["space"][:, 1]
         u, v = nearest_influencers(user, infl, c.knn_negatives, c.margin)
         different = (obj[u] != obj[v]) | (obj[u] < 0)
-        parts = influencer_loss(user, infl, obj, c.margin, (u[different], v[different]))
+        a, b = nearest_influencers(infl, infl, c.knn_negatives, c.margin)   # nearby influencers, any particle
+        parts = influencer_loss(user, infl, obj, c.margin, (u[different], v[different]), (a[a != b], b[a != b]))
         parts["repulsive"] = c.repulsion_weight * parts["repulsive"]
         parts["negative"] = c.negative_weight * parts["negative"]
         return parts
@@ -64,6 +67,7 @@ class InfluencerCondensation(CondensationStage):
     Config = InfluencerConfig
     Loss = InfluencerLoss
     heads = 2                          # user and influencer embeddings
+    weights_format = 3                 # 3: trained with the squared hinges and the all-pairs repulsion
 
     def tracks(self, out: dict[str, torch.Tensor]):
-        return influencer_tracks(out["space"][:, 0], out["space"][:, 1], self.config.radius)
+        return influencer_tracks(out["space"][:, 0], out["space"][:, 1], self.config.radius, self.config.merge_radius)
