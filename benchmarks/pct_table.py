@@ -31,11 +31,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 PHANTOMS = (100, 150, 200)
 DENSITIES = (50, 100, 150)
-METHODS = [("Track follower", "pipeline_pct_follower.yaml", None),
-           ("GNN PTT (BCE, edge score)", "pipeline_pct.yaml", None),
-           ("GNN PAT (λ = 25)", "pipeline_pct_pat.yaml", 25.0),
-           ("GNN PAT (λ = 50)", "pipeline_pct_pat.yaml", 50.0),
-           ("GNN PAT (λ = 75)", "pipeline_pct_pat.yaml", 75.0)]
+# (row label, pipeline template, PAT λ, the paper's row to compare with); the paper's networks
+# read the line graph, trkx's default GNN the hit graph
+METHODS = [("Track follower", "pipeline_pct_follower.yaml", None, "Track follower"),
+           ("GNN PTT (BCE, edge score)", "pipeline_pct.yaml", None, "GNN PTT (BCE, edge score)"),
+           ("GNN PAT (λ = 25)", "pipeline_pct_pat.yaml", 25.0, "GNN PAT (λ = 25)"),
+           ("GNN PAT (λ = 50)", "pipeline_pct_pat.yaml", 50.0, "GNN PAT (λ = 50)"),
+           ("GNN PAT (λ = 75)", "pipeline_pct_pat.yaml", 75.0, "GNN PAT (λ = 75)"),
+           ("line-graph GNN PTT (BCE)", "pipeline_pct_line.yaml", None, "GNN PTT (BCE, edge score)"),
+           ("line-graph GNN PAT (λ = 50)", "pipeline_pct_line_pat.yaml", 50.0, "GNN PAT (λ = 50)")]
 # Kortus et al., TMLR 2025 (the seed talk's table): purity, efficiency [%] per phantom 100 / 150 / 200 mm
 PAPER = {
     50: {"Track follower": (87.1, 78.1, 89.4, 81.1, 90.8, 82.1), "GNN PTT (BCE, edge score)": (94.9, 83.8, 96.2, 86.9, 96.4, 88.7),
@@ -69,7 +73,7 @@ def pipeline_yaml(work: Path, template: str, phantom: int, lam: float | None, se
         stage = load_yaml(CONFIGS / rel)
         if lam is not None and stage.get("loss") == "blackbox":
             stage["blackbox_lambda"] = lam
-            stage["name"] = f"gnn_pat_{lam:g}"
+            stage["name"] = f"{stage['name']}_{lam:g}"
         stages.append(str(write_yaml(out / f"{stage.get('name', stage['stage'])}.yaml", stage)))
     pipe.update(workdir=str(work / "runs" / tag / Path(stages[-2] if len(stages) > 1 else stages[0]).stem / str(seed)),
                 cachedir=str(work / "cache" / tag), seed=seed, progress=False,
@@ -122,7 +126,7 @@ def main():
     results = {}      # (method, phantom, density) -> list of (purity, efficiency) per seed
     for phantom in PHANTOMS:
         frames = None
-        for label, template, lam in METHODS:
+        for label, template, lam, _ in METHODS:
             for seed in a.seeds:
                 pipe = Pipeline(pipeline_yaml(work, template, phantom, lam, seed, a), progress=False)
                 pipe.run(write_outputs=False)
@@ -140,11 +144,11 @@ def main():
              "| p+/frame | algorithm | " + " | ".join(f"{ph} mm p | {ph} mm ε" for ph in PHANTOMS) + " |",
              "|---|---|" + "---|" * (2 * len(PHANTOMS))]
     for k in DENSITIES:
-        for label, _, _ in METHODS:
+        for label, _, _, paper_row in METHODS:
             cells = []
             for i, ph in enumerate(PHANTOMS):
                 v = 100 * np.asarray(results[(label, ph, k)])
-                paper = PAPER[k][label]
+                paper = PAPER[k][paper_row]
                 for j in (0, 1):
                     cells.append(f"{v[:, j].mean():.1f} ± {v[:, j].std():.1f} ({paper[2 * i + j]})")
             lines.append(f"| {k} | {label} | " + " | ".join(cells) + " |")

@@ -131,10 +131,12 @@ def parse_config(cls: type[T], data: dict, where: str, prefix: str = "") -> T:
 def config_to_dict(cfg: Any) -> dict:
     """Plain dict of a config dataclass (for fingerprints and logs).  A field marked
     ``metadata={"omit_default": True}`` is left out while it holds its default, so that adding
-    such a section to a config class leaves the fingerprints of existing configs unchanged."""
+    such a key or section to a config class leaves the fingerprints of existing configs unchanged."""
     out = dataclasses.asdict(cfg)
     for f in dataclasses.fields(cfg):
-        if f.metadata.get("omit_default") and f.default_factory is not dataclasses.MISSING \
-                and getattr(cfg, f.name) == f.default_factory():
+        if not f.metadata.get("omit_default"):
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if getattr(cfg, f.name) == default:
             out.pop(f.name, None)
     return out

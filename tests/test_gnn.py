@@ -90,3 +90,32 @@ def test_blackbox_gradient_does_not_vanish_on_large_events():
     m.loss(logits, e).backward()
     moved = logits.grad != 0
     assert moved.float().mean() > 0.03
+
+
+def test_line_graph_links_each_segment_to_the_ones_continuing_it():
+    from trkx.models import line_graph_edges
+    # hits 0 -> 1 -> {2, 3}, 3 -> 4, 2 -> 4: segments 0..4 in that order
+    ei = torch.tensor([[0, 1, 1, 3, 2], [1, 2, 3, 4, 4]])
+    pairs = line_graph_edges(ei, 5)
+    assert sorted(zip(*pairs.tolist())) == [(0, 1), (0, 2), (1, 4), (2, 3)]
+    assert line_graph_edges(torch.zeros(2, 0, dtype=torch.long), 3).shape == (2, 0)
+
+
+def test_line_graph_gnn_scores_every_hit_graph_edge_and_trains():
+    from trkx.losses import EdgeBCELoss
+    ev = toy_event()
+    module = gnn_module(3, GNNConfig(hidden=16, n_iterations=2, architecture="line_graph"))
+    from trkx.event import edge_features
+    logits = module.net(ev.x, ev.edge_index, edge_features(ev, ev.edge_index))
+    assert logits.shape == (ev.edge_index.shape[1],)
+    loss = EdgeBCELoss()(logits, ev)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in module.net.parameters() if p.grad is not None)
+    with pytest.raises(ValueError, match="heterogeneous"):
+        GNNConfig(architecture="line_graph", heterogeneous=True).validate()
+
+
+def test_architecture_key_keeps_the_fingerprint_of_existing_gnn_configs():
+    from trkx.config import config_to_dict
+    assert "architecture" not in config_to_dict(GNNConfig())
+    assert config_to_dict(GNNConfig(architecture="line_graph"))["architecture"] == "line_graph"

@@ -11,7 +11,7 @@ from torch_geometric.data import Data
 
 from trkx.event import EDGE_FEATURES, edge_features, select_edges
 from trkx.losses import AssignmentLoss, EdgeBCELoss
-from trkx.models import InteractionGNN, InteractionGNNConfig
+from trkx.models import InteractionGNN, InteractionGNNConfig, LineGraphGNN
 from trkx.sampling import SamplingConfig
 from trkx.stage import EdgeClassifier, register
 from trkx.training import EdgeClassifierModule, LightningStage, TrainerConfig, autocast_context, trainer_field
@@ -20,6 +20,8 @@ from trkx.training import EdgeClassifierModule, LightningStage, TrainerConfig, a
 @dataclass
 class GNNConfig(InteractionGNNConfig):
     """The network's keys (``InteractionGNNConfig``) and the training and inference ones."""
+    # interaction: edges scored by the interaction GNN; line_graph: by ``LineGraphGNN`` (Kortus et al.)
+    architecture: Literal["interaction", "line_graph"] = field(default="interaction", metadata={"omit_default": True})
     precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"
     loss: Literal["bce", "blackbox"] = "bce"    # predict-then-track | predict-and-track
     blackbox_lambda: float = 1.0                # blackbox interpolation λ, in logit units per edge
@@ -40,13 +42,16 @@ class GNNConfig(InteractionGNNConfig):
         super().validate()
         if self.blackbox_lambda <= 0:
             raise ValueError("key 'blackbox_lambda': must be positive")
+        if self.architecture == "line_graph" and self.heterogeneous:
+            raise ValueError("key 'heterogeneous': not supported with architecture 'line_graph'")
 
 
 def gnn_module(node_dim: int, cfg: GNNConfig) -> EdgeClassifierModule:
     """The interaction GNN and its loss, as a Lightning module."""
     loss = EdgeBCELoss(cfg.pos_weight) if cfg.loss == "bce" else \
         AssignmentLoss(cfg.blackbox_lambda, cfg.bce_weight, cfg.pos_weight)
-    return EdgeClassifierModule(InteractionGNN(node_dim, len(EDGE_FEATURES), cfg), loss, cfg, val_cut=0.5)
+    net_class = LineGraphGNN if cfg.architecture == "line_graph" else InteractionGNN
+    return EdgeClassifierModule(net_class(node_dim, len(EDGE_FEATURES), cfg), loss, cfg, val_cut=0.5)
 
 
 @register("gnn")
