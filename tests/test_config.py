@@ -106,3 +106,16 @@ def test_console_script_help():
     assert out.returncode == 0
     for cmd in ("simulate", "run", "train", "infer", "eval", "bench"):
         assert cmd in out.stdout
+
+
+def test_every_shipped_pipeline_config_loads():
+    """Each pipeline YAML under configs/ parses, finds its stage YAMLs and passes the chain checks
+    (nothing runs)."""
+    from pathlib import Path
+
+    from trkx.runner import Pipeline
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    paths = sorted(configs.glob("pipeline*.yaml")) + sorted(configs.glob("benchmark*.yaml"))
+    assert len(paths) >= 10
+    for path in paths:
+        Pipeline(path, progress=False)
