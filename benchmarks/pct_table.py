@@ -1,10 +1,11 @@
 """The proton-CT table of Kortus et al. in trkx: track follower, GNN predict-then-track (BCE) and
-predict-and-track (blackbox assignment, λ = 25 / 50 / 75) on 100 / 150 / 200 mm water phantoms,
+predict-and-track (blackbox assignment, λ = 25 / 50 / 75) on the hit graph, and both on the line
+graph (λ = 50, the paper's networks) on 100 / 150 / 200 mm water phantoms,
 tested on readout frames of 50 / 100 / 150 protons; per-frame purity and efficiency (README,
 "Proton CT"), mean ± std over training seeds.
 
     python benchmarks/pct_table.py [--seeds 7 8 9] [--train-frames 60] [--test-frames 20]
-    python benchmarks/pct_table.py --learning-curve 15 30 60 120   # GNN PTT, 150 mm, by training size
+    python benchmarks/pct_table.py --learning-curve 15 30 60 120   # hit-graph GNN PTT, 150 mm, by training size
 
 Every model trains through the cached runner on frames of 100 protons (``configs/pipeline_pct*.yaml``
 with the phantom, seed and sizes changed, written under ``runs/pct_table/``); the trained chain then
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,14 +84,13 @@ def pipeline_yaml(work: Path, template: str, phantom: int, lam: float | None, se
     return write_yaml(out / f"{Path(template).stem}{lam_tag}_seed{seed}.yaml", pipe)
 
 
-def test_frames(pipe: Pipeline, protons: int, n_frames: int, seed: int):
+def simulate_test_frames(pipe: Pipeline, protons: int, n_frames: int, seed: int):
     """Test frames of ``protons`` protons each, simulated with the pipeline's data config."""
     source = copy.copy(pipe.data)
     source.config = copy.deepcopy(pipe.data.config)
     source.config.pct.protons_per_frame = protons
     source.config.seed = seed
     source.config.first_event_id = 0
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         return [ev for _, _, ev in source.pct_events(Path(tmp), ["test"] * n_frames)]
 
@@ -131,7 +132,7 @@ def main():
                 pipe = Pipeline(pipeline_yaml(work, template, phantom, lam, seed, a), progress=False)
                 pipe.run(write_outputs=False)
                 if frames is None:    # the same test frames for every method and seed
-                    frames = {k: test_frames(pipe, k, a.test_frames, seed=99_000 + phantom) for k in DENSITIES}
+                    frames = {k: simulate_test_frames(pipe, k, a.test_frames, seed=99_000 + phantom) for k in DENSITIES}
                 for k in DENSITIES:
                     m = frame_scores(pipe, frames[k])
                     results.setdefault((label, phantom, k), []).append((m["purity"], m["efficiency"]))
@@ -172,7 +173,7 @@ def learning_curve(work: Path, a) -> None:
             pipe.run(write_outputs=False)
             seconds.append(time.perf_counter() - t0)
             if frames is None:
-                frames = {k: test_frames(pipe, k, a.test_frames, seed=99_150) for k in DENSITIES}
+                frames = {k: simulate_test_frames(pipe, k, a.test_frames, seed=99_150) for k in DENSITIES}
             for k in DENSITIES:
                 m = frame_scores(pipe, frames[k])
                 rows[k].append((m["purity"], m["efficiency"]))
