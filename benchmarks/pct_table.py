@@ -119,7 +119,7 @@ def main():
     ap.add_argument("--learning-curve", type=int, nargs="+", metavar="FRAMES",
                     help="instead of the table: GNN PTT on the 150 mm phantom trained on these numbers of frames")
     a = ap.parse_args()
-    work = Path(a.workdir)
+    work = Path(a.workdir).resolve()
     if a.learning_curve:
         learning_curve(work, a)
         return
