@@ -87,13 +87,13 @@ def influencer_tracks(user: torch.Tensor, influencer: torch.Tensor, radius: floa
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
     u = user.detach().cpu().double().numpy()
-    dist, nearest = cKDTree(influencer.detach().cpu().double().numpy()).query(u, k=1, distance_upper_bound=radius)
+    infl = influencer.detach().cpu().double().numpy()
+    dist, nearest = cKDTree(infl).query(u, k=1, distance_upper_bound=radius)
     labels = np.full(len(u), -1, dtype=np.int64)
     claimed = np.isfinite(dist)
     influencers, labels[claimed] = np.unique(nearest[claimed], return_inverse=True)
     if merge_radius > 0 and influencers.size > 1:
-        pts = influencer.detach().cpu().double().numpy()[influencers]
-        pairs = cKDTree(pts).query_pairs(merge_radius, output_type="ndarray")
+        pairs = cKDTree(infl[influencers]).query_pairs(merge_radius, output_type="ndarray")
         graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(influencers.size,) * 2)
         component = connected_components(graph, directed=False)[1]
         first = np.unique(component, return_index=True)[1]       # components are numbered by first member
@@ -196,7 +196,6 @@ class CondensationStage(LightningStage, TrackBuilder):
 
     def fit(self, train, val) -> dict:
         return super().fit(MappedEvents(train, self.message_graph), MappedEvents(val, self.message_graph))
-
 
     def tracks(self, out: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError

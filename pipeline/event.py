@@ -53,11 +53,25 @@ def edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
     return edge_features_from(event.r, event.phi, event.z, edge_index)
 
 
+def hit_xy(event: Data) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each hit's transverse Cartesian coordinates (mm) from its stored r and φ."""
+    return event.r * torch.cos(event.phi), event.r * torch.sin(event.phi)
+
+
+def group_products(count_a: torch.Tensor, count_b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Every (group g, i, j) with i < count_a[g] and j < count_b[g]: the per-group Cartesian
+    products of two grouped index sets, vectorised (group-major, then i, then j)."""
+    per = count_a * count_b
+    group = torch.repeat_interleave(torch.arange(per.numel(), device=per.device), per)
+    local = torch.arange(int(per.sum()), device=per.device) - torch.repeat_interleave(torch.cumsum(per, 0) - per, per)
+    return group, torch.div(local, count_b[group], rounding_mode="floor"), local % count_b[group]
+
+
 def planar_edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
     """(E, 6): Δx, Δy (mm), Δz (cm), the slopes Δx/Δz and Δy/Δz and the angle to the beam axis
     (×10: scattering angles are tens of mrad)."""
     src, dst = edge_index[0], edge_index[1]
-    x, y = event.r * torch.cos(event.phi), event.r * torch.sin(event.phi)
+    x, y = hit_xy(event)
     dx, dy, dz = x[dst] - x[src], y[dst] - y[src], event.z[dst] - event.z[src]
     safe_dz = torch.where(dz.abs() < 1e-3, torch.full_like(dz, 1e-3), dz)
     angle = torch.atan2(torch.hypot(dx, dy), dz.abs())

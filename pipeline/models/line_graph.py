@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trkx.event import group_products
 from trkx.models.interaction_gnn import InteractionGNN, InteractionGNNConfig
 from trkx.models.mlp import make_mlp
 
@@ -21,12 +22,7 @@ def line_graph_edges(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     n_in = torch.bincount(dst, minlength=num_nodes)
     n_out = torch.bincount(src, minlength=num_nodes)
     start_in, start_out = torch.cumsum(n_in, 0) - n_in, torch.cumsum(n_out, 0) - n_out
-    per_hit = n_in * n_out
-    hit = torch.repeat_interleave(torch.arange(num_nodes, device=src.device), per_hit)
-    local = torch.arange(int(per_hit.sum()), device=src.device) - torch.repeat_interleave(
-        torch.cumsum(per_hit, 0) - per_hit, per_hit)
-    i = torch.div(local, n_out[hit], rounding_mode="floor")
-    j = local % n_out[hit]
+    hit, i, j = group_products(n_in, n_out)
     return torch.stack([by_dst[start_in[hit] + i], by_src[start_out[hit] + j]])
 
 

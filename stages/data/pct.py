@@ -61,9 +61,6 @@ class PCTConfig:
         if self.spot_sigma_mm < 0 or self.phantom_step_mm <= 0 or min(self.pixel_pitch_um) <= 0:
             raise ValueError("pct: need spot_sigma_mm >= 0, phantom_step_mm > 0, positive pixel pitch")
 
-    def n_layers(self) -> int:
-        return self.tracker_layers + self.calorimeter_layers
-
 
 def cluster_size(deposit_mev: np.ndarray) -> np.ndarray:
     """Pixels fired by a deposit in a 50 µm ALPIDE: DTC Toolkit's cs = 4.2267 (dE/dx)^0.65 + 0.5
@@ -123,11 +120,12 @@ def simulate_frames(cfg: PCTConfig, n_frames: int, rng: np.random.Generator) -> 
     table = pd.DataFrame({
         "frame": frame[idx], "x": hx, "y": hy, "z": hz, "volume_id": volume, "layer_id": layer,
         "module_id": 0, "particle_id": idx % n + 1, "edep": edep, "cluster_size": cluster_size(edep),
-        "weight": 1.0, "vx": x0[idx] * 10.0, "vy": y0[idx] * 10.0, "vz": 0.0, "pt": 0.0,
+        "vx": x0[idx] * 10.0, "vy": y0[idx] * 10.0, "vz": 0.0, "pt": 0.0,
         "eta": np.arcsinh(np.sqrt(cfg.energy_mev**2 + 2 * cfg.energy_mev * M_P) / 1e-9 / 1e3)})[inside]
+    by_frame = dict(tuple(table.groupby("frame")))
     frames = []
     for f in range(n_frames):
-        df = table[table.frame == f].drop(columns="frame").sort_values(["layer_id", "particle_id"])
+        df = by_frame.get(f, table.iloc[:0]).drop(columns="frame").sort_values(["layer_id", "particle_id"])
         # TrackML hit weights sum to one per event: every hit weighs the same
         frames.append(df.reset_index(drop=True).assign(hit_id=np.arange(1, len(df) + 1), weight=1.0 / max(len(df), 1)))
     return frames

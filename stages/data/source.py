@@ -194,7 +194,6 @@ class EventSource(DataSource):
             df.to_csv(csv_dir / f"event{event_id:09d}-hits.csv", index=False)
             event = build_event(df, c, event_id, f"{self.where} (pct frame {event_id})")
             event.geometry = "planar"      # layers are planes across the beam: planar edge features
-            event.cluster_size = torch.tensor(df.cluster_size.to_numpy(), dtype=torch.float32)
             yield split, event_id, event
 
     def event_graph(self, tables: EventTables, where: str) -> Data:

@@ -5,12 +5,8 @@ whose segment makes an angle with the beam axis (z) below the layer pair's cut. 
 taken from the training events' truth, as Kortus et al. take their edge filter from their
 training set: per layer pair the ``quantile`` of the true segments' angles, times 1 + ``margin``.
 Edges point downstream (layer l to l + 1), so each hit has at most one true successor and one
-true predecessor: the per-layer-pair assignment picks from them directly.
-
-The paper's networks read the line graph (hit-graph edges as nodes, the scattering angle as a
-feature between them).  trkx keeps the hit graph: its interaction GNN already carries edge
-latents that message passing combines over neighbouring segments, and the planar edge features
-(``trkx.event.planar_edge_features``) give it the segment directions that the angle is made from.
+true predecessor: the per-layer-pair assignment picks from them directly.  The edge classifier
+reads this hit graph as it is, or as its line graph (``gnn`` with ``architecture: line_graph``).
 """
 from __future__ import annotations
 
@@ -19,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch_geometric.data import Data
 
-from trkx.event import edge_truth
+from trkx.event import edge_truth, group_products, hit_xy
 from trkx.stage import GraphConstructor, TrainableStage, register
 
 
@@ -38,7 +34,7 @@ class LayerPairsConfig:
 
 def segment_angle(event: Data, edges: torch.Tensor) -> torch.Tensor:
     """Angle (rad) between each edge's segment and the beam axis z."""
-    x, y = event.r * torch.cos(event.phi), event.r * torch.sin(event.phi)
+    x, y = hit_xy(event)
     src, dst = edges
     return torch.atan2(torch.hypot(x[dst] - x[src], y[dst] - y[src]), (event.z[dst] - event.z[src]).abs())
 
@@ -51,12 +47,7 @@ def adjacent_layer_pairs(layer: torch.Tensor) -> torch.Tensor:
     start = torch.cumsum(counts, 0) - counts
     if n_layers < 2:
         return torch.zeros(2, 0, dtype=torch.long)
-    inner, outer = counts[:-1], counts[1:]
-    per_pair = inner * outer
-    pair = torch.repeat_interleave(torch.arange(n_layers - 1), per_pair)
-    local = torch.arange(int(per_pair.sum())) - torch.repeat_interleave(torch.cumsum(per_pair, 0) - per_pair, per_pair)
-    i = torch.div(local, outer[pair], rounding_mode="floor")
-    j = local % outer[pair]
+    pair, i, j = group_products(counts[:-1], counts[1:])
     return torch.stack([order[start[pair] + i], order[start[pair + 1] + j]])
 
 

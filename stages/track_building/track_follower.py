@@ -87,7 +87,7 @@ class TrackFollower(TrackBuilder):
 
     def infer(self, event: Data) -> Data:
         c = self.config
-        r, phi = event.r.double(), event.phi.double()
+        r, phi = event.r.double(), event.phi.double()     # double: the angles decide conflicts
         pos = torch.stack([r * torch.cos(phi), r * torch.sin(phi), event.z.double()], 1).numpy()
         labels = follow_tracks(event.layer_id.numpy(), pos, c.max_angle, c.seed_max_angle)
         event.track_id = torch.as_tensor(drop_small(labels, c.min_hits), dtype=torch.long)
