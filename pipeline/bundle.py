@@ -18,8 +18,11 @@ are bit for bit the same.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,7 +32,8 @@ from torch import nn
 from trkx.config import ConfigError, config_to_dict
 from trkx.event import edge_features_from
 from trkx.stage import load_stage
-from trkx.storage import load_event, write_json, write_text
+from trkx.outdir import check_not_protected, check_output_dir, replace_dir
+from trkx.storage import first_line, load_event, write_json, write_text
 
 BUNDLE_FORMAT = 1
 CPP_STAGES = ("embedding", "graph", "module_map", "filter", "gnn", "labeling")   # kinds the C++ tool runs
@@ -78,14 +82,38 @@ def _cpp_chain(pipe) -> tuple[list[str] | None, str]:
     return lines, ""
 
 
-def export_bundle(pipeline_path: str | Path, out_dir: str | Path) -> dict:
-    """Write the bundle of a trained pipeline (nothing is trained: an untrained stage is an error)."""
+def is_bundle(path: Path) -> bool:
+    """Whether ``path`` holds a trkx bundle (an earlier export: its manifest names the format)."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "format" in manifest and "stages" in manifest
+
+
+def export_bundle(pipeline_path: str | Path, out_dir: str | Path, overwrite: bool = False) -> dict:
+    """Write the bundle of a trained pipeline (nothing is trained: an untrained stage is an error).
+    ``out_dir`` must be new, empty or an earlier bundle (or ``overwrite``), and never the current
+    directory or one that holds the pipeline's workdir or cache; the bundle is written beside it
+    and moved into place whole."""
     from trkx.runner import Pipeline
     pipe = Pipeline(pipeline_path, progress=False)
+    target = Path(out_dir).resolve()
+    protect = [(pipe.workdir, "the pipeline's workdir"), (pipe.cachedir, "the pipeline's cache")]
+    check_not_protected(target, protect)
+    check_output_dir(target, "bundle", is_bundle, overwrite)
     fps = pipe.load_trained()
-    out = Path(out_dir)
-    if out.exists():
-        shutil.rmtree(out)
+    staged = target.with_name(f".{target.name}.export-{os.getpid()}")
+    shutil.rmtree(staged, ignore_errors=True)
+    try:
+        manifest = _write_bundle(pipe, fps, staged)
+        replace_dir(target, staged)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return manifest
+
+
+def _write_bundle(pipe, fps: dict[str, str], out: Path) -> dict:
     (out / "stages").mkdir(parents=True)
     (out / "torchscript").mkdir()
     # a real event to trace the networks on: the first test event, through the chain
@@ -114,8 +142,86 @@ def export_bundle(pipeline_path: str | Path, out_dir: str | Path) -> dict:
     manifest = {"format": BUNDLE_FORMAT, "trkx": version("trkx"), "torch": torch.__version__,
                 "pipeline": str(pipe.path.resolve()), "data": {"config": "data.yaml", "fingerprint": fps[pipe.data.name]},
                 "stages": chain, "evaluation": config_to_dict(pipe.config.evaluation),
-                "cpp": {"supported": cpp_lines is not None, **({"reason": why_not} if why_not else {})}}
+                "cpp": {"supported": cpp_lines is not None, **({"reason": why_not} if why_not else {})},
+                "sha256": {str(p.relative_to(out)): sha256_of(p) for p in sorted(out.rglob("*")) if p.is_file()}}
     write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class ManifestStage:
+    name: str
+    kind: str
+    role: str
+    config: str
+    fingerprint: str
+    weights: str | None = None
+    torchscript: str | None = None
+
+
+@dataclass
+class ManifestData:
+    config: str
+    fingerprint: str
+
+
+@dataclass
+class Manifest:
+    """``manifest.json``, typed: a manifest that is not a mapping, lacks a key or has a wrong type
+    is one ConfigError naming the file and the key."""
+    format: int
+    trkx: str
+    torch: str
+    pipeline: str
+    data: ManifestData
+    stages: list[ManifestStage]
+    sha256: dict
+    evaluation: dict = field(default_factory=dict)
+    cpp: dict = field(default_factory=dict)
+
+
+def read_manifest(path: Path) -> Manifest:
+    """The bundle's manifest, checked: its format, its types, and every file it names inside the
+    bundle and matching its sha256."""
+    from trkx.config import parse_config
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise ConfigError(f"{path}: not a trkx bundle (no manifest.json)")
+    try:
+        raw = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{manifest_path}: malformed JSON ({err})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{manifest_path}: expected a mapping at the top level, got {type(raw).__name__}")
+    if raw.get("format") != BUNDLE_FORMAT:
+        raise ConfigError(f"{manifest_path}: bundle format {raw.get('format')!r}, this trkx reads {BUNDLE_FORMAT}")
+    manifest = parse_config(Manifest, raw, str(manifest_path))
+    root = path.resolve()
+    named = [("data.config", manifest.data.config)] + [
+        (f"stages[{i}].{key}", getattr(e, key)) for i, e in enumerate(manifest.stages)
+        for key in ("config", "weights", "torchscript") if getattr(e, key) is not None]
+    for key, rel in named:
+        if not (root / rel).resolve().is_relative_to(root):
+            raise ConfigError(f"{manifest_path}: key '{key}': {rel!r} lies outside the bundle")
+        if rel not in manifest.sha256:
+            raise ConfigError(f"{manifest_path}: key '{key}': {rel!r} has no sha256 in the manifest")
+    for rel, digest in manifest.sha256.items():
+        file = (root / rel).resolve()
+        if not file.is_relative_to(root):
+            raise ConfigError(f"{manifest_path}: key 'sha256': {rel!r} lies outside the bundle")
+        if not file.is_file():
+            raise ConfigError(f"{path / rel}: missing from the bundle (the manifest lists it)")
+        if sha256_of(file) != digest:
+            raise ConfigError(f"{path / rel}: does not match the manifest's sha256 (changed after export); "
+                              f"export the bundle again")
     return manifest
 
 
@@ -124,27 +230,35 @@ def load_bundle(path: str | Path, exported: bool = True):
     weights and, with ``exported``, inference through the TorchScript networks."""
     from trkx.config import parse_config
     from trkx.reco import Chain
-    from trkx.runner import EvalConfig, check_chain
+    from trkx.runner import EvalConfig, check_chain, entry_fingerprint
     path = Path(path)
+    manifest = read_manifest(path)
     manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise ConfigError(f"{path}: not a trkx bundle (no manifest.json)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{manifest_path}: malformed JSON ({err})") from None
-    if manifest.get("format") != BUNDLE_FORMAT:
-        raise ConfigError(f"{manifest_path}: bundle format {manifest.get('format')!r}, this trkx reads {BUNDLE_FORMAT}")
-    source = load_stage(path / manifest["data"]["config"], default_kind="data")
-    stages = []
-    for entry in manifest["stages"]:
-        stage = load_stage(path / entry["config"])
-        if "weights" in entry:
-            stage.load(path / entry["weights"])
-        if exported and "torchscript" in entry and hasattr(stage, "use_network"):
-            stage.use_network(torch.jit.load(str(path / entry["torchscript"])))
+    source = load_stage(path / manifest.data.config, default_kind="data")
+    stages, upstream = [], manifest.data.fingerprint
+    for entry in manifest.stages:
+        stage = load_stage(path / entry.config)
+        weights = path / entry.weights if entry.weights is not None else None
+        if stage.trainable != (weights is not None):
+            raise ConfigError(f"{manifest_path}: stage '{entry.name}' ({stage.kind}) "
+                              f"{'needs' if stage.trainable else 'has no'} weights")
+        if weights is not None:
+            try:
+                stage.load(weights)
+            except (ValueError, KeyError, RuntimeError) as err:   # a foreign or mismatched state
+                raise ConfigError(f"{weights}: not the weights of stage '{entry.name}' ({first_line(err)})") from None
+        # the chain of fingerprints: stages swapped, configs or weights edited break it
+        upstream = entry_fingerprint(stage, upstream, weights)
+        if upstream != entry.fingerprint:
+            raise ConfigError(f"{manifest_path}: stage '{entry.name}' does not match its fingerprint "
+                              f"(its config, weights or place in the chain changed after export)")
+        if exported and entry.torchscript is not None and hasattr(stage, "use_network"):
+            try:
+                stage.use_network(torch.jit.load(str(path / entry.torchscript)))
+            except RuntimeError as err:
+                raise ConfigError(f"{path / entry.torchscript}: not a TorchScript network ({first_line(err)})") from None
         stages.append(stage)
-    check_chain([source] + stages, [path / manifest["data"]["config"]] + [path / e["config"] for e in manifest["stages"]],
+    check_chain([source] + stages, [path / manifest.data.config] + [path / e.config for e in manifest.stages],
                 str(manifest_path))
-    evaluation = parse_config(EvalConfig, manifest.get("evaluation", {}), str(manifest_path))
+    evaluation = parse_config(EvalConfig, manifest.evaluation, str(manifest_path))
     return Chain(source, stages, str(path), evaluation)

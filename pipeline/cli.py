@@ -12,16 +12,25 @@ from trkx.config import ConfigError
 
 
 def _friendly(fn):
-    """Turn the errors users cause (configs, data, cache files) into one line and exit status 2."""
+    """Turn the errors users cause (configs, data, cache files, a full or read-only disk) into one
+    line and exit status 2; Ctrl-C into one line saying where it stopped, exit status 130."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from trkx.stages.data.trackml_io import DataError
-        from trkx.storage import CorruptEntryError
+        from trkx.storage import CorruptEntryError, os_error_line
         try:
             return fn(*args, **kwargs)
         except (ConfigError, DataError, CorruptEntryError, FileNotFoundError) as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
+        except OSError as err:          # no space, read-only file system, permissions
+            click.echo(f"error: {os_error_line(err)}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt as err:
+            # a training says where it stopped; elsewhere every finished cache entry is kept
+            said = str(err) if str(err) else "interrupted; finished cache entries are kept, the same command goes on"
+            click.echo(f"\n{said}", err=True)
+            sys.exit(130)
     return wrapper
 
 
@@ -222,12 +231,15 @@ def bench(pipeline, repeats, graph_building, scaling):
 @main.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace OUT_DIR even if it is not an earlier bundle (never the "
+              "current directory or one holding the pipeline's workdir or cache).")
 @_friendly
-def export(pipeline, out_dir):
+def export(pipeline, out_dir, overwrite):
     """Export a trained pipeline as a self-contained bundle: configs, weights, TorchScript
-    networks (for C++), the chain for the C++ tool and a manifest.  Trains nothing."""
+    networks (for C++), the chain for the C++ tool and a manifest with each file's sha256.
+    OUT_DIR must be new, empty or an earlier bundle.  Trains nothing."""
     from trkx.bundle import export_bundle
-    manifest = export_bundle(pipeline, out_dir)
+    manifest = export_bundle(pipeline, out_dir, overwrite=overwrite)
     cpp = manifest["cpp"]
     click.echo(f"wrote {out_dir} ({len(manifest['stages'])} stages; C++ tool: "
                f"{'supported' if cpp['supported'] else 'not supported, ' + cpp['reason']})")
@@ -240,17 +252,19 @@ def export(pipeline, out_dir):
 @click.option("--eager", is_flag=True, help="With a bundle: run the eager networks from its weights, not TorchScript.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--overwrite", is_flag=True, help="Write into OUT_DIR even if it holds files of something else.")
 @_friendly
-def reco(chain, input_dir, out_dir, eager, threads, no_progress):
+def reco(chain, input_dir, out_dir, eager, threads, no_progress, overwrite):
     """Reconstruct new events with a trained chain (a pipeline YAML, using its cached weights, or an
     exported bundle): TrackML hits (truth optional) or ACTS measurements in INPUT_DIR ->
-    OUT_DIR/event<ID>.csv, timing.json and, with truth, metrics.json.  Never trains."""
+    OUT_DIR/event<ID>.csv, timing.json and, with truth, metrics.json.  OUT_DIR must be new, empty or
+    an earlier reco output (its files for events no longer in INPUT_DIR are removed).  Never trains."""
     import torch
     from trkx.reco import load_chain, reconstruct
     if threads:
         torch.set_num_threads(threads)
     result = reconstruct(load_chain(chain, exported=not eager), input_dir, out_dir,
-                         progress=False if no_progress else None)
+                         progress=False if no_progress else None, overwrite=overwrite)
     click.echo(f"{result['events']} events -> {out_dir}\n\n{result['table']}")
     m = result["metrics"]
     if m is not None:

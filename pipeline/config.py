@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -15,18 +16,51 @@ class ConfigError(ValueError):
     """A configuration problem; the message names the file and the key."""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps the
+    last silently)."""
+
+
+def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice (first on line {seen[key]})",
+                                                    key_node.start_mark)
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+_short = reprlib.Repr()
+_short.maxstring, _short.maxother, _short.maxlist, _short.maxdict, _short.maxlevel = 60, 60, 6, 6, 3
+
+
+def short_repr(value: Any) -> str:
+    """A value's repr cut to one short line (an alias bomb's repr would run to hundreds of MB)."""
+    return _short.repr(value)
+
+
 def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping, with one clear error for a missing file, bad syntax or a non-mapping."""
+    """Read a YAML mapping, with one clear error for a missing file, bad syntax, a duplicate key,
+    too deep a nesting or a non-mapping."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_StrictLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ConfigError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: malformed YAML: nested too deeply for a config") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text file ({err.reason} at byte {err.start})") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -57,14 +91,14 @@ def _coerce(value: Any, tp: Any, where: str, key: str) -> Any:
             except ConfigError:
                 pass   # try the next type of the union
         raise ConfigError(f"{where}: key '{key}': expected {' or '.join(_type_name(a) for a in args)}, "
-                          f"got {type(value).__name__} {value!r}")
+                          f"got {type(value).__name__} {short_repr(value)}")
     if origin is Literal:
         if value not in get_args(tp):
-            raise ConfigError(f"{where}: key '{key}': expected one of {_type_name(tp)}, got {value!r}")
+            raise ConfigError(f"{where}: key '{key}': expected one of {_type_name(tp)}, got {short_repr(value)}")
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: key '{key}': expected a list, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: key '{key}': expected a list, got {type(value).__name__} {short_repr(value)}")
         (item_tp, *_) = get_args(tp) or (Any,)
         return [_coerce(v, item_tp, where, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
@@ -77,21 +111,29 @@ def _coerce(value: Any, tp: Any, where: str, key: str) -> Any:
         return parse_config(tp, value, where, prefix=f"{key}.")
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: key '{key}': expected bool, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: key '{key}': expected bool, got {type(value).__name__} {short_repr(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: key '{key}': expected int, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: key '{key}': expected int, got {type(value).__name__} {short_repr(value)}")
+        if not -2**63 <= value < 2**63:
+            raise ConfigError(f"{where}: key '{key}': {short_repr(value)} does not fit in a 64-bit integer")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: key '{key}': expected float, got {type(value).__name__} {value!r}")
-        if math.isnan(float(value)):
+            raise ConfigError(f"{where}: key '{key}': expected float, got {type(value).__name__} {short_repr(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: key '{key}': {short_repr(value)} is too large for a float") from None
+        if math.isnan(number):
             raise ConfigError(f"{where}: key '{key}': NaN is not allowed")
-        return float(value)
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: key '{key}': {short_repr(value)} is not a finite number")
+        return number
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: key '{key}': expected str, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: key '{key}': expected str, got {type(value).__name__} {short_repr(value)}")
         return value
     if tp is dict:
         if not isinstance(value, dict):

@@ -38,5 +38,7 @@ def weights_digest(path: str | Path) -> str:
         else:
             h.update(f"{key}={obj!r}".encode())
 
-    feed(torch.load(path, map_location="cpu", weights_only=True))
+    from trkx.storage import safe_load   # storage imports torch: kept out of the import of fingerprint
+
+    feed(safe_load(path, "weights file"))
     return h.hexdigest()[:16]

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from trkx.config import ConfigError
+from trkx.outdir import check_output_dir, earlier_reco, finish_reco_dir, reco_files_before
 from trkx.stage import DataSource, Stage
 from trkx.stages.data.acts_csv import list_acts_events, read_acts_event
 from trkx.stages.data.trackml_io import DataError, list_events, read_trackml_event
@@ -65,11 +66,15 @@ def input_events(directory: Path) -> tuple[list[int], callable]:
 
 
 def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progress: bool | None = None,
-                warmup: bool = False) -> dict:
+                warmup: bool = False, overwrite: bool = False) -> dict:
     """Run ``chain`` on every event of ``input_dir``, streaming: read, build, infer, write, forget.
     ``warmup``: run the first event once, untimed, before (torch.compile, allocator, caches).
+    ``out_dir`` must be new, empty or an earlier reco output (whose files for events no longer in
+    the input are removed), or ``overwrite`` is given (files are written beside what is there).
     Returns {"events", "timing", "metrics" (None without truth)}."""
     input_dir, out_dir = Path(input_dir), Path(out_dir)
+    check_output_dir(out_dir, "reco output", earlier_reco, overwrite)
+    before = reco_files_before(out_dir)
     ids, read = input_events(input_dir)
     show = sys.stderr.isatty() if progress is None else progress
     for stage in chain.stages:
@@ -81,7 +86,7 @@ def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progre
             for stage in chain.stages:
                 event = stage.infer(event)
     per_stage: dict[str, list[float]] = {"read + build": []} | {s.name: [] for s in chain.stages}
-    truth_frames, with_truth = [], True
+    truth_frames, with_truth, written = [], True, ["timing.json"]
     for event_id in tqdm(ids, desc="reco", disable=not show, leave=False):
         where = f"{input_dir}: event {event_id}"
         t: list[float] = []
@@ -100,7 +105,8 @@ def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progre
                 per_stage[stage.name].append(t[0])
         if "track_id" not in event:
             raise ConfigError(f"{chain.origin}: the chain has no track building stage (no track_id to write)")
-        write_text(out_dir / f"event{event_id}.csv",
+        written.append(f"event{event_id}.csv")
+        write_text(out_dir / written[-1],
                    pd.DataFrame({"hit_id": event.hit_id.numpy(), "track_id": event.track_id.numpy()})
                    .to_csv(index=False))
         with_truth = with_truth and tables.truth is not None
@@ -117,4 +123,6 @@ def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progre
         truth = pd.concat(truth_frames, ignore_index=True)
         metrics = track_level(truth, read_tracks(out_dir, ids), chain.evaluation)
         write_json(out_dir / "metrics.json", finite_json(metrics))
+        written.append("metrics.json")
+    finish_reco_dir(out_dir, written, before)
     return {"events": len(ids), "timing": timing, "metrics": metrics, "table": timing_table(timing)}

@@ -2,7 +2,6 @@
 stage timing."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from trkx.storage import atomic_path, write_text  # noqa: E402
+from trkx.storage import atomic_path, read_json, write_text  # noqa: E402
 
 
 def save_figure(fig, path: Path) -> None:
@@ -77,8 +76,8 @@ def _timing_plot(timing: dict, path: Path) -> None:
 
 def write_report(workdir: Path, title: str = "trkx report") -> Path:
     """Plots under ``workdir/plots`` and ``workdir/report.md`` from metrics.json and timing.json."""
-    metrics = json.loads((workdir / "metrics.json").read_text())
-    timing = json.loads((workdir / "timing.json").read_text())
+    metrics = read_json(workdir / "metrics.json", "metrics file")
+    timing = read_json(workdir / "timing.json", "timing file")
     plots = workdir / "plots"
     plots.mkdir(exist_ok=True)
     lines = [f"# {title}", ""]
@@ -97,7 +96,7 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
                       f"{v['completeness']:.4f}); hit-weighted V-measure {vw['v_measure']:.4f}.", ""]
         # the CKF baseline's curves beside the pipeline's, when `trkx baseline ckf` has run
         ckf_path = workdir / "baseline_ckf" / "metrics.json"
-        ckf = json.loads(ckf_path.read_text()) if ckf_path.exists() else None
+        ckf = read_json(ckf_path, "metrics file") if ckf_path.exists() else None
         for key, xlabel, title, name, log in (
                 ("efficiency_vs_pt", "particle pT [GeV]", f"{metrics['matching']} matching, >= {t['min_hits']} hits",
                  "efficiency_vs_pt.png", True),
@@ -131,9 +130,11 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
         _edge_plot(metrics["edge"], plots / "edge_metrics.png")
         lines += ["", "![edge metrics](plots/edge_metrics.png)", ""]
     from trkx.timing import timing_table
-    lines += ["## Stage timing", "", "```", timing_table({k: timing["stages"][k] for k in timing["order"]}), "```", ""]
-    _timing_plot(timing, plots / "timing.png")
-    lines += ["![stage timing](plots/timing.png)", ""]
+    if "total" in timing["stages"]:     # a data-only pipeline has no stage to time
+        lines += ["## Stage timing", "", "```", timing_table({k: timing["stages"][k] for k in timing["order"]}),
+                  "```", ""]
+        _timing_plot(timing, plots / "timing.png")
+        lines += ["![stage timing](plots/timing.png)", ""]
     baseline = workdir / "baseline_ckf" / "comparison.md"
     if baseline.exists():
         lines += ["## Classical baseline (`trkx baseline ckf`)", "", baseline.read_text().split("\n", 2)[2], ""]

@@ -7,11 +7,12 @@ written to a temporary name and renamed, so a killed run leaves no half entry an
 """
 from __future__ import annotations
 
-import json
+import os
 import random
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,8 @@ from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
 from trkx.parallel import infer_one, infer_parallel
 from trkx.stage import SPLITS, DataSource, EventSet, Stage, TrackBuilder, load_stage
-from trkx.storage import CorruptEntryError, clean_stale_temps, load_event, save_event, write_json, write_text
+from trkx.storage import (CorruptEntryError, UnsafeFileError, clean_stale_temps, entry_lock, load_event, read_json,
+                          safe_load, save_event, write_json, write_text)
 from trkx.timing import summarize, timing_table
 
 
@@ -90,15 +92,24 @@ def bind_track_builders(stages: list[Stage]) -> None:
 
 def usable_checkpoint(path: Path) -> bool:
     """Whether ``path`` is a checkpoint that loads (a training killed while writing it leaves a
-    truncated file: then training starts over)."""
+    truncated file: then training starts over).  It is read with ``weights_only``: one that holds
+    Python objects a checkpoint never holds is an UnsafeFileError (one line, exit 2), not run."""
     if not path.is_file():
         return False
     try:
-        torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # truncated or foreign file
-        print(f"{path}: unreadable checkpoint ({type(err).__name__}); training starts over", file=sys.stderr)
+        safe_load(path, "checkpoint")
+    except UnsafeFileError:
+        raise
+    except CorruptEntryError as err:  # truncated or foreign file
+        print(f"{err}; training starts over", file=sys.stderr)
         return False
     return True
+
+
+def secondary_rank() -> bool:
+    """Whether this process is a distributed training's rank other than the first (started by
+    Lightning, torchrun or SLURM, which set these variables)."""
+    return any(os.environ.get(var, "0") not in ("", "0") for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
 
 
 def seed_everything(seed: int) -> None:
@@ -124,6 +135,46 @@ def training_config(cfg) -> dict:
     return d
 
 
+def cached_seconds(path: Path) -> float | None:
+    """The inference seconds an event's ``.time.json`` holds (written after the event, so it marks
+    the entry complete); None when it is missing or damaged: the event is computed again."""
+    try:
+        seconds = read_json(path, "timing file")["seconds"]
+    except (FileNotFoundError, CorruptEntryError, KeyError, TypeError):
+        return None
+    return float(seconds) if isinstance(seconds, (int, float)) else None
+
+
+def read_index(path: Path) -> dict[str, list[int]] | None:
+    """A data entry's ``index.json`` (event ids per split, written last); None when damaged, and
+    the entry is made again."""
+    try:
+        index = read_json(path, "event index")
+    except CorruptEntryError as err:
+        print(f"{err}; the events are made again", file=sys.stderr)
+        return None
+    ok = isinstance(index, dict) and all(isinstance(index.get(s), list) and
+                                          all(isinstance(i, int) for i in index[s]) for s in SPLITS)
+    if not ok:
+        print(f"{path}: damaged event index (not the event ids of {', '.join(SPLITS)}); the events are made again",
+              file=sys.stderr)
+    return index if ok else None
+
+
+def entry_fingerprint(stage: Stage, upstream_fp: str | None, weights: Path | None) -> str:
+    """The cache key of ``stage``'s events: kind and config, the upstream fingerprint, the trained
+    weights (by tensor content) and what else it read (``input_digest``)."""
+    parts = [stage.kind, config_to_dict(stage.config)]
+    if upstream_fp is not None:
+        parts.append(upstream_fp)
+    if weights is not None:
+        parts.append(weights_digest(weights))
+    extra = stage.input_digest()
+    if extra is not None:
+        parts.append(extra)
+    return fingerprint(*parts)
+
+
 @dataclass
 class StageOutput:
     name: str
@@ -147,6 +198,9 @@ class Pipeline:
         base = self.path.parent
         self.workdir = self._resolve(self.config.workdir, base)
         self.cachedir = self._resolve(self.config.cachedir, base) if self.config.cachedir else self.workdir
+        for key, path in (("workdir", self.workdir), ("cachedir", self.cachedir)):
+            if path.exists() and not path.is_dir():
+                raise ConfigError(f"{self.path}: key '{key}': {path} is a file, not a directory")
         self.device = resolve_device(self.config.device)
         # progress bars only where someone watches (a terminal), unless asked for explicitly
         self.progress = (self.config.progress and sys.stderr.isatty()) if progress is None else progress
@@ -186,7 +240,9 @@ class Pipeline:
     def _load_weights(self, stage: Stage, weights: Path) -> None:
         try:
             stage.load(weights)
-        except Exception as err:  # truncated file, foreign format, shape mismatch
+        except CorruptEntryError:
+            raise
+        except Exception as err:  # foreign format, shape mismatch
             raise CorruptEntryError(f"{weights}: cannot load weights ({type(err).__name__}: {err}); "
                                     f"delete it or run with --force {stage.name}") from None
 
@@ -198,6 +254,18 @@ class Pipeline:
         if weights.exists() and not force:
             self._load_weights(stage, weights)
             return weights
+        # one trainer per weights entry: a concurrent run waits here, then reads the result (the
+        # other ranks of a DDP training re-run the command and train beside rank 0, unlocked)
+        lock = nullcontext() if secondary_rank() else entry_lock(weights.parent, f"{stage.name} (training)")
+        with lock:
+            if weights.exists() and not force:
+                self._load_weights(stage, weights)
+                return weights
+            return self._train_locked(stage, upstream, weights, force, resume)
+
+    def _train_locked(self, stage: Stage, upstream: StageOutput, weights: Path, force: bool,
+                      resume: bool | None) -> Path:
+        clean_stale_temps(weights.parent)
         if hasattr(stage, "checkpoint_dir"):
             stage.log_dir = self.workdir / stage.name / "logs"
             stage.checkpoint_dir = weights.parent / "checkpoints"
@@ -226,15 +294,7 @@ class Pipeline:
                                  weights if stage.trainable else None)
 
     def _fingerprint(self, stage: Stage, upstream_fp: str | None, weights: Path | None) -> str:
-        parts = [stage.kind, config_to_dict(stage.config)]
-        if upstream_fp is not None:
-            parts.append(upstream_fp)
-        if weights is not None:
-            parts.append(weights_digest(weights))
-        inputs = stage.input_digest()
-        if inputs is not None:
-            parts.append(inputs)
-        return fingerprint(*parts)
+        return entry_fingerprint(stage, upstream_fp, weights)
 
     def load_trained(self) -> dict[str, str]:
         """Load every trained stage's state from the cache, training and running nothing; returns
@@ -262,7 +322,13 @@ class Pipeline:
         (``upstream`` None) produces every split's events."""
         fp = self.stage_fingerprint(stage, upstream, force)
         root = self.cachedir / stage.name / fp
-        clean_stale_temps(root)
+        # one writer per entry: a concurrent run waits, then finds the events written
+        with entry_lock(root, f"{stage.name} ({fp})"):
+            clean_stale_temps(root)
+            return self._run_locked(stage, upstream, fp, root, force, splits)
+
+    def _run_locked(self, stage: Stage, upstream: StageOutput | None, fp: str, root: Path, force: bool,
+                    splits: tuple[str, ...]) -> StageOutput:
         out = StageOutput(stage.name, fp, {s: [] for s in SPLITS})
         if upstream is None:
             t0 = time.perf_counter()
@@ -279,9 +345,9 @@ class Pipeline:
             dst = root / split / src.name
             out.paths[split].append(dst)
             tfile = dst.with_suffix(".time.json")
-            if dst.exists() and tfile.exists() and not force:
+            seconds = cached_seconds(tfile) if dst.exists() and not force else None
+            if seconds is not None:
                 out.cached += 1
-                seconds = json.loads(tfile.read_text())["seconds"]
                 if split == "test":
                     out.seconds[src.stem] = seconds
                 bar.update(1)
@@ -306,8 +372,8 @@ class Pipeline:
         """A data source's events into ``root/<split>/event<ID>.pt``; ``index.json`` (the event
         ids per split) is written last and marks the entry complete."""
         index_path = root / "index.json"
-        if index_path.exists() and not force:
-            index = json.loads(index_path.read_text())
+        index = read_index(index_path) if index_path.exists() and not force else None
+        if index is not None:
             paths = {s: [root / s / f"event{i}.pt" for i in index[s]] for s in SPLITS}
             if all(p.exists() for ps in paths.values() for p in ps):
                 out.paths, out.cached = paths, sum(map(len, paths.values()))
@@ -382,13 +448,16 @@ class Pipeline:
                 return written
             df = pd.DataFrame({"hit_id": event.hit_id.numpy(), "track_id": event.track_id.numpy()})
             path = self.workdir / "tracks" / f"{src.stem}.csv"
-            path.parent.mkdir(parents=True, exist_ok=True)
             write_text(path, df.to_csv(index=False))
             written.append(path)
+        # track files of events no longer in the test split (a lowered n_test) would join a submission
+        for old in (self.workdir / "tracks").glob("event*.csv"):
+            if old not in written:
+                old.unlink(missing_ok=True)
         return written
 
     def timing_report(self) -> str:
-        data = json.loads((self.workdir / "timing.json").read_text())
+        data = read_json(self.workdir / "timing.json", "timing file")
         return timing_table({k: data["stages"][k] for k in data["order"]})
 
 

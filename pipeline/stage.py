@@ -1,6 +1,7 @@
 """Stage interfaces and the registry that maps a YAML ``stage:`` name to its class."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Sequence
 
@@ -11,6 +12,7 @@ from trkx.config import ConfigError, load_yaml, parse_config
 from trkx.storage import load_event
 
 STAGES: dict[str, type["Stage"]] = {}
+STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 SPLITS = ("train", "val", "test")   # the event splits every stage's cache holds
 
 
@@ -182,6 +184,10 @@ def load_stage(path: str | Path, device: str = "cpu", seed: int = 0, default_kin
     name = data.pop("name", None)
     if name is not None and not isinstance(name, str):
         raise ConfigError(f"{where}: key 'name': expected str, got {type(name).__name__}")
+    if name is not None and not STAGE_NAME.fullmatch(name):
+        # the name is a directory of the cache: no separators, no '..', no hidden names
+        raise ConfigError(f"{where}: key 'name': {name!r} is not a plain name (letters, digits, '_', '-', '.', "
+                          f"not starting with '.')")
     cls = stage_class(kind, where)
     cfg = parse_config(cls.Config, data, where)
     return cls(cfg, name=name, device=device, seed=seed, source=path)

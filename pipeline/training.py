@@ -7,11 +7,13 @@ import contextlib
 import csv
 import importlib.util
 import logging
+import random
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
@@ -22,6 +24,21 @@ from trkx.event import edge_features, select_edges
 from trkx.metrics.edges import edge_efficiency_purity
 from trkx.sampling import SamplingConfig, SectorSamples
 from trkx.stage import TrainableStage
+from trkx.storage import atomic_path, first_line, safe_load
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a training: which stage, the epoch it reached and the checkpoint to resume from."""
+
+    def __init__(self, stage: str, epoch: int, epochs: int, checkpoint: Path | None):
+        super().__init__(stage, epoch, epochs, checkpoint)
+        self.stage, self.epoch, self.epochs, self.checkpoint = stage, epoch, epochs, checkpoint
+
+    def __str__(self) -> str:
+        where = f"interrupted while training '{self.stage}' (epoch {self.epoch + 1} of {self.epochs})"
+        if self.checkpoint is None:
+            return f"{where}; no checkpoint yet, the next run trains from the start"
+        return f"{where}; the same command (or `trkx run`) resumes from its last checkpoint, {self.checkpoint}"
 
 
 class EventDataModule(pl.LightningDataModule):
@@ -32,17 +49,76 @@ class EventDataModule(pl.LightningDataModule):
         self.train_set, self.val_set = train, val
         self.sampling, self.seed = sampling, seed
 
-    def _loader(self, events, shuffle: bool):
-        return torch.utils.data.DataLoader(_Cached(events), batch_size=None, shuffle=shuffle, num_workers=0)
+        self.skip = 0           # batches of the current epoch a resumed training has already done
 
     def train_dataloader(self):
-        if self.sampling is not None:
-            samples = SectorSamples(self.train_set, self.sampling, self.seed)
-            return torch.utils.data.DataLoader(samples, batch_size=None, shuffle=True, num_workers=0)
-        return self._loader(self.train_set, True)
+        samples = SectorSamples(self.train_set, self.sampling, self.seed) if self.sampling is not None \
+            else _Cached(self.train_set)
+        sampler = EpochShuffle(len(samples), self.seed, skip=self.skip)
+        self.skip = 0
+        return torch.utils.data.DataLoader(samples, batch_size=None, num_workers=0, sampler=sampler)
+
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint: how far into its epoch the training is (0 at an epoch's end),
+        so that a resumed training skips exactly the batches it has done."""
+        loop = self.trainer.fit_loop.epoch_loop
+        done = int(loop.batch_progress.current.processed)
+        return {"batches_done": done if done < self.trainer.num_training_batches else 0}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.skip = int(state.get("batches_done", 0))
 
     def val_dataloader(self):
-        return self._loader(self.val_set, False)
+        return torch.utils.data.DataLoader(_Cached(self.val_set), batch_size=None, shuffle=False, num_workers=0)
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """A random order of ``n`` items that depends only on (seed, epoch), not on the global RNG, so
+    a training resumed at an epoch's start draws the same order as one never stopped (Lightning
+    calls ``set_epoch``; under DDP it puts its distributed sampler in place, which is seeded too)."""
+
+    def __init__(self, n: int, seed: int, skip: int = 0):
+        self.n, self.seed, self.epoch, self.skip = n, seed, 0, skip
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        # a generator: the order is drawn at the first item, after Lightning has set the epoch
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=gen).tolist()
+        skip, self.skip = self.skip, 0      # a resumed epoch skips what it did before the stop
+        yield from order[skip:]
+
+
+def rng_state() -> dict:
+    """Every global random state training draws from (torch, CUDA, numpy, Python), as plain tensors,
+    numbers and tuples, so that a checkpoint holding it loads with ``weights_only``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what ``rng_state`` saved."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuples(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(obj):
+    """Python's random state is nested tuples; a checkpoint may give them back as lists."""
+    return tuple(_as_tuples(v) for v in obj) if isinstance(obj, (list, tuple)) else obj
 
 
 class _Cached(torch.utils.data.Dataset):
@@ -102,6 +178,8 @@ def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trai
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # EventDataModule resumes mid-epoch itself (it saves the batches done): Lightning cannot see that
+    warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
     t = trainer or TrainerConfig()
     accel = t.accelerator
     if accel == "auto":
@@ -175,9 +253,12 @@ class TrackingModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["trkx_history"] = self.history     # a resumed training keeps its earlier epochs
+        checkpoint["trkx_rng"] = rng_state()          # ... and goes on with the same random numbers
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = list(checkpoint.get("trkx_history", []))
+        if "trkx_rng" in checkpoint:
+            set_rng_state(checkpoint["trkx_rng"])
 
     def on_validation_epoch_start(self):
         self._val = []
@@ -302,8 +383,12 @@ class LightningStage(TrainableStage):
 
     def _ensure_model(self, in_dim: int) -> TrackingModule:
         if self.model is None:
+            try:
+                self.model = self.build(in_dim)
+            except (RuntimeError, MemoryError, OverflowError) as err:   # hidden: 10**12, say
+                raise ConfigError(f"{self.source or self.name}: cannot build the network of stage '{self.name}' "
+                                  f"({type(err).__name__}: {first_line(err)}); check its sizes") from None
             self.in_dim = in_dim
-            self.model = self.build(in_dim)
         return self.model
 
     def example_inputs(self, event: Data) -> tuple[torch.Tensor, ...]:
@@ -338,22 +423,32 @@ class LightningStage(TrainableStage):
         sampling = getattr(self.config, "sampling", None)
         last = self.checkpoint_dir / "last.ckpt" if self.checkpoint_dir is not None else None
         resume = last if (self.resume and last is not None and last.is_file()) else None
-        trainer.fit(model, datamodule=EventDataModule(train, val, sampling=sampling, seed=self.seed), ckpt_path=resume)
+        try:
+            # weights_only: a checkpoint from the cache cannot run code (the caller checked it with safe_load)
+            trainer.fit(model, datamodule=EventDataModule(train, val, sampling=sampling, seed=self.seed),
+                        ckpt_path=resume, weights_only=True)
+        except SystemExit:
+            if trainer.interrupted:   # Lightning turns Ctrl-C into a graceful stop and exit(1)
+                raise TrainingInterrupted(self.name, int(trainer.current_epoch), trainer.max_epochs,
+                                          last if last is not None and last.is_file() else None) from None
+            raise
+        if trainer.interrupted:
+            raise TrainingInterrupted(self.name, int(trainer.current_epoch), trainer.max_epochs,
+                                      last if last is not None and last.is_file() else None)
         if not trainer.is_global_zero:
             raise SystemExit(0)     # a DDP rank Lightning started by re-running the command: rank 0 goes on
         if last is not None and last.is_file() and not model.history:
             # the ranks of a spawned DDP run return their weights, not the module's attributes
-            model.history = torch.load(last, map_location="cpu", weights_only=False).get("trkx_history", [])
+            model.history = safe_load(last, "checkpoint").get("trkx_history", [])
         model.to(self.device).eval()
         return {**report, "world_size": trainer.world_size, "resumed_from": str(resume) if resume else None,
                 "val_history": model.history}
 
     def save(self, path):
-        from trkx.storage import atomic_path
         with atomic_path(path) as tmp:
             torch.save({"in_dim": self.in_dim, "state": self.model.state_dict()}, tmp)
 
     def load(self, path):
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = safe_load(path, "weights file")
         self._ensure_model(blob["in_dim"]).load_state_dict(blob["state"])
         self.model.to(self.device).eval()

@@ -28,6 +28,7 @@ import yaml
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.runner import Pipeline, seed_everything
 from trkx.stage import EventSet, load_stage
+from trkx.storage import CorruptEntryError, first_line
 
 
 @dataclass
@@ -121,9 +122,15 @@ def tune(stage_yaml: Path, pipeline: Path, space_yaml: Path, trials: int, progre
     out = pipe.workdir / "tune" / base_stage.name
     out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=base_stage.name, storage=f"sqlite:///{out / 'study.db'}",
-                                load_if_exists=True, direction=direction,
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=cfg.pruning_warmup_epochs))
+    db = out / "study.db"
+    try:   # an SQLite file (Optuna stores JSON in it, nothing is unpickled)
+        study = optuna.create_study(study_name=base_stage.name, storage=f"sqlite:///{db}",
+                                    load_if_exists=True, direction=direction,
+                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=3,
+                                                                       n_warmup_steps=cfg.pruning_warmup_epochs))
+    except Exception as err:   # SQLAlchemy's DatabaseError and kin for a damaged or foreign file
+        raise CorruptEntryError(f"{db}: not a readable Optuna study database ({type(err).__name__}: "
+                                f"{first_line(err)[:200]}); move it away to start a new study") from None
     # seeded from the pipeline, and differently for each rerun of the study
     study.sampler = optuna.samplers.TPESampler(seed=pipe.config.seed + len(study.trials))
     hand_set = {k: _get(config_to_dict(base_stage.config), k) for k in cfg.space}

@@ -80,7 +80,7 @@ def test_truncated_csv_names_row(sim_dir, tmp_path):
     path = d / "event000001000-hits.csv"
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:10] + [lines[10][:12]]) + "\n")   # cut mid-row
-    with pytest.raises(DataError, match=r"hits.csv: row 11 .*is missing"):
+    with pytest.raises(DataError, match=r"hits.csv: row 10 \(line 11\): .*is missing"):
         read_trackml_event(d, 1000)
 
 
@@ -90,7 +90,7 @@ def test_nan_coordinate_names_row_and_column(sim_dir, tmp_path):
     df = pd.read_csv(path)
     df.loc[4, "z"] = np.nan
     df.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"hits.csv: row 6 .*column 'z'"):
+    with pytest.raises(DataError, match=r"hits.csv: row 5 \(line 6\): column 'z'"):
         read_trackml_event(d, 1000)
 
 

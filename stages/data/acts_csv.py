@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trkx.stages.data.trackml_io import DataError, EventTables, event_prefix, read_table
+from trkx.stages.data.trackml_io import DataError, EventTables, check_ids, event_prefix, read_table
 
 PARTICLE_ID_PARTS = ["particle_id_pv", "particle_id_sv", "particle_id_part", "particle_id_gen",
                      "particle_id_subpart"]
@@ -63,6 +63,7 @@ def read_acts_event(directory: str | Path, event_id: int, require_truth: bool = 
     meas = read_table(need("measurements"), ["measurement_id", "geometry_id", "global_x", "global_y", "global_z"])
     if len(meas) == 0:
         raise DataError(f"{need('measurements')}: event has no measurements")
+    check_ids(need("measurements"), meas, "measurement_id", first=0)
     volume, layer, module = decode_geometry_id(meas.geometry_id.to_numpy())
     hit_id = meas.measurement_id.to_numpy(dtype=np.int64) + 1
     hits = pd.DataFrame({"hit_id": hit_id, "x": meas.global_x.to_numpy(), "y": meas.global_y.to_numpy(),

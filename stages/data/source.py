@@ -19,6 +19,9 @@ from trkx.stages.data.simulation import SimulationConfig, simulate_events
 from trkx.stages.data.trackml_io import DataError, EventTables, list_events, read_trackml_event
 from trkx.stages.data.transforms import build_transforms
 
+MAX_EVENT_ID = 999_999_999      # TrackML file names hold nine digits
+
+
 def _default_regions() -> dict:
     return {"pixel": [7, 8, 9], "short_strip": [12, 13, 14], "long_strip": [16, 17, 18]}
 
@@ -45,6 +48,11 @@ class DataConfig:
             raise ValueError(f"key 'input_dir' is required for source '{self.source}'")
         if min(self.n_train, self.n_val, self.n_test) < 0 or self.n_test < 1:
             raise ValueError("key 'n_test': need n_test >= 1 and non-negative n_train, n_val")
+        n = self.n_train + self.n_val + self.n_test
+        if self.first_event_id < 0 or self.first_event_id + n > MAX_EVENT_ID + 1:
+            # event files are named event<9 digits>: more would not fit the TrackML names
+            raise ValueError(f"keys 'first_event_id' + 'n_train' + 'n_val' + 'n_test' = {self.first_event_id + n:,} "
+                             f"events: event ids must lie in 0 .. {MAX_EVENT_ID:,}")
         if len(self.features) != len(self.feature_scales):
             raise ValueError("keys 'features' and 'feature_scales' differ in length")
         if any(s == 0 for s in self.feature_scales):
@@ -154,6 +162,10 @@ class EventSource(DataSource):
         c = self.config
         return {"train": c.n_train, "val": c.n_val, "test": c.n_test}
 
+    def split_names(self) -> list[str]:
+        """The split of each event, in order."""
+        return [s for s, k in self.split_sizes().items() for _ in range(k)]
+
     def raw_events(self, raw_dir: Path, progress: bool = True) -> tuple[Path, list[int], str]:
         """Make sure raw TrackML-format CSVs exist; returns (directory, event ids, reader kind)."""
         c = self.config
@@ -173,13 +185,13 @@ class EventSource(DataSource):
 
     def events(self, workdir: Path, progress: bool = True) -> Iterator[tuple[str, int, Data]]:
         """Yield (split, event_id, event graph) for every event; simulated CSVs go to ``workdir / "csv"``."""
-        splits = [s for s, k in self.split_sizes().items() for _ in range(k)]
         if self.config.source == "pct":
-            yield from self.pct_events(workdir / "csv", splits)
+            yield from self.pct_events(workdir / "csv", self.split_names())
             return
+        # the input directory is checked to hold enough events before a split list is made
         directory, ids, reader = self.raw_events(workdir / "csv", progress)
         read = read_trackml_event if reader == "trackml" else read_acts_event
-        for split, event_id in zip(splits, ids):
+        for split, event_id in zip(self.split_names(), ids):
             yield split, event_id, self.event_graph(read(directory, event_id), str(directory))
 
     def pct_events(self, csv_dir: Path, splits: list[str]) -> Iterator[tuple[str, int, Data]]:

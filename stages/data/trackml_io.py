@@ -16,6 +16,7 @@ PARTICLE_COLUMNS = ["particle_id", "vx", "vy", "vz", "px", "py", "pz", "q", "nhi
 CELL_COLUMNS = ["hit_id", "ch0", "ch1", "value"]
 INT_COLUMNS = {"hit_id", "volume_id", "layer_id", "module_id", "particle_id", "q", "nhits", "ch0", "ch1",
                "geometry_id", "measurement_id"}
+UINT_COLUMNS = {"geometry_id"}      # ACTS GeometryIdentifier: 64 bits, the volume in the top 8
 
 _EVENT_RE = re.compile(r"event(\d+)-hits\.csv(\.gz)?$")
 
@@ -76,16 +77,41 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column '{missing[0]}' (found {', '.join(map(str, df.columns))})")
-    df = df[columns]
+    df = df[columns].copy()
     for col in columns:
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = ~np.isfinite(values.to_numpy(dtype=float))
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
         if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{path}: row {row + 2} (line {row + 2}): column '{col}' is missing, "
-                            f"not a number or not finite ({df[col].iloc[row]!r})")
-        df[col] = values.astype(np.int64 if col in INT_COLUMNS else np.float64)
+            _bad_row(path, df, col, bad, "is missing, not a number or not finite")
+        if col in INT_COLUMNS:
+            # an id column: no fraction (1.5 would be cut to 1) and nothing int64 cannot hold
+            _bad_row(path, df, col, values != np.floor(values), "is not an integer")
+            dtype = np.uint64 if col in UINT_COLUMNS else np.int64
+            lo, hi = (0.0, 2.0**64) if col in UINT_COLUMNS else (-2.0**63, 2.0**63)
+            _bad_row(path, df, col, (values >= hi) | (values < lo), f"does not fit in a {np.dtype(dtype).name}")
+            ints = pd.to_numeric(df[col], errors="coerce")
+            # integer text is kept exact (float64 rounds ids above 2^53)
+            df[col] = ints.astype(dtype) if ints.dtype.kind in "iu" else values.astype(dtype)
+        else:
+            df[col] = values
     return df
+
+
+def check_ids(path: Path, table: pd.DataFrame, col: str = "hit_id", first: int = 1) -> None:
+    """Ids that name hits: unique integers from ``first`` up (TrackML numbers hits from 1, ACTS
+    measurements from 0)."""
+    ids = table[col].to_numpy()
+    _bad_row(path, table, col, ids < first, f"is below {first}" if first else "is negative")
+    _bad_row(path, table, col, pd.Series(ids).duplicated().to_numpy(), "repeats an earlier row's id")
+
+
+def _bad_row(path: Path, df: pd.DataFrame, col: str, bad: np.ndarray, what: str) -> None:
+    """A DataError naming the first row where ``bad`` holds: data row (1 is the first after the
+    header), file line and column."""
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}: row {row + 1} (line {row + 2}): column '{col}' {what} "
+                        f"({str(df[col].iloc[row])[:40]!r})")
 
 
 def read_trackml_event(directory: str | Path, event_id: int, require_truth: bool = True) -> EventTables:
@@ -96,6 +122,7 @@ def read_trackml_event(directory: str | Path, event_id: int, require_truth: bool
     hits = read_table(hits_path, HIT_COLUMNS)
     if len(hits) == 0:
         raise DataError(f"{hits_path}: event has no hits")
+    check_ids(hits_path, hits)
     truth_path = _find(directory, event_id, "truth", required=require_truth)
     if truth_path is None:
         cells_path = _find(directory, event_id, "cells", required=False)
@@ -103,7 +130,12 @@ def read_trackml_event(directory: str | Path, event_id: int, require_truth: bool
     truth = read_table(truth_path, TRUTH_COLUMNS)
     if len(truth) != len(hits) or not np.array_equal(np.sort(truth.hit_id.values), np.sort(hits.hit_id.values)):
         raise DataError(f"{truth_path}: hit ids do not match {hits_path.name}")
-    particles = read_table(_find(directory, event_id, "particles"), PARTICLE_COLUMNS)
+    particles_path = _find(directory, event_id, "particles")
+    particles = read_table(particles_path, PARTICLE_COLUMNS)
+    # a hit's particle missing from particles.csv would get pT 0 and drop out of the targets unseen
+    _bad_row(truth_path, truth, "particle_id",
+             (truth.particle_id.to_numpy() != 0) & ~np.isin(truth.particle_id.to_numpy(), particles.particle_id.to_numpy()),
+             f"names a particle that {particles_path.name} does not list")
     cells_path = _find(directory, event_id, "cells", required=False)
     cells = read_table(cells_path, CELL_COLUMNS) if cells_path else None
     return EventTables(event_id, hits, truth, particles, cells)

@@ -17,6 +17,7 @@ from torch_geometric.data import Data
 
 from trkx.event import edge_truth, group_products, hit_xy
 from trkx.stage import GraphConstructor, TrainableStage, register
+from trkx.storage import atomic_path, safe_load
 
 
 @dataclass
@@ -91,12 +92,11 @@ class LayerPairs(TrainableStage, GraphConstructor):
                 "val_truth_edge_efficiency": found / total if total else float("nan")}
 
     def save(self, path):
-        from trkx.storage import atomic_path
         with atomic_path(path) as tmp:
             torch.save({"cuts": self.cuts}, tmp)
 
     def load(self, path):
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = safe_load(path, "layer-pair cut table")
         if set(blob) != {"cuts"}:
             raise ValueError("not a layer-pair cut table")
         self.cuts = blob["cuts"]

@@ -18,6 +18,7 @@ from torch_geometric.data import Data
 
 from trkx.event import DZ_SCALE, EDGE_FEATURES, edge_features, edge_features_from, edge_truth, orient_and_dedup, outward
 from trkx.stage import GraphConstructor, TrainableStage, register
+from trkx.storage import atomic_path, safe_load
 
 _BITS = 21   # bits per volume / layer / module id in the packed module key
 DZ = EDGE_FEATURES.index("dz")
@@ -181,12 +182,11 @@ class ModuleMap(TrainableStage, GraphConstructor):
                 "val_truth_edge_efficiency": found / total if total else float("nan")}
 
     def save(self, path):
-        from trkx.storage import atomic_path
         with atomic_path(path) as tmp:
             torch.save(self.map, tmp)
 
     def load(self, path):
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = safe_load(path, "module map")
         if set(blob) != {"modules", "lo", "hi", "count"}:
             raise ValueError("not a module map")
         self.map = blob
