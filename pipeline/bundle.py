@@ -33,7 +33,7 @@ from trkx.config import ConfigError, config_to_dict
 from trkx.event import edge_features_from
 from trkx.stage import load_stage
 from trkx.outdir import check_not_protected, check_output_dir, replace_dir
-from trkx.storage import first_line, load_event, write_json, write_text
+from trkx.storage import CorruptEntryError, first_line, load_event, write_json, write_text
 
 BUNDLE_FORMAT = 1
 CPP_STAGES = ("embedding", "graph", "module_map", "filter", "gnn", "labeling")   # kinds the C++ tool runs
@@ -245,6 +245,8 @@ def load_bundle(path: str | Path, exported: bool = True):
         if weights is not None:
             try:
                 stage.load(weights)
+            except CorruptEntryError:
+                raise
             except (ValueError, KeyError, RuntimeError) as err:   # a foreign or mismatched state
                 raise ConfigError(f"{weights}: not the weights of stage '{entry.name}' ({first_line(err)})") from None
         # the chain of fingerprints: stages swapped, configs or weights edited break it

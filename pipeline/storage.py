@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pickle
+import re
 import socket
 import sys
 import tempfile
@@ -39,9 +40,9 @@ FILE_MODE = 0o666 & ~_read_umask()
 _HOST = socket.gethostname().replace(".", "_") or "host"
 
 
-def _writer_tag() -> str:
+def writer_tag(pid: int | None = None) -> str:
     """Who writes a temporary file: host and process id, so a cleaner can tell whether the writer lives."""
-    return f"{_HOST}-{os.getpid()}"
+    return f"{_HOST}-{os.getpid() if pid is None else pid}"
 
 
 @contextmanager
@@ -49,14 +50,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
     The file gets the mode the user's umask gives (not mkstemp's 0600)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{writer_tag()}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from None   # name the file, not its temporary
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename not in (None, str(tmp)):
+            raise
+        raise OSError(err.errno, err.strerror, str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -99,10 +107,12 @@ def safe_load(path: str | Path, what: str = "file") -> Any:
     except FileNotFoundError:
         raise
     except pickle.UnpicklingError as err:
-        if "Weights only load failed" in str(err) or "Unsupported global" in str(err):
-            raise UnsafeFileError(f"{path}: refused to load this {what}: it holds Python objects a trkx {what} "
-                                  f"never holds (it may have been tampered with); nothing in it was run") from None
-        raise CorruptEntryError(f"{path}: cannot read {what} ({first_line(err)})") from None
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if found:   # a callable or class in the pickle: what a planted file needs to run code
+            raise UnsafeFileError(f"{path}: refused to load this {what}: it holds a Python object ({found.group(1)}) "
+                                  f"that a trkx {what} never holds (it may have been tampered with); nothing in "
+                                  f"it was run") from None
+        raise CorruptEntryError(f"{path}: cannot read {what} (not a torch file, or damaged)") from None
     except Exception as err:  # torch raises several types for damaged zip archives
         raise CorruptEntryError(f"{path}: cannot read {what} ({type(err).__name__}: {first_line(err)})") from None
 
@@ -124,8 +134,8 @@ def load_event(path: str | Path) -> Data:
 def _writer_gone(tmp: Path) -> bool:
     """Whether the process that writes temporary file ``tmp`` has ended (same host, no such pid);
     a file from another host is gone once it is a day old (its writer cannot be asked)."""
-    parts = tmp.name.split(".")
-    tag = parts[2] if len(parts) > 3 else ""
+    parts = tmp.name.split(".")        # "", <name parts>, <host-pid>, <random>, "tmp"
+    tag = parts[-3] if len(parts) >= 5 else ""
     host, _, pid = tag.rpartition("-")
     if host != _HOST or not pid.isdigit():
         try:
@@ -156,9 +166,14 @@ def entry_lock(directory: str | Path, what: str = "") -> Iterator[None]:
     waiting for another process that holds it; the lock goes with the process, so a killed holder
     never leaves it taken."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    lock = directory / ".lock"
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as err:
+        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or not directory.is_dir():
+            raise
+        yield      # a read-only cache: nothing can be written there, so there is no writer to wait for
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -48,50 +48,38 @@ class EventDataModule(pl.LightningDataModule):
         super().__init__()
         self.train_set, self.val_set = train, val
         self.sampling, self.seed = sampling, seed
-
-        self.skip = 0           # batches of the current epoch a resumed training has already done
+        self.order = ResumableShuffle(0)
+        self.resume: tuple[int, int] | None = None   # (order seed, batches done) of an epoch cut short
 
     def train_dataloader(self):
         samples = SectorSamples(self.train_set, self.sampling, self.seed) if self.sampling is not None \
             else _Cached(self.train_set)
-        sampler = EpochShuffle(len(samples), self.seed, skip=self.skip)
-        self.skip = 0
-        return torch.utils.data.DataLoader(samples, batch_size=None, num_workers=0, sampler=sampler)
-
-    def state_dict(self) -> dict:
-        """Saved in every checkpoint: how far into its epoch the training is (0 at an epoch's end),
-        so that a resumed training skips exactly the batches it has done."""
-        loop = self.trainer.fit_loop.epoch_loop
-        done = int(loop.batch_progress.current.processed)
-        return {"batches_done": done if done < self.trainer.num_training_batches else 0}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.skip = int(state.get("batches_done", 0))
+        self.order = ResumableShuffle(len(samples), self.resume)
+        self.resume = None
+        return torch.utils.data.DataLoader(samples, batch_size=None, num_workers=0, sampler=self.order)
 
     def val_dataloader(self):
         return torch.utils.data.DataLoader(_Cached(self.val_set), batch_size=None, shuffle=False, num_workers=0)
 
 
-class EpochShuffle(torch.utils.data.Sampler):
-    """A random order of ``n`` items that depends only on (seed, epoch), not on the global RNG, so
-    a training resumed at an epoch's start draws the same order as one never stopped (Lightning
-    calls ``set_epoch``; under DDP it puts its distributed sampler in place, which is seeded too)."""
+class ResumableShuffle(torch.utils.data.Sampler):
+    """``RandomSampler``'s order, drawn the same way (a seed from the global RNG at the epoch's first
+    item), that remembers its seed: a training resumed within an epoch (``resume``: the order seed
+    and the batches already done) draws nothing and goes on with the rest of the same order."""
 
-    def __init__(self, n: int, seed: int, skip: int = 0):
-        self.n, self.seed, self.epoch, self.skip = n, seed, 0, skip
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, n: int, resume: tuple[int, int] | None = None):
+        self.n, self.resume = n, resume
+        self.seed: int | None = None
 
     def __len__(self) -> int:
         return self.n
 
     def __iter__(self):
-        # a generator: the order is drawn at the first item, after Lightning has set the epoch
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.n, generator=gen).tolist()
-        skip, self.skip = self.skip, 0      # a resumed epoch skips what it did before the stop
-        yield from order[skip:]
+        if self.resume is not None:
+            (self.seed, skip), self.resume = self.resume, None
+        else:
+            self.seed, skip = int(torch.empty((), dtype=torch.int64).random_().item()), 0
+        yield from torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed)).tolist()[skip:]
 
 
 def rng_state() -> dict:
@@ -178,7 +166,7 @@ def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trai
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    # EventDataModule resumes mid-epoch itself (it saves the batches done): Lightning cannot see that
+    # TrackingModule resumes mid-epoch itself (it saves the epoch's order and batches done)
     warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
     t = trainer or TrainerConfig()
     accel = t.accelerator
@@ -252,13 +240,31 @@ class TrackingModule(pl.LightningModule):
         self.log("train_loss", loss, batch_size=1, on_step=True, on_epoch=True, sync_dist=True)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["trkx_history"] = self.history     # a resumed training keeps its earlier epochs
-        checkpoint["trkx_rng"] = rng_state()          # ... and goes on with the same random numbers
+        """A resumed training keeps its earlier epochs' history and goes on exactly: the random
+        states and, within an epoch, the epoch's order and the batches done."""
+        checkpoint["trkx_history"] = self.history
+        checkpoint["trkx_rng"] = rng_state()
+        done = int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        order = getattr(self.trainer.datamodule, "order", None)
+        if 0 < done < self.trainer.num_training_batches and order is not None and order.seed is not None:
+            checkpoint["trkx_epoch"] = {"order_seed": order.seed, "batches_done": done}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = list(checkpoint.get("trkx_history", []))
-        if "trkx_rng" in checkpoint:
-            set_rng_state(checkpoint["trkx_rng"])
+        cut = checkpoint.get("trkx_epoch")
+        if cut is not None and hasattr(self.trainer.datamodule, "resume"):
+            # within an epoch: the rest of its order, and the random states at its next batch (set
+            # then, as making the data iterator draws from the global RNG)
+            self.trainer.datamodule.resume = (cut["order_seed"], cut["batches_done"])
+            self._rng_at_next_batch = checkpoint.get("trkx_rng")
+        elif "trkx_rng" in checkpoint:
+            set_rng_state(checkpoint["trkx_rng"])   # at an epoch's end: before the next epoch's draws
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        pending = getattr(self, "_rng_at_next_batch", None)
+        if pending is not None:
+            set_rng_state(pending)
+            self._rng_at_next_batch = None
 
     def on_validation_epoch_start(self):
         self._val = []

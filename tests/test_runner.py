@@ -1,5 +1,7 @@
 """Runner: outputs contract, cache reuse, selective recompute, --force, resume, reproducibility."""
 import json
+import os
+import subprocess
 
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ from click.testing import CliRunner
 from trkx.cli import main
 from trkx.evaluate import evaluate, read_tracks, track_level, truth_table
 from trkx.runner import Pipeline, run_pipeline
-from trkx.storage import CorruptEntryError, load_event
+from trkx.storage import CorruptEntryError, load_event, writer_tag
 
 from conftest import make_pipeline
 
@@ -94,12 +96,16 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, tiny_run):
     gnn_dir = first.workdir / "gnn" / out1[4].fingerprint / "test"
     victim = sorted(gnn_dir.glob("*.pt"))[0]
     victim.unlink()
-    (gnn_dir / f".{victim.name}.abc123.tmp").write_bytes(b"partial")
+    dead = subprocess.Popen(["true"])
+    dead.wait()                       # a writer that has ended: its temporary file is stale
+    (gnn_dir / f".{victim.name}.{writer_tag(dead.pid)}.abc123.tmp").write_bytes(b"partial")
+    live = gnn_dir / f".{victim.name}.{writer_tag(os.getpid())}.abc456.tmp"
+    live.write_bytes(b"still being written")     # a live writer's (this process's): kept
     for p in (first.workdir / "labeling" / out1[5].fingerprint).rglob("*.pt"):
         p.unlink()
     second, out2, _ = run_pipeline(path)
     assert {o.name: o.computed for o in out2}["gnn"] == 1
-    assert not list(gnn_dir.glob("*.tmp"))
+    assert list(gnn_dir.glob("*.tmp")) == [live]
     assert {p.name: p.read_text() for p in (second.workdir / "tracks").iterdir()} == tracks1
 
 
@@ -159,7 +165,7 @@ def test_unreadable_weights_named(tmp_path):
     weights = next((pipe.cachedir / "filter").glob("weights-*/model.pt"))
     weights.write_bytes(b"not a torch file")
     result = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
-    assert result.exit_code == 2 and "model.pt: cannot load weights" in result.output
+    assert result.exit_code == 2 and "model.pt: cannot read weights file (not a torch file" in result.output
 
 
 def test_stages_after_the_last_trained_one_run_on_test_events_only(tiny_run):
