@@ -80,17 +80,24 @@ def stages_():
 @click.option("--pdg", default=13, show_default=True, help="PDG id of the gun particles.")
 @click.option("--seed", default=1234, show_default=True, help="Random seed.")
 @click.option("--first-event-id", default=1000, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Write into OUT_DIR even if it holds files of something else "
+              "(event files of the same names are replaced).")
 @_friendly
-def simulate(out_dir, events, vertices, particles, pt_min, pt_max, eta, pdg, seed, first_event_id):
-    """Simulate events with ACTS (generic detector, Fatras, smearing) into TrackML CSVs."""
+def simulate(out_dir, events, vertices, particles, pt_min, pt_max, eta, pdg, seed, first_event_id, overwrite):
+    """Simulate events with ACTS (generic detector, Fatras, smearing) into TrackML CSVs.  OUT_DIR
+    must be new, empty or an earlier `trkx simulate` output."""
     from trkx.config import parse_config
+    from trkx.outdir import SIMULATE_MARKER, check_output_dir
     from trkx.stages.data.simulation import SimulationConfig, simulate_events
+    from trkx.storage import write_json
+    check_output_dir(out_dir, "simulate output", lambda d: (d / SIMULATE_MARKER).is_file(), overwrite)
 
     cfg = parse_config(SimulationConfig, {"n_vertices": vertices, "particles_per_vertex": particles,
                                           "pt_min": pt_min, "pt_max": pt_max, "eta_min": -eta, "eta_max": eta,
                                           "pdg": pdg}, "trkx simulate")
     t0 = time.perf_counter()
     ids = simulate_events(cfg, events, seed, out_dir, first_event_id)
+    write_json(out_dir / SIMULATE_MARKER, {"kind": "simulate", "events": ids})
     click.echo(f"wrote {len(ids)} events (TrackML CSV) to {out_dir} in {time.perf_counter() - t0:.1f} s")
 
 
@@ -243,6 +250,18 @@ def export(pipeline, out_dir, overwrite):
     cpp = manifest["cpp"]
     click.echo(f"wrote {out_dir} ({len(manifest['stages'])} stages; C++ tool: "
                f"{'supported' if cpp['supported'] else 'not supported, ' + cpp['reason']})")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@_friendly
+def verify(bundle):
+    """Check an exported bundle without running it: manifest, every file's sha256, paths inside the
+    bundle, weights that load safely and the chain of fingerprints (what `trkx reco` checks on
+    load; run it before handing a bundle to the C++ tool, which does not)."""
+    from trkx.bundle import load_bundle
+    chain = load_bundle(bundle, exported=True)
+    click.echo(f"{bundle}: ok ({len(chain.stages)} stages: {', '.join(s.name for s in chain.stages)})")
 
 
 @main.command()

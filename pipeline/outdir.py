@@ -1,4 +1,4 @@
-"""Directories trkx writes (a bundle, reco output): never one that holds what trkx did not write,
+"""Directories trkx writes (a bundle, reco or simulate output): never one that holds what trkx did not write,
 the pipeline's cache or the current directory, unless the user says so; a rerun into an earlier
 output of the same kind replaces it, stale files included."""
 from __future__ import annotations
@@ -12,6 +12,7 @@ from trkx.config import ConfigError
 from trkx.storage import CorruptEntryError, read_json, write_json
 
 RECO_MARKER = ".trkx-reco.json"      # in a reco output directory: the files the last run wrote
+SIMULATE_MARKER = ".trkx-simulate.json"   # in a `trkx simulate` output directory
 
 
 def _holds(outer: Path, inner: Path) -> bool:

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from conftest import make_pipeline
 
+from trkx.storage import safe_load
 from trkx.training import epoch_losses
 
 TRKX = [sys.executable, "-m", "trkx.cli"]
@@ -32,7 +32,7 @@ def trkx(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProce
 def saved_step(ckpt: Path) -> int:
     """The global step of a checkpoint, -1 while there is none (or it is being written)."""
     try:
-        return int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
+        return int(safe_load(ckpt, "checkpoint")["global_step"])
     except Exception:
         return -1
 

@@ -211,3 +211,29 @@ def test_a_read_only_complete_cache_still_runs(tmp_path, tiny_run):
         assert len(list((tmp_path / "work" / "tracks").glob("*.csv"))) == 2
     finally:
         subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+def test_verify_accepts_a_bundle_and_names_a_file_changed_after_export(tmp_path, tiny_run):
+    runner = CliRunner()
+    bundle = tmp_path / "bundle"
+    assert runner.invoke(main, ["export", str(tiny_run[0].path), str(bundle)]).exit_code == 0
+    ok = runner.invoke(main, ["verify", str(bundle)])
+    assert ok.exit_code == 0 and "ok (5 stages" in ok.output
+    cfg = bundle / "stages" / "labeling.yaml"
+    cfg.write_text(cfg.read_text() + "# edited\n")
+    bad = runner.invoke(main, ["verify", str(bundle)])
+    assert bad.exit_code == 2 and "labeling.yaml: does not match the manifest's sha256" in bad.output
+
+
+def test_simulate_refuses_a_directory_of_other_files_and_reruns_into_its_own(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "event000001000-hits.csv").write_text("someone's real event\n")
+    runner = CliRunner()
+    args = ["simulate", str(data), "-n", "1", "--vertices", "1", "--particles", "3"]
+    refused = runner.invoke(main, args)
+    assert refused.exit_code == 2 and "not an earlier trkx simulate output" in refused.output
+    assert (data / "event000001000-hits.csv").read_text() == "someone's real event\n"
+    fresh = tmp_path / "sim"
+    assert runner.invoke(main, ["simulate", str(fresh), *args[2:]]).exit_code == 0
+    assert runner.invoke(main, ["simulate", str(fresh), *args[2:]]).exit_code == 0      # its own: again
