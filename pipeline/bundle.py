@@ -35,7 +35,7 @@ from trkx.stage import load_stage
 from trkx.outdir import check_not_protected, check_output_dir, replace_dir
 from trkx.storage import CorruptEntryError, first_line, load_event, write_json, write_text
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2                  # 2: sha256 per file and content fingerprints
 CPP_STAGES = ("embedding", "graph", "module_map", "filter", "gnn", "labeling")   # kinds the C++ tool runs
 CPP_FEATURES = ("r", "phi", "z", "x", "y")
 
@@ -114,6 +114,7 @@ def export_bundle(pipeline_path: str | Path, out_dir: str | Path, overwrite: boo
 
 
 def _write_bundle(pipe, fps: dict[str, str], out: Path) -> dict:
+    from trkx.runner import entry_fingerprint
     (out / "stages").mkdir(parents=True)
     (out / "torchscript").mkdir()
     # a real event to trace the networks on: the first test event, through the chain
@@ -121,6 +122,8 @@ def _write_bundle(pipe, fps: dict[str, str], out: Path) -> dict:
     event = load_event(data_out.paths["test"][0])
     write_text(out / "data.yaml", yaml.safe_dump(_stage_yaml(pipe.data), sort_keys=False))
     chain = []
+    # content fingerprints (config, upstream, weights; not the code): what a later trkx checks on load
+    content = data_content = entry_fingerprint(pipe.data, None, None, code=False)
     for stage in pipe.stages:
         entry = {"name": stage.name, "kind": stage.kind, "role": stage.role, "config": f"stages/{stage.name}.yaml",
                  "fingerprint": fps[stage.name]}
@@ -128,6 +131,8 @@ def _write_bundle(pipe, fps: dict[str, str], out: Path) -> dict:
         if stage.trainable:
             entry["weights"] = f"weights/{stage.name}.pt"
             stage.save(out / entry["weights"])
+        content = entry["content"] = entry_fingerprint(stage, content, out / entry["weights"] if stage.trainable
+                                                       else None, code=False)
         if hasattr(stage, "export"):
             entry["torchscript"] = f"torchscript/{stage.name}.pt"
             stage.export(event).save(str(out / entry["torchscript"]))
@@ -140,7 +145,8 @@ def _write_bundle(pipe, fps: dict[str, str], out: Path) -> dict:
         write_text(out / "chain.txt", "\n".join(cpp_lines) + "\n")
     from importlib.metadata import version
     manifest = {"format": BUNDLE_FORMAT, "trkx": version("trkx"), "torch": torch.__version__,
-                "pipeline": str(pipe.path.resolve()), "data": {"config": "data.yaml", "fingerprint": fps[pipe.data.name]},
+                "pipeline": str(pipe.path.resolve()), "data": {"config": "data.yaml", "fingerprint": fps[pipe.data.name],
+                                                            "content": data_content},
                 "stages": chain, "evaluation": config_to_dict(pipe.config.evaluation),
                 "cpp": {"supported": cpp_lines is not None, **({"reason": why_not} if why_not else {})},
                 "sha256": {str(p.relative_to(out)): sha256_of(p) for p in sorted(out.rglob("*")) if p.is_file()}}
@@ -162,7 +168,8 @@ class ManifestStage:
     kind: str
     role: str
     config: str
-    fingerprint: str
+    fingerprint: str              # the cache key the stage had (config, upstream, weights, code)
+    content: str                  # the same without the code: checked on load
     weights: str | None = None
     torchscript: str | None = None
 
@@ -171,6 +178,7 @@ class ManifestStage:
 class ManifestData:
     config: str
     fingerprint: str
+    content: str
 
 
 @dataclass
@@ -235,7 +243,7 @@ def load_bundle(path: str | Path, exported: bool = True):
     manifest = read_manifest(path)
     manifest_path = path / "manifest.json"
     source = load_stage(path / manifest.data.config, default_kind="data")
-    stages, upstream = [], manifest.data.fingerprint
+    stages, upstream = [], manifest.data.content
     for entry in manifest.stages:
         stage = load_stage(path / entry.config)
         weights = path / entry.weights if entry.weights is not None else None
@@ -249,9 +257,9 @@ def load_bundle(path: str | Path, exported: bool = True):
                 raise
             except (ValueError, KeyError, RuntimeError) as err:   # a foreign or mismatched state
                 raise ConfigError(f"{weights}: not the weights of stage '{entry.name}' ({first_line(err)})") from None
-        # the chain of fingerprints: stages swapped, configs or weights edited break it
-        upstream = entry_fingerprint(stage, upstream, weights)
-        if upstream != entry.fingerprint:
+        # the chain of content fingerprints: stages swapped, configs or weights edited break it
+        upstream = entry_fingerprint(stage, upstream, weights, code=False)
+        if upstream != entry.content:
             raise ConfigError(f"{manifest_path}: stage '{entry.name}' does not match its fingerprint "
                               f"(its config, weights or place in the chain changed after export)")
         if exported and entry.torchscript is not None and hasattr(stage, "use_network"):

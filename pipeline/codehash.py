@@ -54,48 +54,87 @@ def _package_of(module: str, path: Path) -> str:
     return module if path.name == "__init__.py" else module.rpartition(".")[0]
 
 
-def _imports(module: str, tree: ast.AST, path: Path) -> set[str]:
-    """The trkx modules ``tree`` imports (``import trkx.x``, ``from trkx.x import y`` where y may be
-    a module, relative imports)."""
-    found: set[str] = set()
+def _is_package(name: str) -> bool:
+    path = _source_path(name)
+    return path is not None and path.name == "__init__.py"
+
+
+def _trkx(name: str | None) -> bool:
+    return bool(name) and (name == ROOT_PACKAGE or name.startswith(ROOT_PACKAGE + "."))
+
+
+def _defining_module(package: str, attribute: str) -> str | None:
+    """The module that defines ``package.attribute`` (a class or function a package re-exports)."""
+    try:
+        obj = getattr(importlib.import_module(package), attribute)
+    except (ImportError, AttributeError):
+        return None
+    return getattr(obj, "__module__", None) if callable(obj) else None
+
+
+def _imports(module: str, tree: ast.AST, path: Path) -> tuple[set[str], set[str]]:
+    """The trkx modules ``tree`` imports: (followed, package inits counted by their own code only).
+    ``from trkx.pkg import Name`` follows the module that defines ``Name``, not every module the
+    package's ``__init__`` re-exports (``from trkx.models import EmbeddingNet`` is the embedding
+    network's code, not the GNN's)."""
+    follow: set[str] = set()
+    shallow: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                package = _package_of(module, path).split(".")
-                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
-            names = [base] + [f"{base}.{a.name}" for a in node.names]
-        else:
+            follow.update(a.name for a in node.names if _trkx(a.name) and _is_module(a.name))
             continue
-        for name in names:
-            if (name == ROOT_PACKAGE or name.startswith(ROOT_PACKAGE + ".")) and _is_module(name):
-                found.add(name)
-    return found
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        base = node.module or ""
+        if node.level:
+            package = _package_of(module, path).split(".")
+            base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+        if not _trkx(base) or not _is_module(base):
+            continue
+        if not _is_package(base):
+            follow.add(base)
+            continue
+        shallow.add(base)
+        for alias in node.names:
+            sub = f"{base}.{alias.name}"
+            defining = None if _is_module(sub) else _defining_module(base, alias.name)
+            if _is_module(sub):
+                follow.add(sub)
+            elif _trkx(defining):
+                follow.add(defining)
+            else:              # a constant, or a name the package makes itself: all of the package
+                follow.add(base)
+    return follow, shallow
 
 
 @lru_cache(maxsize=None)
-def _module_tree(module: str) -> tuple[str, frozenset[str]]:
-    """(digest of the module's syntax tree, the trkx modules it imports); read once per process."""
+def _module_tree(module: str) -> tuple[str, frozenset[str], frozenset[str]]:
+    """(digest of the module's syntax tree, the trkx modules it imports: followed, counted by their
+    own code only); read once per process."""
     path = _source_path(module)
     if path is None:
-        return "", frozenset()
+        return "", frozenset(), frozenset()
     tree = ast.parse(path.read_text(), filename=str(path))
-    deps = _imports(module, tree, path)
-    return hashlib.sha256(ast.dump(_strip_docstrings(tree)).encode()).hexdigest(), frozenset(deps)
+    follow, shallow = _imports(module, tree, path)
+    return hashlib.sha256(ast.dump(_strip_docstrings(tree)).encode()).hexdigest(), frozenset(follow), frozenset(shallow)
 
 
 def code_closure(module: str) -> list[str]:
-    """``module`` and every trkx module it imports, directly or through others, sorted."""
-    seen, todo = set(), [module]
+    """``module`` and every trkx module it uses, directly or through others, with the packages
+    whose ``__init__`` those imports run (by their own code), sorted."""
+    seen, shallow, todo = set(), set(), [module]
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
-        todo.extend(_module_tree(name)[1] - seen)
-    return sorted(seen)
+        _, follow, inits = _module_tree(name)
+        todo.extend(follow - seen)
+        shallow |= inits
+        # importing a.b.c runs the __init__ of a and a.b first
+        parts = name.split(".")
+        shallow.update(p for p in (".".join(parts[:i]) for i in range(1, len(parts))) if _trkx(p))
+    return sorted(seen | shallow)
 
 
 def code_digest(module: str) -> str:

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from trkx.codehash import code_digest
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
 from trkx.parallel import infer_one, infer_parallel
@@ -161,10 +162,18 @@ def read_index(path: Path) -> dict[str, list[int]] | None:
     return index if ok else None
 
 
-def entry_fingerprint(stage: Stage, upstream_fp: str | None, weights: Path | None) -> str:
+def stage_code(stage: Stage) -> dict:
+    """The code ``stage`` runs, for its fingerprints: a digest of its module and every trkx module
+    that module imports (``trkx.codehash``)."""
+    return {"code": code_digest(type(stage).__module__)}
+
+
+def entry_fingerprint(stage: Stage, upstream_fp: str | None, weights: Path | None, code: bool = True) -> str:
     """The cache key of ``stage``'s events: kind and config, the upstream fingerprint, the trained
-    weights (by tensor content) and what else it read (``input_digest``)."""
-    parts = [stage.kind, config_to_dict(stage.config)]
+    weights (by tensor content), what else it read (``input_digest``) and, with ``code``, the code
+    it runs.  Without ``code`` it is the content fingerprint a bundle checks (a bundle must load
+    in a later trkx)."""
+    parts = [stage.kind, config_to_dict(stage.config)] + ([stage_code(stage)] if code else [])
     if upstream_fp is not None:
         parts.append(upstream_fp)
     if weights is not None:
@@ -232,9 +241,10 @@ class Pipeline:
     # ---------------------------------------------------------------- stages
     def weights_path(self, stage: Stage, upstream_fp: str) -> Path:
         """Where ``stage``'s trained state lives: keyed by the config fields training reads, the
-        upstream fingerprint, the seed and the weights format."""
+        upstream fingerprint, the seed, the code that trains and runs it (the stage's module and
+        the trkx modules it imports: models, losses, training, ...) and the weights file layout."""
         train_fp = fingerprint(stage.kind, training_config(stage.config), upstream_fp, stage.seed,
-                               stage.weights_format)
+                               stage.weights_format, stage_code(stage))
         return self.cachedir / stage.name / f"weights-{train_fp}" / "model.pt"
 
     def _load_weights(self, stage: Stage, weights: Path) -> None:
