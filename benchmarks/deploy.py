@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from trkx.bundle import export_bundle, load_bundle
+from trkx.provenance import stamped
 from trkx.reco import reconstruct
 from trkx.runner import Pipeline
 from trkx.storage import write_json, write_text
@@ -102,7 +103,7 @@ def main():
         if "C++ (LibTorch)" not in rows:
             lines.append(f"\nNo C++ row: {manifest['cpp'].get('reason', 'cpp/build/trkx-reco is not built (make cpp)')}.")
         text = "\n".join(lines) + "\n"
-        write_json(pipe.workdir / "deploy.json", result)
+        write_json(pipe.workdir / "deploy.json", stamped(result, pipe.path))
         write_text(pipe.workdir / "deploy.md", text)
         print(text)
     finally:

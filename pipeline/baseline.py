@@ -12,6 +12,7 @@ import torch
 
 from trkx.config import ConfigError
 from trkx.evaluate import evaluate, read_tracks, track_level, truth_table
+from trkx.provenance import stamped
 from trkx.report import write_report
 from trkx.storage import load_event, write_json, write_text
 
@@ -40,7 +41,7 @@ def time_chain_single_thread(pipe, outputs) -> tuple[list[float], float]:
 
 
 def run_ckf_baseline(pipeline_path: str | Path, progress: bool | None = None) -> dict:
-    from trkx.runner import Pipeline
+    from trkx.runner import Pipeline, fingerprints
     from trkx.ckf import check_same_hits, ckf_track_labels, run_ckf
 
     pipe = Pipeline(pipeline_path, progress=progress)
@@ -77,8 +78,9 @@ def run_ckf_baseline(pipeline_path: str | Path, progress: bool | None = None) ->
                 "seconds_per_event_std": float(np.std(gnn_times)), "warmup_s": warmup},
     }
     comparison["gnn_over_ckf_time"] = comparison["gnn"]["seconds_per_event"] / ckf_time if ckf_time else float("nan")
-    write_json(out / "metrics.json", ckf)
-    write_json(out / "comparison.json", comparison)
+    fps = fingerprints(outputs)
+    write_json(out / "metrics.json", stamped(ckf, pipe.path, fps))
+    write_json(out / "comparison.json", stamped(comparison, pipe.path, fps))
     write_text(out / "comparison.md", comparison_markdown(comparison))
     write_report(pipe.workdir)            # report.md picks up the comparison
     return comparison

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from trkx.provenance import stamped
 from trkx.storage import load_event, write_json, write_text
 from trkx.timing import format_seconds, stopwatch
 
@@ -52,7 +53,7 @@ def _variants(stage) -> list[tuple[str, object]]:
 
 def stage_benchmark(pipeline_path: str | Path, repeats: int = 3, progress: bool = True) -> dict:
     """Time inference per stage and variant on the test events; writes bench.json and bench.md."""
-    from trkx.runner import Pipeline
+    from trkx.runner import Pipeline, fingerprints
 
     pipe = Pipeline(pipeline_path, progress=progress)
     outputs = pipe.run(write_outputs=False)
@@ -84,7 +85,7 @@ def stage_benchmark(pipeline_path: str | Path, repeats: int = 3, progress: bool 
     fastest = sum(min(x["mean"] for x in v.values()) for v in summary.values())
     result = {"device": pipe.device, "repeats": repeats, "events": len(test_paths), "stages": summary,
               "total_configured_s": configured, "total_fastest_s": fastest}
-    write_json(pipe.workdir / "bench.json", result)
+    write_json(pipe.workdir / "bench.json", stamped(result, pipe.path, fingerprints(outputs)))
     write_text(pipe.workdir / "bench.md", bench_markdown(result))
     return result
 
@@ -129,7 +130,7 @@ def run_graph_building(pipeline_path: str | Path, repeats: int = 3, scaling: boo
     points, graph_cfg, pipe = embedded_points(pipeline_path)
     res = graph_building_benchmark(points, graph_cfg.r, graph_cfg.k_max, repeats=repeats, scaling=scaling)
     text = graph_building_markdown(res)
-    write_json(pipe.workdir / "bench_graph_building.json", res)
+    write_json(pipe.workdir / "bench_graph_building.json", stamped(res, pipe.path))
     if scaling:
         graph_building_plot(res, pipe.workdir / "bench_graph_building.png")
         text += "\n![graph building scaling](bench_graph_building.png)\n"

@@ -33,6 +33,7 @@ from trkx.config import ConfigError, config_to_dict
 from trkx.event import edge_features_from
 from trkx.stage import load_stage
 from trkx.outdir import check_not_protected, check_output_dir, replace_dir
+from trkx.provenance import provenance
 from trkx.storage import CorruptEntryError, first_line, load_event, write_json, write_text
 
 BUNDLE_FORMAT = 2                  # 2: sha256 per file and content fingerprints
@@ -149,7 +150,8 @@ def _write_bundle(pipe, fps: dict[str, str], out: Path) -> dict:
                                                             "content": data_content},
                 "stages": chain, "evaluation": config_to_dict(pipe.config.evaluation),
                 "cpp": {"supported": cpp_lines is not None, **({"reason": why_not} if why_not else {})},
-                "sha256": {str(p.relative_to(out)): sha256_of(p) for p in sorted(out.rglob("*")) if p.is_file()}}
+                "sha256": {str(p.relative_to(out)): sha256_of(p) for p in sorted(out.rglob("*")) if p.is_file()},
+                "provenance": provenance(pipe.path, fps)}
     write_json(out / "manifest.json", manifest)
     return manifest
 
@@ -194,6 +196,7 @@ class Manifest:
     sha256: dict
     evaluation: dict = field(default_factory=dict)
     cpp: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -271,4 +274,5 @@ def load_bundle(path: str | Path, exported: bool = True):
     check_chain([source] + stages, [path / manifest.data.config] + [path / e.config for e in manifest.stages],
                 str(manifest_path))
     evaluation = parse_config(EvalConfig, manifest.evaluation, str(manifest_path))
-    return Chain(source, stages, str(path), evaluation)
+    fps = {source.name: manifest.data.fingerprint} | {e.name: e.fingerprint for e in manifest.stages}
+    return Chain(source, stages, str(path), evaluation, fps)

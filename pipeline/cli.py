@@ -207,10 +207,13 @@ def eval_(pipeline):
     pipe = Pipeline(pipeline)
     outputs = pipe.run()
     metrics = evaluate(pipe, outputs)
+    from trkx.provenance import provenance_text
     from trkx.report import write_report
+    from trkx.storage import read_json
     report = write_report(pipe.workdir)
     click.echo(headline(metrics))
-    click.echo(f"wrote {pipe.workdir / 'metrics.json'} and {report}")
+    click.echo("\n" + provenance_text(read_json(pipe.workdir / "metrics.json")["provenance"]))
+    click.echo(f"\nwrote {pipe.workdir / 'metrics.json'} and {report}")
 
 
 @main.command()
@@ -250,6 +253,25 @@ def export(pipeline, out_dir, overwrite):
     cpp = manifest["cpp"]
     click.echo(f"wrote {out_dir} ({len(manifest['stages'])} stages; C++ tool: "
                f"{'supported' if cpp['supported'] else 'not supported, ' + cpp['reason']})")
+
+
+@main.command(name="provenance")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the block as JSON.")
+@_friendly
+def provenance_(file, as_json):
+    """Print where a JSON result came from (metrics.json, timing.json, bench.json, comparison.json,
+    train.json, study.json, a bundle's manifest.json): trkx version and commit, pipeline and stage
+    fingerprints, package versions, machine and date."""
+    import json
+
+    from trkx.provenance import provenance_text
+    from trkx.storage import read_json
+    data = read_json(file, "JSON file")
+    block = data.get("provenance") if isinstance(data, dict) else None
+    if not isinstance(block, dict) or not block:
+        raise ConfigError(f"{file}: no provenance block (written by a trkx older than provenance, or not by trkx)")
+    click.echo(json.dumps(block, indent=2) if as_json else provenance_text(block))
 
 
 @main.command()

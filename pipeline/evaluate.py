@@ -12,6 +12,7 @@ from trkx.event import track_edge_truth
 from trkx.metrics.frames import frame_purity_efficiency
 from trkx.metrics import (STYLES, TargetSelection, edge_counts, efficiency_vs, summarize_edge_counts,
                           track_metrics, trackml_score, v_score)
+from trkx.provenance import stamped
 from trkx.storage import load_event, write_json
 
 PT_BINS = np.array([0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0])
@@ -147,7 +148,8 @@ def evaluate(pipe, outputs) -> dict:
     params = track_parameter_resolution(outputs[-1].paths["test"], pipe.config.evaluation)
     if params is not None:
         metrics["track_parameters"] = params
-    write_json(pipe.workdir / "metrics.json", finite_json(metrics))
+    from trkx.runner import fingerprints
+    write_json(pipe.workdir / "metrics.json", finite_json(stamped(metrics, pipe.path, fingerprints(outputs))))
     return metrics
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from trkx.config import ConfigError
 from trkx.outdir import check_output_dir, earlier_reco, finish_reco_dir, reco_files_before
+from trkx.provenance import stamped
 from trkx.stage import DataSource, Stage
 from trkx.stages.data.acts_csv import list_acts_events, read_acts_event
 from trkx.stages.data.trackml_io import DataError, list_events, read_trackml_event
@@ -32,14 +33,15 @@ class Chain:
     stages: list[Stage]
     origin: str                                  # the pipeline YAML or bundle it came from
     evaluation: object | None = None             # the pipeline's EvalConfig, for metrics
+    fingerprints: dict[str, str] = field(default_factory=dict)   # each stage's, for provenance
 
 
 def chain_from_pipeline(path: str | Path) -> Chain:
     """The pipeline's stages with their cached trained state (nothing is trained)."""
     from trkx.runner import Pipeline
     pipe = Pipeline(path, progress=False)
-    pipe.load_trained()
-    return Chain(pipe.data, pipe.stages, str(pipe.path), pipe.config.evaluation)
+    fps = pipe.load_trained()
+    return Chain(pipe.data, pipe.stages, str(pipe.path), pipe.config.evaluation, fps)
 
 
 def load_chain(path: str | Path, exported: bool = True) -> Chain:
@@ -115,14 +117,15 @@ def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progre
                                               "particle_id": event.particle_id.numpy(), "pt": event.pt.numpy(),
                                               "eta": event.eta.numpy(), "weight": event.weight.numpy()}))
     timing = summarize(per_stage)
-    write_json(out_dir / "timing.json", {"unit": "seconds per event", "threads": torch.get_num_threads(),
-                                         "chain": chain.origin, "stages": timing})
+    write_json(out_dir / "timing.json", stamped({"unit": "seconds per event", "threads": torch.get_num_threads(),
+                                                 "chain": chain.origin, "stages": timing},
+                                                chain.origin, chain.fingerprints))
     metrics = None
     if with_truth and chain.evaluation is not None:
         from trkx.evaluate import finite_json, read_tracks, track_level
         truth = pd.concat(truth_frames, ignore_index=True)
         metrics = track_level(truth, read_tracks(out_dir, ids), chain.evaluation)
-        write_json(out_dir / "metrics.json", finite_json(metrics))
+        write_json(out_dir / "metrics.json", finite_json(stamped(metrics, chain.origin, chain.fingerprints)))
         written.append("metrics.json")
     finish_reco_dir(out_dir, written, before)
     return {"events": len(ids), "timing": timing, "metrics": metrics, "table": timing_table(timing)}

@@ -141,6 +141,9 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
     bench = workdir / "bench.md"
     if bench.exists():
         lines += ["## Benchmark (`trkx bench`)", "", bench.read_text().split("\n", 2)[2], ""]
+    if metrics.get("provenance"):
+        from trkx.provenance import provenance_text
+        lines += ["## Provenance (metrics.json)", "", "```", provenance_text(metrics["provenance"]), "```", ""]
     path = workdir / "report.md"
     write_text(path, "\n".join(lines))
     return path

@@ -26,6 +26,7 @@ from trkx.codehash import code_digest
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
 from trkx.parallel import infer_one, infer_parallel
+from trkx.provenance import stamped
 from trkx.stage import SPLITS, DataSource, EventSet, Stage, TrackBuilder, load_stage
 from trkx.storage import (CorruptEntryError, UnsafeFileError, clean_stale_temps, entry_lock, load_event, read_json,
                           safe_load, save_event, write_json, write_text)
@@ -184,6 +185,11 @@ def entry_fingerprint(stage: Stage, upstream_fp: str | None, weights: Path | Non
     return fingerprint(*parts)
 
 
+def fingerprints(outputs: list["StageOutput"]) -> dict[str, str]:
+    """Each stage's fingerprint in a run, by stage name (for provenance blocks)."""
+    return {o.name: o.fingerprint for o in outputs}
+
+
 @dataclass
 class StageOutput:
     name: str
@@ -292,7 +298,8 @@ class Pipeline:
         report = stage.fit(train, val) or {}
         stage.save(weights)
         self.note(f"{stage.name}: trained in {time.perf_counter() - t0:.1f} s")
-        write_json(weights.parent / "train.json", report)
+        write_json(weights.parent / "train.json",
+                   stamped(report, self.path, {"upstream": upstream.fingerprint, stage.name: weights.parent.name}))
         return weights
 
     def stage_fingerprint(self, stage: Stage, upstream: StageOutput | None, force: bool = False) -> str:
@@ -444,9 +451,10 @@ class Pipeline:
     def write_timing(self, outputs: list[StageOutput]) -> dict:
         per_stage = {o.name: [o.seconds[k] for k in sorted(o.seconds)] for o in outputs[1:]}
         summary = summarize(per_stage)
-        write_json(self.workdir / "timing.json", {"unit": "seconds per test event", "device": self.device,
-                                                 "stages": summary, "order": list(summary),
-                                                 "per_event": {o.name: o.seconds for o in outputs[1:]}})
+        write_json(self.workdir / "timing.json", stamped({"unit": "seconds per test event", "device": self.device,
+                                                          "stages": summary, "order": list(summary),
+                                                          "per_event": {o.name: o.seconds for o in outputs[1:]}},
+                                                         self.path, fingerprints(outputs)))
         return summary
 
     def write_tracks(self, final: StageOutput) -> list[Path]:

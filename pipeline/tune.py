@@ -14,7 +14,8 @@ Each trial trains the stage from its YAML with the sampled keys on the pipeline'
 reports the objective after every validation (bad trials are pruned by Optuna's median rule) and
 scores the trial by the objective's best epoch.  The study lives in ``<workdir>/tune/<stage>/
 study.db`` (a rerun adds trials); the best config is written as ``best.yaml``, a table
-``study.md`` and a plot ``study.png`` (objective against trial) beside it."""
+``study.md`` and a plot ``study.png`` (objective against trial) beside it, and the trials with their
+provenance in ``study.json``."""
 from __future__ import annotations
 
 import copy
@@ -26,9 +27,10 @@ import pytorch_lightning as pl
 import yaml
 
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
+from trkx.provenance import stamped
 from trkx.runner import Pipeline, seed_everything
 from trkx.stage import EventSet, load_stage
-from trkx.storage import CorruptEntryError, first_line
+from trkx.storage import CorruptEntryError, first_line, write_json
 
 
 @dataclass
@@ -170,6 +172,9 @@ def tune(stage_yaml: Path, pipeline: Path, space_yaml: Path, trials: int, progre
              "state": t.state.name.lower(), "value": t.value, **t.params} for t in study.trials]
     summary, plot = write_study(out, rows, metric, direction == "maximize", base_stage.name,
                                 config_to_dict(base_stage.config), cfg.space)
+    write_json(out / "study.json", stamped({"stage": base_stage.name, "objective": metric, "direction": direction,
+                                            "best_trial": best.number, "best_value": best.value, "trials": rows},
+                                           pipeline, {"upstream": up.fingerprint}))
     return TuneResult(best.value, best.params, best_yaml, summary, plot, rows)
 
 
