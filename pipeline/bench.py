@@ -33,16 +33,7 @@ def _with(stage, **changes):
 
 def _variants(stage) -> list[tuple[str, object]]:
     """(label, stage object) alternatives of one stage, the configured one first."""
-    options = {}
-    has = lambda key: hasattr(stage.config, key)  # noqa: E731
-    if stage.role == "graph_construction" and has("backend"):       # FRNN backends of a radius graph
-        from trkx.stages.graph_construction.frnn import available_backends
-        options = {"backend": available_backends()}
-    elif stage.role == "track_building" and has("backend"):        # connected components
-        from trkx.stages.track_building.labeling import cugraph_available
-        options = {"backend": ["scipy", "cugraph"] if cugraph_available() else ["scipy"]}
-    elif stage.role == "edge_classification" and has("precision"):
-        options = {"precision": ["32", "bf16-mixed"] + (["16-mixed"] if torch.cuda.is_available() else [])}
+    options = stage.bench_options()         # declared by the stage: the core knows no stage's keys
     if not options:
         return [("configured", stage)]
     (field, values), = options.items()
@@ -141,7 +132,7 @@ def run_graph_building(pipeline_path: str | Path, repeats: int = 3, scaling: boo
 def _time_backends(p: torch.Tensor, r: float, k_max: int, repeats: int, backends: list[str]) -> dict:
     """Median seconds of each backend on points ``p`` (backends interleaved within every repeat, so
     a drift in machine speed hits all alike), edge counts and identity with the kd-tree's edges."""
-    from trkx.stages.graph_construction.frnn import build_edges
+    from trkx.ops.frnn import build_edges
 
     edges = {b: build_edges(p, r, k_max, b) for b in backends}      # warm-up, and the identity check
     reference = edges["kdtree"] if "kdtree" in edges else build_edges(p, r, k_max, "kdtree")
@@ -175,7 +166,7 @@ def graph_building_benchmark(points: list[torch.Tensor], r: float, k_max: int, r
     """Median time per event of each backend on the same points, edges/s, ratios; checks identity.
     ``scaling``: also time growing point sets (see ``_scaling_inputs``); brute-force faiss only up
     to ``faiss_max_hits``."""
-    from trkx.stages.graph_construction.frnn import available_backends
+    from trkx.ops.frnn import available_backends
 
     backends = backends or available_backends()
     result = {"r": r, "k_max": k_max, "repeats": repeats, "hits": [int(p.shape[0]) for p in points],
@@ -260,7 +251,8 @@ def _gnn_step_worker(mode: str, n_nodes: int, n_edges: int, hidden: int, iterati
 
     from torch_geometric.data import Data
 
-    from trkx.stages.edge_classification.gnn import GNNConfig, gnn_module
+    from trkx.config import parse_config
+    from trkx.stage import stage_class
     from trkx.training import autocast_context
 
     torch.manual_seed(0)
@@ -273,7 +265,9 @@ def _gnn_step_worker(mode: str, n_nodes: int, n_edges: int, hidden: int, iterati
                  pt=torch.full((n_nodes,), 2.0), track_edges=torch.stack([torch.arange(n_nodes - 1), torch.arange(1, n_nodes)]))
     event.y = event.particle_id[event.edge_index[0]] == event.particle_id[event.edge_index[1]]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = gnn_module(3, GNNConfig(hidden=hidden, n_iterations=iterations, checkpointing=mode)).to(device)
+    gnn = stage_class("gnn", "bench")
+    cfg = parse_config(gnn.Config, {"hidden": hidden, "n_iterations": iterations, "checkpointing": mode}, "bench")
+    model = gnn(cfg).build(3).to(device)
     event = event.to(device)
     model.train()
     times = []

@@ -237,10 +237,10 @@ def read_manifest(path: Path) -> Manifest:
 
 
 def load_bundle(path: str | Path, exported: bool = True):
-    """A ``trkx.reco.Chain`` from a bundle: stages from their configs, trained state from the
+    """A ``trkx.chain.Chain`` from a bundle: stages from their configs, trained state from the
     weights and, with ``exported``, inference through the TorchScript networks."""
     from trkx.config import parse_config
-    from trkx.reco import Chain
+    from trkx.chain import Chain
     from trkx.runner import EvalConfig, check_chain, entry_fingerprint
     path = Path(path)
     manifest = read_manifest(path)

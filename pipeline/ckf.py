@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from torch_geometric.data import Data
 
-from trkx.stages.data.simulation import SimulationConfig, run_acts
-from trkx.stages.data.trackml_io import DataError
+from trkx.errors import DataError
+from trkx.simulation import SimulationConfig, run_acts
 
 # pixel layers used for seeding in the generic detector (barrel 8, endcaps 7 and 9)
 SEEDING_LAYERS = ([{"volume": 8, "layer": l} for l in (2, 4, 6, 8)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from trkx.config import ConfigError
+from trkx.errors import ConfigError
 
 
 def _friendly(fn):
@@ -16,7 +16,7 @@ def _friendly(fn):
     line and exit status 2; Ctrl-C into one line saying where it stopped, exit status 130."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from trkx.stages.data.trackml_io import DataError
+        from trkx.errors import DataError
         from trkx.storage import CorruptEntryError, os_error_line
         try:
             return fn(*args, **kwargs)
@@ -58,12 +58,10 @@ def main():
 def stages_():
     """List the registered stages by role (the YAML `stage:` names)."""
     from trkx.runner import ROLE_WORDS
-    from trkx.stage import STAGES
-    from trkx.stages import discover
-    discover()
+    from trkx.stage import registered_stages
     for role, words in ROLE_WORDS.items():
         click.echo(f"{words}:")
-        for name, cls in sorted(STAGES.items()):
+        for name, cls in sorted(registered_stages().items()):
             if cls.role == role:
                 doc = (cls.__doc__ or "").strip().splitlines()
                 click.echo(f"  {name:<18} {doc[0] if doc else ''}")
@@ -88,7 +86,7 @@ def simulate(out_dir, events, vertices, particles, pt_min, pt_max, eta, pdg, see
     must be new, empty or an earlier `trkx simulate` output."""
     from trkx.config import parse_config
     from trkx.outdir import SIMULATE_MARKER, check_output_dir
-    from trkx.stages.data.simulation import SimulationConfig, simulate_events
+    from trkx.simulation import SimulationConfig, simulate_events
     from trkx.storage import write_json
     check_output_dir(out_dir, "simulate output", lambda d: (d / SIMULATE_MARKER).is_file(), overwrite)
 

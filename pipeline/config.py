@@ -12,9 +12,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from trkx.errors import ConfigError  # noqa: F401  (raised here; trkx.config.ConfigError for callers)
 
-class ConfigError(ValueError):
-    """A configuration problem; the message names the file and the key."""
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -70,7 +70,7 @@ class AssignmentLoss(nn.Module):
         self.bce = EdgeBCELoss(pos_weight)
 
     def forward(self, logits: torch.Tensor, event: Data) -> torch.Tensor:
-        from trkx.stages.track_building.assignment import blackbox_assignment
+        from trkx.ops.assignment import blackbox_assignment
 
         target, _ = edge_training_targets(event)
         # dL/dy = ±1/N here; λ·N makes the solver's perturbation ±λ in logit units whatever the

@@ -9,31 +9,21 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
+from trkx.chain import Chain
 from trkx.config import ConfigError
+from trkx.errors import DataError
+from trkx.io.acts import list_acts_events, read_acts_event
+from trkx.io.trackml import list_events, read_trackml_event
 from trkx.outdir import check_output_dir, earlier_reco, finish_reco_dir, reco_files_before
 from trkx.provenance import stamped
-from trkx.stage import DataSource, Stage
-from trkx.stages.data.acts_csv import list_acts_events, read_acts_event
-from trkx.stages.data.trackml_io import DataError, list_events, read_trackml_event
 from trkx.storage import write_json, write_text
 from trkx.timing import stopwatch, summarize, timing_table
-
-
-@dataclass
-class Chain:
-    """A trained chain: the data source (features, regions, transforms) and the stages, loaded."""
-    source: DataSource
-    stages: list[Stage]
-    origin: str                                  # the pipeline YAML or bundle it came from
-    evaluation: object | None = None             # the pipeline's EvalConfig, for metrics
-    fingerprints: dict[str, str] = field(default_factory=dict)   # each stage's, for provenance
 
 
 def chain_from_pipeline(path: str | Path) -> Chain:

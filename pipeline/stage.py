@@ -75,6 +75,11 @@ class Stage:
         """Edges this stage's output counts as selected, for edge metrics (None: all of them)."""
         return None
 
+    def bench_options(self) -> dict[str, list]:
+        """Alternatives ``trkx bench`` times beside the configured stage: {config key: values}
+        (at most one key); none by default."""
+        return {}
+
 
 class DataSource(Stage):
     """Produces the event graphs (nodes, truth) of every split; first in every chain."""
@@ -114,6 +119,12 @@ class EdgeClassifier(Stage):
 
     def requires(self) -> tuple[str, ...]:
         return ("graph_construction",)
+
+    def bench_options(self) -> dict[str, list]:
+        """Inference precisions, where the classifier has a ``precision`` key (fp16 needs CUDA)."""
+        if not hasattr(self.config, "precision"):
+            return {}
+        return {"precision": ["32", "bf16-mixed"] + (["16-mixed"] if torch.cuda.is_available() else [])}
 
 
 class TrackBuilder(Stage):
@@ -164,6 +175,13 @@ def edge_fields() -> tuple[str, ...]:
     discover()
     fields = set(_EXTRA_EDGE_FIELDS).union(*(cls.edge_fields for cls in STAGES.values()))
     return tuple(sorted(fields))
+
+
+def registered_stages() -> dict[str, type[Stage]]:
+    """Every registered stage class by its YAML name (the built-in ones discovered first)."""
+    from trkx.stages import discover
+    discover()
+    return dict(STAGES)
 
 
 def stage_class(kind: str, where: str) -> type[Stage]:

@@ -320,7 +320,7 @@ class MetricLearningModule(TrackingModule):
         return self.net(x)
 
     def training_pairs(self, event: Data, emb: torch.Tensor) -> torch.Tensor:
-        from trkx.stages.graph_construction.frnn import build_edges
+        from trkx.ops.frnn import build_edges
         n = event.num_nodes
         hard = build_edges(emb.detach(), self.cfg.margin, self.cfg.knn_train, backend="auto")
         rand = torch.randint(0, n, (2, n * self.cfg.randomisation), device=emb.device)
@@ -333,7 +333,7 @@ class MetricLearningModule(TrackingModule):
         return loss
 
     def validation_step(self, event: Data, batch_idx: int):
-        from trkx.stages.graph_construction.frnn import build_edges
+        from trkx.ops.frnn import build_edges
         emb = self(event.x)
         event = event.clone()
         event.edge_index = build_edges(emb, self.cfg.margin, None, backend="auto")

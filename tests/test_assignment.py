@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from trkx.losses import hamming_loss
-from trkx.stages.track_building.assignment import assign_edges, blackbox_assignment
+from trkx.ops.assignment import assign_edges, blackbox_assignment
 
 # 2 x 2 bipartite toy: sources 0, 1 -> targets 2, 3; edges (0,2) (0,3) (1,2) (1,3)
 EI = torch.tensor([[0, 0, 1, 1], [2, 3, 2, 3]])

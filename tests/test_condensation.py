@@ -6,8 +6,8 @@ import pytest
 import torch
 from conftest import make_pipeline
 
-from trkx.condensation import condensation_tracks, density_tracks, influencer_tracks, keep_tracks
 from trkx.losses import influencer_loss, object_condensation_loss, same_object_pairs
+from trkx.stages.track_building.condensation import condensation_tracks, density_tracks, influencer_tracks, keep_tracks
 
 # two tracks of three hits (objects 0 and 1) and one noise hit
 OBJ = torch.tensor([0, 0, 0, 1, 1, 1, -1])
@@ -117,7 +117,7 @@ def test_one_training_step_on_a_tiny_event(tiny_events, stage):
 
     from trkx.event import orient_and_dedup
     from trkx.stage import load_stage
-    from trkx.stages.graph_construction.frnn import build_edges
+    from trkx.ops.frnn import build_edges
     s = load_stage(Path(__file__).parent / "configs" / "stages" / f"{stage}.yaml")
     event = tiny_events[0].clone()
     event.edge_index = orient_and_dedup(event, build_edges(event.x, 0.1, 16))

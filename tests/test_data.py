@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trkx.stages.data.acts_csv import decode_geometry_id, trackml_weights
+from trkx.io.acts import decode_geometry_id, trackml_weights
+from trkx.io.trackml import DataError, read_trackml_event, write_trackml_event
+from trkx.simulation import SimulationConfig, simulate_events
 from trkx.stages.data.source import DataConfig, build_event, hit_table, truth_track_edges
-from trkx.stages.data.simulation import SimulationConfig, simulate_events
-from trkx.stages.data.trackml_io import DataError, read_trackml_event, write_trackml_event
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,14 @@ import torch
 from torch_geometric.data import Data
 
 from trkx.config import ConfigError, parse_config
-from trkx.sampling import SamplingConfig, sector_samples
-from trkx.stages.data.source import DataConfig
-from trkx.models import GroupedMLP, InteractionGNN
-from trkx.stages.edge_classification.gnn import GNNConfig
 from trkx.event import orient_and_dedup, outward
-from trkx.stages.track_building.labeling import LabelingConfig, TrackLabeling
+from trkx.models import GroupedMLP, InteractionGNN
+from trkx.sampling import SamplingConfig, sector_samples
+from trkx.simulation import SimulationConfig
+from trkx.stages.data.source import DataConfig
+from trkx.stages.edge_classification.gnn import GNNConfig
 from trkx.stages.graph_construction.module_map import ModuleMap, ModuleMapConfig, build_module_map, map_truth_edges, module_map_edges
-from trkx.stages.data.simulation import SimulationConfig
+from trkx.stages.track_building.labeling import LabelingConfig, TrackLabeling
 
 
 def edge_set(ei, n):
@@ -32,7 +32,7 @@ def with_graph(event, n_fake, seed=0):
 # ---------------------------------------------------------------- particle-gun mix
 def test_gun_mix_simulates_every_species(tmp_path):
     import pandas as pd
-    from trkx.stages.data.simulation import run_acts
+    from trkx.simulation import run_acts
     cfg = parse_config(SimulationConfig, {"n_vertices": 2, "enable_interactions": False, "guns": [
         {"pdg": 211, "particles_per_vertex": 6, "pt_min": 1.0, "pt_max": 5.0},
         {"pdg": 11, "particles_per_vertex": 3, "pt_min": 1.0, "pt_max": 5.0},

@@ -173,7 +173,7 @@ def test_simulation_on_two_threads_gives_the_same_events(tmp_path):
     import filecmp
 
     from trkx.stage import load_stage
-    from trkx.stages.data.simulation import simulate_events
+    from trkx.simulation import simulate_events
     cfg = load_stage(Path(__file__).parent / "configs" / "stages" / "data.yaml").config.simulation
     for threads in (1, 2):
         simulate_events(cfg, 3, 11, tmp_path / f"t{threads}", progress=False, threads=threads)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from trkx.stages.graph_construction.frnn import Kernels, available_backends, build_edges, hilbert_key
+from trkx.ops.frnn import Kernels, available_backends, build_edges, hilbert_key
 
 CPU_BACKENDS = [b for b in ("grid", "kdtree", "faiss") if b in available_backends()]
 

@@ -173,7 +173,7 @@ def test_cpp_tool_runs_a_module_map_chain(tiny_run, tmp_path):
 def test_reco_reads_acts_measurements_without_truth(bundle, tiny_run, tmp_path):
     """ACTS measurements only (no sim hits, no particles): the same tracks as the same event read
     as TrackML hits."""
-    from trkx.stages.data.simulation import run_acts
+    from trkx.simulation import run_acts
     pipe, outputs, _ = tiny_run
     cfg = pipe.data.config
     run_acts(cfg.simulation, 1, cfg.seed, tmp_path / "acts")          # the run's first event, again

@@ -11,12 +11,13 @@ import pandas as pd
 import torch
 from torch_geometric.data import Data
 
+from trkx.errors import DataError
 from trkx.fingerprint import file_digest
+from trkx.io.acts import list_acts_events, read_acts_event
+from trkx.io.trackml import EventTables, list_events, read_trackml_event
+from trkx.simulation import SimulationConfig, simulate_events
 from trkx.stage import DataSource, register
-from trkx.stages.data.acts_csv import list_acts_events, read_acts_event
 from trkx.stages.data.pct import PCTConfig, simulate_frames
-from trkx.stages.data.simulation import SimulationConfig, simulate_events
-from trkx.stages.data.trackml_io import DataError, EventTables, list_events, read_trackml_event
 from trkx.stages.data.transforms import build_transforms
 
 MAX_EVENT_ID = 999_999_999      # TrackML file names hold nine digits

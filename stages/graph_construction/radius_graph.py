@@ -8,8 +8,8 @@ from typing import Literal
 from torch_geometric.data import Data
 
 from trkx.event import edge_truth, orient_and_dedup
+from trkx.ops.frnn import available_backends, build_edges
 from trkx.stage import GraphConstructor, register
-from trkx.stages.graph_construction.frnn import build_edges
 
 
 @dataclass
@@ -31,6 +31,9 @@ class RadiusGraph(GraphConstructor):
 
     def requires(self) -> tuple[str, ...]:
         return ("embedding",) if self.config.feature == "embedding" else ()
+
+    def bench_options(self) -> dict[str, list]:
+        return {"backend": available_backends()}      # the FRNN backends importable here
 
     def infer(self, event: Data) -> Data:
         if self.config.feature not in event:

@@ -9,9 +9,9 @@ from typing import ClassVar
 
 import torch
 
-from trkx.condensation import CondensationLoss, CondensationStage, OneShotConfig, influencer_tracks
 from trkx.losses import influencer_loss
 from trkx.stage import register
+from trkx.stages.track_building.condensation import CondensationLoss, CondensationStage, OneShotConfig, influencer_tracks
 
 
 @dataclass

@@ -16,8 +16,8 @@ from scipy.sparse.csgraph import connected_components
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
+from trkx.ops.assignment import assign_edges
 from trkx.stage import TrackBuilder, register
-from trkx.stages.track_building.assignment import assign_edges
 
 
 def cugraph_available() -> bool:
@@ -153,6 +153,9 @@ class LabelingConfig:
 class TrackLabeling(TrackBuilder):
     """Adds ``track_id`` per hit from the edges and their scores."""
     Config = LabelingConfig
+
+    def bench_options(self) -> dict[str, list]:
+        return {"backend": ["scipy", "cugraph"] if cugraph_available() else ["scipy"]}   # connected components
 
     def infer(self, event: Data) -> Data:
         cfg = self.config

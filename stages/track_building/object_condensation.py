@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from trkx.condensation import (CondensationLoss, CondensationStage, OneShotConfig, condensation_tracks,
+from trkx.stages.track_building.condensation import (CondensationLoss, CondensationStage, OneShotConfig, condensation_tracks,
                                density_tracks)
 from trkx.losses import object_condensation_loss
 from trkx.stage import register

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trkx.errors import DataError
 from trkx.storage import atomic_path
 
 HIT_COLUMNS = ["hit_id", "x", "y", "z", "volume_id", "layer_id", "module_id"]
@@ -20,9 +21,6 @@ UINT_COLUMNS = {"geometry_id"}      # ACTS GeometryIdentifier: 64 bits, the volu
 
 _EVENT_RE = re.compile(r"event(\d+)-hits\.csv(\.gz)?$")
 
-
-class DataError(ValueError):
-    """Bad input data; the message names the file and, where it can, the row and column."""
 
 
 @dataclass

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from trkx.stages.data.acts_csv import read_acts_event
-from trkx.stages.data.trackml_io import write_trackml_event
+from trkx.io.acts import read_acts_event
+from trkx.io.trackml import write_trackml_event
 
 # Generic detector volumes (the TrackML layout): pixel 7/8/9, short strip 12/13/14, long strip 16/17/18.
 # Resolutions are pitch / sqrt(12) in local (0, 1), in mm.

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trkx.stages.data.trackml_io import DataError, EventTables, check_ids, event_prefix, read_table
+from trkx.errors import DataError
+from trkx.io.trackml import EventTables, check_ids, event_prefix, read_table
 
 PARTICLE_ID_PARTS = ["particle_id_pv", "particle_id_sv", "particle_id_part", "particle_id_gen",
                      "particle_id_subpart"]

@@ -16,9 +16,9 @@ from torch_geometric.data import Data
 from trkx.event import EDGE_FEATURES, edge_features, select_edges
 from trkx.losses import object_index, objects_of, track_parameter_loss
 from trkx.models import CondensationConfig, CondensationGNN, split_outputs
+from trkx.ops.frnn import build_edges
 from trkx.sampling import SamplingConfig
 from trkx.stage import TrackBuilder
-from trkx.stages.graph_construction.frnn import build_edges
 from trkx.training import CondensationModule, LightningStage, TrainerConfig, autocast_context, trainer_field
 
 
