@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,16 +32,12 @@ from torch import nn
 
 from trkx.config import ConfigError, config_to_dict
 from trkx.event import edge_features_from
-from trkx.stage import load_stage
+from trkx.stage import NoCppPort, load_stage
 from trkx.outdir import check_not_protected, check_output_dir, replace_dir
 from trkx.provenance import provenance
 from trkx.storage import CorruptEntryError, first_line, load_event, write_json, write_text
 
 BUNDLE_FORMAT = 2                  # 2: sha256 per file and content fingerprints
-CPP_STAGES = ("embedding", "graph", "module_map", "filter", "gnn", "labeling")   # kinds the C++ tool runs
-CPP_FEATURES = ("r", "phi", "z", "x", "y")
-
-
 class EdgeFeatures(nn.Module):
     """``trkx.event.edge_features_from`` as a module, scripted for C++."""
 
@@ -48,39 +45,25 @@ class EdgeFeatures(nn.Module):
         return edge_features_from(r, phi, z, edge_index)
 
 
-def _stage_yaml(stage) -> dict:
-    return {"stage": stage.kind, "name": stage.name, **config_to_dict(stage.config)}
+def _stage_yaml(stage, out: Path | None = None) -> dict:
+    """The stage's YAML for the bundle; a stage from a plugin file has the file copied into
+    ``plugins/`` of the bundle and named by ``plugin:``."""
+    head = {"stage": stage.kind, "name": stage.name}
+    module = sys.modules[type(stage).__module__]
+    if out is not None and type(stage).__module__.startswith("trkx_plugin_"):
+        copy = out / "plugins" / Path(module.__file__).name
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copy(module.__file__, copy)
+        head["plugin"] = f"../plugins/{copy.name}"       # relative to stages/
+    return {**head, **config_to_dict(stage.config)}
 
 
 def _cpp_chain(pipe) -> tuple[list[str] | None, str]:
-    """chain.txt lines for the C++ tool, or (None, why not)."""
-    data = pipe.data.config
-    if data.transforms:
-        return None, "the data config has transforms"
-    if any(f not in CPP_FEATURES for f in data.features):
-        return None, f"features other than {', '.join(CPP_FEATURES)}"
-    lines = [f"features {' '.join(data.features)}", f"feature_scales {' '.join(map(repr, data.feature_scales))}"]
-    lines += [f"region {index} {' '.join(map(str, vols))}" for index, vols in enumerate(data.regions.values())]
-    for stage in pipe.stages:
-        c = stage.config
-        if stage.kind not in CPP_STAGES:
-            return None, f"stage '{stage.name}' ({stage.kind}) has no C++ port"
-        if stage.kind == "embedding":
-            lines.append(f"embedding {stage.name} torchscript/{stage.name}.pt")
-        elif stage.kind == "module_map":
-            lines.append(f"module_map {stage.name} torchscript/{stage.name}.pt")
-        elif stage.kind == "graph":
-            if c.feature != "embedding":
-                return None, f"stage '{stage.name}' searches {c.feature!r}, not the embedding"
-            lines.append(f"graph {stage.name} r {c.r!r} k_max {c.k_max}")
-        elif stage.kind in ("filter", "gnn"):
-            lines.append(f"classifier {stage.name} torchscript/{stage.name}.pt cut {c.cut!r}")
-        else:
-            if c.method == "assignment":
-                return None, "labeling method 'assignment' has no C++ port"
-            lines.append(f"labeling {stage.name} method {c.method} cut {c.cut!r} walk_cut {c.walk_cut!r} "
-                         f"min_hits {c.min_hits} min_pt {c.min_pt!r} bfield_tesla {c.bfield_tesla!r}")
-    return lines, ""
+    """chain.txt lines for the C++ tool, each stage's (and the data source's) own, or (None, why not)."""
+    try:
+        return [line for stage in [pipe.data] + pipe.stages for line in stage.cpp_lines()], ""
+    except NoCppPort as err:
+        return None, str(err)
 
 
 def is_bundle(path: Path) -> bool:
@@ -128,7 +111,7 @@ def _write_bundle(pipe, fps: dict[str, str], out: Path) -> dict:
     for stage in pipe.stages:
         entry = {"name": stage.name, "kind": stage.kind, "role": stage.role, "config": f"stages/{stage.name}.yaml",
                  "fingerprint": fps[stage.name]}
-        write_text(out / entry["config"], yaml.safe_dump(_stage_yaml(stage), sort_keys=False))
+        write_text(out / entry["config"], yaml.safe_dump(_stage_yaml(stage, out), sort_keys=False))
         if stage.trainable:
             entry["weights"] = f"weights/{stage.name}.pt"
             stage.save(out / entry["weights"])

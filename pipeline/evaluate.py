@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from trkx.event import track_edge_truth
-from trkx.metrics.frames import frame_purity_efficiency
 from trkx.metrics import (STYLES, TargetSelection, edge_counts, efficiency_vs, summarize_edge_counts,
                           track_metrics, trackml_score, v_score)
 from trkx.provenance import stamped
@@ -41,8 +40,9 @@ def read_tracks(tracks_dir: Path, event_ids: list[int]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def track_level(truth: pd.DataFrame, tracks: pd.DataFrame, eval_cfg) -> dict:
-    """Every figure of the track level, from truth + tracks tables."""
+def track_level(truth: pd.DataFrame, tracks: pd.DataFrame, eval_cfg, stages=()) -> dict:
+    """Every figure of the track level, from truth + tracks tables, with the extra figures the
+    chain's ``stages`` (the data source among them) declare (``Stage.extra_metrics``)."""
     hits = truth.merge(tracks, on=["event_id", "hit_id"], how="left", validate="one_to_one")
     hits["track_id"] = hits.track_id.fillna(-1).astype(np.int64)
     target = TargetSelection(eval_cfg.pt_min, eval_cfg.min_hits, eval_cfg.eta_max)
@@ -65,7 +65,6 @@ def track_level(truth: pd.DataFrame, tracks: pd.DataFrame, eval_cfg) -> dict:
         vws.append(v_score(ev.particle_id, ev.track_id, ev.weight) if ev.weight.sum() > 0 else vs[-1])
     mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
     out.update({
-        "frame": frame_purity_efficiency(hits, eval_cfg.min_track_hits),
         "matching": eval_cfg.matching,
         "track_efficiency": chosen["efficiency"], "fake_rate": chosen["fake_rate"],
         "duplicate_rate": chosen["duplicate_rate"],
@@ -73,7 +72,8 @@ def track_level(truth: pd.DataFrame, tracks: pd.DataFrame, eval_cfg) -> dict:
         "v_score": {k: mean(vs, k) for k in vs[0]},
         "v_score_weighted": {k: mean(vws, k) for k in vws[0]},
     })
-    return out
+    extra = {k: v for s in stages for k, v in s.extra_metrics(hits, eval_cfg).items()}
+    return {**out, **extra, "extra": sorted(extra)}
 
 
 def edge_level(pipe, outputs) -> dict:
@@ -144,7 +144,8 @@ def evaluate(pipe, outputs) -> dict:
                "target": {"pt_min": pipe.config.evaluation.pt_min, "min_hits": pipe.config.evaluation.min_hits}}
     tracks_dir = pipe.workdir / "tracks"
     if tracks_dir.is_dir():
-        metrics.update(track_level(truth, read_tracks(tracks_dir, event_ids), pipe.config.evaluation))
+        metrics.update(track_level(truth, read_tracks(tracks_dir, event_ids), pipe.config.evaluation,
+                                   [pipe.data] + pipe.stages))
     params = track_parameter_resolution(outputs[-1].paths["test"], pipe.config.evaluation)
     if params is not None:
         metrics["track_parameters"] = params
@@ -172,10 +173,9 @@ def headline(metrics: dict) -> str:
             f"{metrics['track_efficiency']:.4f}   fake rate: {metrics['fake_rate']:.4f}   "
             f"duplicate rate: {metrics['duplicate_rate']:.4f}   TrackML score: {metrics['trackml_score']:.4f}   "
             f"V-measure: {metrics['v_score']['v_measure']:.4f}")
-    f = metrics.get("frame")
-    if f:
-        line += (f"\nper frame (proton-CT definitions, >= {f['min_track_hits']} hits): purity {f['purity']:.4f}, "
-                 f"efficiency {f['efficiency']:.4f}")
+    for key in metrics.get("extra", []):
+        if metrics[key].get("summary"):
+            line += "\n" + metrics[key]["summary"]
     p = metrics.get("track_parameters")
     if p and p.get("tracks"):
         line += (f"\ntrack parameters ({p['tracks']} tracks of target particles): pT resolution "

@@ -11,6 +11,7 @@ from its production vertex.  Labels: ``track_id`` per hit, -1 for unassigned.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch_geometric.data import Data
@@ -38,19 +39,35 @@ def hit_eta(event: Data) -> torch.Tensor:
 
 
 EDGE_FEATURES = ("dr", "dphi", "dz", "deta", "phi_slope", "z0")
-PLANAR_EDGE_FEATURES = ("dx", "dy", "dz", "slope_x", "slope_y", "angle")   # as many as EDGE_FEATURES
 DZ_SCALE = 100.0   # mm: the Δz feature is Δz / DZ_SCALE
 
 
 def edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
-    """(E, 6) geometric edge features, each scaled to order one for true edges.  Collider events
-    (cylindrical layers around the beam): Δr, Δφ (wrapped to [-π, π]), Δz, Δη, the φ slope Δφ/Δr
-    (∝ 1/pT) and z0, the beam-line intercept of the straight line through both hits (near the
-    luminous region for true edges).  Events whose ``geometry`` is ``"planar"`` (layers are planes
-    across a beam along z, as in proton CT): ``planar_edge_features``."""
-    if getattr(event, "geometry", "cylindrical") == "planar":
-        return planar_edge_features(event, edge_index)
-    return edge_features_from(event.r, event.phi, event.z, edge_index)
+    """(E, 6) geometric edge features, each scaled to order one for true edges, of the set the
+    event's ``geometry`` names (``register_edge_features``; a data source whose layers are not
+    cylinders around the beam registers its own, as proton CT's does).  Collider events
+    (``cylindrical``, the default): ``edge_features_from``."""
+    geometry = getattr(event, "geometry", "cylindrical")
+    if geometry not in EDGE_FEATURE_SETS:
+        from trkx.stage import registered_stages
+        registered_stages()          # the built-in stages register theirs when they are imported
+    if geometry not in EDGE_FEATURE_SETS:
+        raise ValueError(f"event {getattr(event, 'event_id', '?')}: no edge features registered for geometry "
+                         f"{geometry!r} (known: {', '.join(sorted(EDGE_FEATURE_SETS))})")
+    return EDGE_FEATURE_SETS[geometry](event, edge_index)
+
+
+EDGE_FEATURE_SETS: dict[str, Callable[[Data, torch.Tensor], torch.Tensor]] = {
+    "cylindrical": lambda event, edge_index: edge_features_from(event.r, event.phi, event.z, edge_index)}
+
+
+def register_edge_features(geometry: str):
+    """Decorator: ``fn(event, edge_index) -> (E, 6)`` computes the edge features of events whose
+    ``geometry`` is ``geometry`` (six, as the collider set, so that every edge network takes them)."""
+    def wrap(fn):
+        EDGE_FEATURE_SETS[geometry] = fn
+        return fn
+    return wrap
 
 
 def hit_xy(event: Data) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,17 +82,6 @@ def group_products(count_a: torch.Tensor, count_b: torch.Tensor) -> tuple[torch.
     group = torch.repeat_interleave(torch.arange(per.numel(), device=per.device), per)
     local = torch.arange(int(per.sum()), device=per.device) - torch.repeat_interleave(torch.cumsum(per, 0) - per, per)
     return group, torch.div(local, count_b[group], rounding_mode="floor"), local % count_b[group]
-
-
-def planar_edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
-    """(E, 6): Δx, Δy (mm), Δz (cm), the slopes Δx/Δz and Δy/Δz and the angle to the beam axis
-    (×10: scattering angles are tens of mrad)."""
-    src, dst = edge_index[0], edge_index[1]
-    x, y = hit_xy(event)
-    dx, dy, dz = x[dst] - x[src], y[dst] - y[src], event.z[dst] - event.z[src]
-    safe_dz = torch.where(dz.abs() < 1e-3, torch.full_like(dz, 1e-3), dz)
-    angle = torch.atan2(torch.hypot(dx, dy), dz.abs())
-    return torch.stack([dx, dy, dz / 10.0, dx / safe_dz * 10.0, dy / safe_dz * 10.0, angle * 10.0], dim=-1)
 
 
 def edge_features_from(r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor, edge_index: torch.Tensor,

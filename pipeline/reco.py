@@ -114,7 +114,7 @@ def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progre
     if with_truth and chain.evaluation is not None:
         from trkx.evaluate import finite_json, read_tracks, track_level
         truth = pd.concat(truth_frames, ignore_index=True)
-        metrics = track_level(truth, read_tracks(out_dir, ids), chain.evaluation)
+        metrics = track_level(truth, read_tracks(out_dir, ids), chain.evaluation, [chain.source] + chain.stages)
         write_json(out_dir / "metrics.json", finite_json(stamped(metrics, chain.origin, chain.fingerprints)))
         written.append("metrics.json")
     finish_reco_dir(out_dir, written, before)

@@ -109,10 +109,9 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
             if any(np.isfinite(np.asarray(b["efficiency"], dtype=float)).any() for b in series.values()):
                 _efficiency_plot(series, xlabel, title, plots / name, log)
                 lines.append(f"![{key.replace('_', ' ')}](plots/{name})")
-        f = metrics["frame"]
-        lines += ["", f"Per frame (proton-CT definitions, tracks of >= {f['min_track_hits']} hits): purity "
-                      f"{f['purity']:.4f} ± {f['purity_std']:.4f}, efficiency {f['efficiency']:.4f} ± "
-                      f"{f['efficiency_std']:.4f} over {f['frames']} frames.", ""]
+        for key in metrics.get("extra", []):       # figures a stage declares (proton CT: per frame)
+            if metrics[key].get("summary"):
+                lines += ["", metrics[key]["summary"] + ".", ""]
     if metrics.get("edge"):
         lines += ["## Edges", "", "| stage | target efficiency | target purity | all-edge efficiency | all-edge purity | ROC AUC | edges / event |",
                   "|---|---|---|---|---|---|---|"]

@@ -1,7 +1,9 @@
 """Stage interfaces and the registry that maps a YAML ``stage:`` name to its class."""
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Sequence
 
@@ -80,6 +82,21 @@ class Stage:
         (at most one key); none by default."""
         return {}
 
+    def extra_metrics(self, hits, eval_cfg) -> dict[str, dict]:
+        """Figures this stage adds to ``metrics.json`` beside the track metrics, by key, from the
+        per-hit table (event_id, hit_id, particle_id, pt, eta, weight, track_id); a figure's
+        ``summary`` line is printed under the headline and in the report.  None by default."""
+        return {}
+
+    def cpp_lines(self) -> list[str]:
+        """This stage's lines of the C++ tool's ``chain.txt`` (``key value ...``; a network it
+        exports is at ``torchscript/<name>.pt`` in the bundle); raises NoCppPort saying why not."""
+        raise NoCppPort(f"stage '{self.name}' ({self.kind}) has no C++ port")
+
+
+class NoCppPort(Exception):
+    """A stage (or a setting of it) that the C++ tool cannot run; the message says why."""
+
 
 class DataSource(Stage):
     """Produces the event graphs (nodes, truth) of every split; first in every chain."""
@@ -119,6 +136,12 @@ class EdgeClassifier(Stage):
 
     def requires(self) -> tuple[str, ...]:
         return ("graph_construction",)
+
+    def cpp_lines(self) -> list[str]:
+        """A classifier whose network exports to TorchScript, with an edge ``cut``, runs in C++."""
+        if not hasattr(self, "export") or not hasattr(self.config, "cut"):
+            return super().cpp_lines()
+        return [f"classifier {self.name} torchscript/{self.name}.pt cut {self.config.cut!r}"]
 
     def bench_options(self) -> dict[str, list]:
         """Inference precisions, where the classifier has a ``precision`` key (fp16 needs CUDA)."""
@@ -192,10 +215,35 @@ def stage_class(kind: str, where: str) -> type[Stage]:
     return STAGES[kind]
 
 
+def load_plugin(plugin, base: Path, where: str) -> None:
+    """Import the stage file ``plugin`` names (once per process), registering its stages."""
+    if not isinstance(plugin, str):
+        raise ConfigError(f"{where}: key 'plugin': expected the path of a Python file, got {type(plugin).__name__}")
+    file = (base / plugin).resolve()
+    if not file.is_file() or file.suffix != ".py":
+        raise ConfigError(f"{where}: key 'plugin': {file} is not a Python file")
+    module = "trkx_plugin_" + re.sub(r"\W", "_", file.with_suffix("").as_posix())
+    if module in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(module, file)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[module] = loaded          # dataclasses and the code digest look the module up here
+    try:
+        spec.loader.exec_module(loaded)
+    except Exception as err:
+        del sys.modules[module]
+        raise ConfigError(f"{where}: key 'plugin': {file} failed to import ({type(err).__name__}: {err})") from None
+
+
 def load_stage(path: str | Path, device: str = "cpu", seed: int = 0, default_kind: str | None = None) -> Stage:
-    """Build a stage from its YAML (``stage:`` kind, optional ``name:``, then the stage's own keys)."""
+    """Build a stage from its YAML (``stage:`` kind, optional ``name:``, optional ``plugin:``, then
+    the stage's own keys).  ``plugin: file.py`` (relative to the YAML) is a Python file outside trkx
+    that registers the stage (``@register``): a new stage is that file and its YAML."""
     data = load_yaml(path)
     where = str(path)
+    plugin = data.pop("plugin", None)
+    if plugin is not None:
+        load_plugin(plugin, Path(path).parent, where)
     kind = data.pop("stage", default_kind)
     if kind is None:
         raise ConfigError(f"{where}: missing required key 'stage'")

@@ -8,6 +8,16 @@ import pytest
 import yaml
 
 CONFIGS = Path(__file__).parent / "configs"
+REPO = Path(__file__).parents[1]
+
+
+def package_copy(root: Path) -> Path:
+    """trkx as an importable copy under ``root/pkg`` (pipeline/ as trkx/, stages/ as trkx/stages/),
+    to edit or add to without touching the source tree; run it with PYTHONPATH=<returned>.parent."""
+    pkg = root / "pkg" / "trkx"
+    shutil.copytree(REPO / "pipeline", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "stages", pkg / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    return pkg
 
 
 def make_pipeline(root: Path, stage_overrides: dict | None = None, **pipeline_overrides) -> Path:

@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_pipeline
+from conftest import make_pipeline, package_copy
 
 from trkx.codehash import code_closure, code_digest
 
-REPO = Path(__file__).parents[1]
 STAGES = ["data", "embedding", "graph", "filter", "gnn", "labeling"]
-
-
-def _package_copy(root: Path) -> Path:
-    """trkx as an importable copy (pipeline/ as trkx/, stages/ as trkx/stages/) to edit."""
-    pkg = root / "pkg" / "trkx"
-    shutil.copytree(REPO / "pipeline", pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "stages", pkg / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    return pkg
 
 
 def _computed(pkg: Path, pipeline: Path) -> dict[str, int]:
@@ -46,7 +36,7 @@ def _edit(path: Path, text: str) -> str:
 
 
 def test_editing_a_stage_recomputes_it_and_what_follows_and_the_cli_recomputes_nothing(tmp_path):
-    pkg = _package_copy(tmp_path)
+    pkg = package_copy(tmp_path)
     pipeline = make_pipeline(tmp_path)
     assert all(n > 0 for n in _computed(pkg, pipeline).values())
     after = lambda first: {s: (i >= STAGES.index(first)) for i, s in enumerate(STAGES)}  # noqa: E731

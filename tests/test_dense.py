@@ -217,7 +217,9 @@ def test_module_map_chain_runs_caches_and_scores(tmp_path):
     assert set(torch.load(weights, weights_only=True)) == {"modules", "lo", "hi", "count"}
     metrics = evaluate(pipe, outputs)
     assert metrics["edge"]["module_map"]["target"]["efficiency"] > 0.5   # 3 tiny training events
-    assert 0.0 <= metrics["track_efficiency"] <= 1.0
+    # measured 0.40 here (3 tiny training events, 2 epochs); a chain that loses the graph, the
+    # scores or the labels finds no target particle (0)
+    assert metrics["track_efficiency"] >= 0.3 and metrics["styles"]["two_way"]["n_tracks"] > 0
     _, again, _ = run_pipeline(path)
     assert all(o.computed == 0 for o in again)
 

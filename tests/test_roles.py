@@ -3,20 +3,20 @@ declared by the stages stay aligned; a track builder reads the last edge classif
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import make_pipeline
+from conftest import make_pipeline, package_copy
 from torch_geometric.data import Data
 
 from trkx.cli import main
 from trkx.event import select_edges
-from trkx.runner import Pipeline
-from trkx.stage import STAGES, EdgeClassifier, edge_fields, register
+from trkx.runner import ROLE_WORDS, Pipeline
+from trkx.stage import STAGES, EdgeClassifier, edge_fields, register, registered_stages
 
 TOY_STAGE = '''"""Test-only toy stage: every particle's hits are one track (a truth oracle, built in one shot)."""
 from dataclasses import dataclass
@@ -46,19 +46,16 @@ class ToyTruthTracks(TrackBuilder):
 
 
 def test_a_new_stage_is_one_file_in_its_role_folder_and_one_yaml(tmp_path, tiny_run):
-    """A toy one-shot track builder dropped into stages/track_building/ runs in a pipeline (in a
-    fresh process, no other module edited) right after the data source."""
-    import trkx.stages.track_building as role_package
-    module = Path(role_package.__path__[0]) / "toy_truth_tracks_for_test.py"
-    module.write_text(TOY_STAGE)
-    try:
-        path = make_pipeline(tmp_path, stages=["stages/toy.yaml"], cachedir=str(tiny_run[0].cachedir))
-        (path.parent / "stages" / "toy.yaml").write_text("stage: toy_truth_tracks\nmin_hits: 3\n")
-        result = subprocess.run([sys.executable, "-m", "trkx.cli", "run", str(path), "--no-progress"],
-                                capture_output=True, text=True, timeout=300)
-    finally:
-        module.unlink()
+    """A toy one-shot track builder dropped into stages/track_building/ of a copy of trkx runs in a
+    pipeline (in a fresh process, no other module edited) right after the data source."""
+    pkg = package_copy(tmp_path)
+    (pkg / "stages" / "track_building" / "toy_truth_tracks.py").write_text(TOY_STAGE)
+    path = make_pipeline(tmp_path, stages=["stages/toy.yaml"], cachedir=str(tiny_run[0].cachedir))
+    (path.parent / "stages" / "toy.yaml").write_text("stage: toy_truth_tracks\nmin_hits: 3\n")
+    result = subprocess.run([sys.executable, "-m", "trkx.cli", "run", str(path), "--no-progress"],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(pkg.parent)})
     assert result.returncode == 0, result.stderr
+    assert "toy_truth_tracks" not in CliRunner().invoke(main, ["stages"]).output    # not in this tree
     metrics = json.loads((tmp_path / "work" / "metrics.json").read_text())
     assert metrics["track_efficiency"] == 1.0 and metrics["fake_rate"] == 0.0
 
@@ -112,8 +109,6 @@ def test_trkx_stages_lists_every_stage_under_its_role():
             role = line.rstrip(":")
         else:
             under[line.split()[0]] = role
-    assert under == {"data": "data source", "embedding": "embedding", "graph": "graph construction",
-                     "module_map": "graph construction", "layer_pairs": "graph construction",
-                     "filter": "edge classification", "track_follower": "track building",
-                     "gnn": "edge classification", "labeling": "track building",
-                     "object_condensation": "track building", "influencer": "track building"}
+    # every registered stage (the built-in ones and any a plugin registered), under its own role
+    assert under == {name: ROLE_WORDS[cls.role] for name, cls in registered_stages().items()}
+    assert {"data", "graph", "module_map", "filter", "gnn", "labeling", "influencer"} <= set(under)

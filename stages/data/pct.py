@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
+from torch_geometric.data import Data
 
+from trkx.event import hit_xy, register_edge_features
 from trkx.stages.data.pct_physics import (AIR, ALUMINIUM, CARBON, KAPTON, SILICON, WATER, M_P, Material,
                                           Protons, transport_slab)
 
@@ -146,3 +149,19 @@ def _empty_frame() -> pd.DataFrame:
     cols = ["hit_id", "x", "y", "z", "volume_id", "layer_id", "module_id", "particle_id", "edep",
             "cluster_size", "weight", "vx", "vy", "vz", "pt", "eta"]
     return pd.DataFrame({c: [] for c in cols})
+
+
+PLANAR_EDGE_FEATURES = ("dx", "dy", "dz", "slope_x", "slope_y", "angle")   # as many as the collider set
+
+
+@register_edge_features("planar")
+def planar_edge_features(event: Data, edge_index: torch.Tensor) -> torch.Tensor:
+    """The edge features of proton-CT frames (layers are planes across a beam along z), (E, 6):
+    Δx, Δy (mm), Δz (cm), the slopes Δx/Δz and Δy/Δz and the angle to the beam axis (×10:
+    scattering angles are tens of mrad)."""
+    src, dst = edge_index[0], edge_index[1]
+    x, y = hit_xy(event)
+    dx, dy, dz = x[dst] - x[src], y[dst] - y[src], event.z[dst] - event.z[src]
+    safe_dz = torch.where(dz.abs() < 1e-3, torch.full_like(dz, 1e-3), dz)
+    angle = torch.atan2(torch.hypot(dx, dy), dz.abs())
+    return torch.stack([dx, dy, dz / 10.0, dx / safe_dz * 10.0, dy / safe_dz * 10.0, angle * 10.0], dim=-1)

@@ -15,12 +15,14 @@ from trkx.errors import DataError
 from trkx.fingerprint import file_digest
 from trkx.io.acts import list_acts_events, read_acts_event
 from trkx.io.trackml import EventTables, list_events, read_trackml_event
+from trkx.metrics.frames import frame_purity_efficiency
 from trkx.simulation import SimulationConfig, simulate_events
-from trkx.stage import DataSource, register
+from trkx.stage import DataSource, NoCppPort, register
 from trkx.stages.data.pct import PCTConfig, simulate_frames
 from trkx.stages.data.transforms import build_transforms
 
 MAX_EVENT_ID = 999_999_999      # TrackML file names hold nine digits
+CPP_FEATURES = ("r", "phi", "z", "x", "y")   # the hit features the C++ tool computes
 
 
 def _default_regions() -> dict:
@@ -158,6 +160,25 @@ class EventSource(DataSource):
             raise DataError(f"{directory}: input directory not found")
         files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
         return {"dir": str(directory), "files": {p.name: file_digest(p) for p in files}}
+
+    def extra_metrics(self, hits: pd.DataFrame, eval_cfg) -> dict[str, dict]:
+        """Proton-CT frames add the paper's per-frame purity and efficiency (``frame``)."""
+        if self.config.source != "pct":
+            return {}
+        f = frame_purity_efficiency(hits, eval_cfg.min_track_hits)
+        return {"frame": {**f, "summary": f"per frame (proton-CT definitions, tracks of >= {f['min_track_hits']} "
+                                          f"hits): purity {f['purity']:.4f} ± {f['purity_std']:.4f}, efficiency "
+                                          f"{f['efficiency']:.4f} ± {f['efficiency_std']:.4f} over {f['frames']} frames"}}
+
+    def cpp_lines(self) -> list[str]:
+        """The C++ tool reads TrackML hits: the features it computes, their scales, the regions."""
+        c = self.config
+        if c.transforms:
+            raise NoCppPort("the data config has transforms")
+        if any(f not in CPP_FEATURES for f in c.features):
+            raise NoCppPort(f"features other than {', '.join(CPP_FEATURES)}")
+        return [f"features {' '.join(c.features)}", f"feature_scales {' '.join(map(repr, c.feature_scales))}",
+                *(f"region {i} {' '.join(map(str, vols))}" for i, vols in enumerate(c.regions.values()))]
 
     def split_sizes(self) -> dict[str, int]:
         c = self.config

@@ -45,6 +45,9 @@ class Embedding(LightningStage, Embedder):
     def example_inputs(self, event: Data) -> tuple:
         return (event.x,)
 
+    def cpp_lines(self) -> list[str]:
+        return [f"embedding {self.name} torchscript/{self.name}.pt"]
+
     def infer(self, event: Data) -> Data:
         event.embedding = self.model(event.x.to(self.device)).cpu()
         return event

@@ -191,6 +191,9 @@ class ModuleMap(TrainableStage, GraphConstructor):
             raise ValueError("not a module map")
         self.map = blob
 
+    def cpp_lines(self) -> list[str]:
+        return [f"module_map {self.name} torchscript/{self.name}.pt"]
+
     def export(self, event: Data | None = None) -> torch.jit.ScriptModule:
         """The map's inference as TorchScript (``ModuleMapGraph``), for C++."""
         return torch.jit.script(ModuleMapGraph(self.map, self.config.max_candidates, self.config.granularity))

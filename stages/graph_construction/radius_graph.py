@@ -9,7 +9,7 @@ from torch_geometric.data import Data
 
 from trkx.event import edge_truth, orient_and_dedup
 from trkx.ops.frnn import available_backends, build_edges
-from trkx.stage import GraphConstructor, register
+from trkx.stage import GraphConstructor, NoCppPort, register
 
 
 @dataclass
@@ -34,6 +34,11 @@ class RadiusGraph(GraphConstructor):
 
     def bench_options(self) -> dict[str, list]:
         return {"backend": available_backends()}      # the FRNN backends importable here
+
+    def cpp_lines(self) -> list[str]:
+        if self.config.feature != "embedding":
+            raise NoCppPort(f"stage '{self.name}' searches {self.config.feature!r}, not the embedding")
+        return [f"graph {self.name} r {self.config.r!r} k_max {self.config.k_max}"]
 
     def infer(self, event: Data) -> Data:
         if self.config.feature not in event:

@@ -17,7 +17,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
 from trkx.ops.assignment import assign_edges
-from trkx.stage import TrackBuilder, register
+from trkx.stage import NoCppPort, TrackBuilder, register
 
 
 def cugraph_available() -> bool:
@@ -156,6 +156,13 @@ class TrackLabeling(TrackBuilder):
 
     def bench_options(self) -> dict[str, list]:
         return {"backend": ["scipy", "cugraph"] if cugraph_available() else ["scipy"]}   # connected components
+
+    def cpp_lines(self) -> list[str]:
+        c = self.config
+        if c.method == "assignment":
+            raise NoCppPort("labeling method 'assignment' has no C++ port")
+        return [f"labeling {self.name} method {c.method} cut {c.cut!r} walk_cut {c.walk_cut!r} "
+                f"min_hits {c.min_hits} min_pt {c.min_pt!r} bfield_tesla {c.bfield_tesla!r}"]
 
     def infer(self, event: Data) -> Data:
         cfg = self.config
