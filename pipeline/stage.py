@@ -143,12 +143,6 @@ class EdgeClassifier(Stage):
             return super().cpp_lines()
         return [f"classifier {self.name} torchscript/{self.name}.pt cut {self.config.cut!r}"]
 
-    def bench_options(self) -> dict[str, list]:
-        """Inference precisions, where the classifier has a ``precision`` key (fp16 needs CUDA)."""
-        if not hasattr(self.config, "precision"):
-            return {}
-        return {"precision": ["32", "bf16-mixed"] + (["16-mixed"] if torch.cuda.is_available() else [])}
-
 
 class TrackBuilder(Stage):
     """Adds ``track_id`` per hit; last in the chain.  One that builds tracks from edge scores

@@ -155,6 +155,26 @@ def trainer_field():
     return field(default_factory=TrainerConfig, metadata={"omit_default": True})
 
 
+@dataclass
+class TrainingConfig:
+    """The training keys every learned stage's config shares (flat in its YAML, beside the
+    network's keys): epochs, AdamW's learning rate and weight decay, the training precision, the pT
+    of the edges whose validation efficiency is logged, and Lightning's ``trainer:`` section.  A
+    stage's config redeclares a key to give it another default."""
+    epochs: int = 20
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"
+    pt_min_eval: float = 1.0
+    trainer: TrainerConfig = trainer_field()   # Lightning: devices, strategy (DDP), ...
+
+
+@dataclass
+class SampledTrainingConfig(TrainingConfig):
+    """``TrainingConfig`` for stages that train on (eta, phi) sector samples of whole events."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
 def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trainer: TrainerConfig | None = None,
                  log_dir: Path | None = None, checkpoint_dir: Path | None = None,
                  monitor: tuple[str, str] | None = None, callbacks: list | None = None, **kwargs) -> pl.Trainer:
@@ -421,8 +441,8 @@ class LightningStage(TrainableStage):
         model = self._ensure_model(train[0].x.shape[1])
         report = self.fit_report(val)
         try:
-            trainer = make_trainer(self.config.epochs, self.progress, precision=getattr(self.config, "precision", "32"),
-                                   trainer=getattr(self.config, "trainer", None), log_dir=self.log_dir,
+            trainer = make_trainer(self.config.epochs, self.progress, precision=self.config.precision,
+                                   trainer=self.config.trainer, log_dir=self.log_dir,
                                    checkpoint_dir=self.checkpoint_dir, monitor=model.monitor, callbacks=self.callbacks)
         except ConfigError as err:
             raise ConfigError(f"{self.source or self.name}: {err}") from None

@@ -2,7 +2,7 @@
 edge geometry, trained with weighted BCE; edges below the cut are removed."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch_geometric.data import Data
@@ -11,24 +11,19 @@ from trkx.event import EDGE_FEATURES, select_edges
 from trkx.losses import EdgeBCELoss
 from trkx.metrics.edges import edge_efficiency_purity
 from trkx.models import EdgeMLP, EdgeMLPConfig
-from trkx.sampling import SamplingConfig
 from trkx.stage import EdgeClassifier, register
-from trkx.training import EdgeClassifierModule, LightningStage, TrainerConfig, trainer_field
+from trkx.training import EdgeClassifierModule, LightningStage, SampledTrainingConfig
 
 
 @dataclass
-class FilterConfig(EdgeMLPConfig):
-    """The network's keys (``EdgeMLPConfig``) and the training and inference ones."""
+class FilterConfig(EdgeMLPConfig, SampledTrainingConfig):
+    """The network's keys (``EdgeMLPConfig``), the training ones (``SampledTrainingConfig``) and
+    the filter's own."""
     pos_weight: float = 2.0
     epochs: int = 10
-    lr: float = 2e-3
-    weight_decay: float = 1e-5
     edges_per_batch: int = 200000  # edges of an event are scored in chunks of this size
     train_edges: int = 40000      # random edges per event and training step (0: all)
     cut: float = 0.05             # keep edges with filter_score >= cut
-    pt_min_eval: float = 1.0
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)   # sector training samples
-    trainer: TrainerConfig = trainer_field()   # Lightning: devices, strategy (DDP), ...
 
     def validate(self) -> None:
         super().validate()

@@ -12,29 +12,22 @@ from torch_geometric.data import Data
 from trkx.event import EDGE_FEATURES, edge_features, select_edges
 from trkx.losses import AssignmentLoss, EdgeBCELoss
 from trkx.models import InteractionGNN, InteractionGNNConfig, LineGraphGNN
-from trkx.sampling import SamplingConfig
 from trkx.stage import EdgeClassifier, register
-from trkx.training import EdgeClassifierModule, LightningStage, TrainerConfig, autocast_context, trainer_field
+from trkx.training import EdgeClassifierModule, LightningStage, SampledTrainingConfig, autocast_context
 
 
 @dataclass
-class GNNConfig(InteractionGNNConfig):
-    """The network's keys (``InteractionGNNConfig``) and the training and inference ones."""
+class GNNConfig(InteractionGNNConfig, SampledTrainingConfig):
+    """The network's keys (``InteractionGNNConfig``), the training ones (``SampledTrainingConfig``)
+    and the GNN's own (``precision`` is also the inference precision here)."""
     # interaction: edges scored by the interaction GNN; line_graph: by ``LineGraphGNN`` (Kortus et al.)
     architecture: Literal["interaction", "line_graph"] = field(default="interaction", metadata={"omit_default": True})
-    precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"
     loss: Literal["bce", "blackbox"] = "bce"    # predict-then-track | predict-and-track
     blackbox_lambda: float = 1.0                # blackbox interpolation λ, in logit units per edge
     bce_weight: float = 0.0                     # BCE added to the Hamming loss in blackbox mode
     pos_weight: float = 1.0
-    epochs: int = 20
-    lr: float = 2e-3
-    weight_decay: float = 1e-5
     cut: float = 0.0                            # drop edges with gnn_score < cut at inference
     compile: bool = False                       # torch.compile the network for inference
-    pt_min_eval: float = 1.0
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)   # sector training samples
-    trainer: TrainerConfig = trainer_field()   # Lightning: devices, strategy (DDP), ...
 
     inference_only: ClassVar[tuple[str, ...]] = ("compile",)   # not in the training fingerprint
 
@@ -65,6 +58,10 @@ class GNNStage(LightningStage, EdgeClassifier):
 
     def edge_keep(self, event: Data) -> torch.Tensor:
         return event.gnn_score >= 0.5
+
+    def bench_options(self) -> dict[str, list]:
+        """Inference precisions (fp16 needs CUDA; on CPU both mixed modes run in bf16)."""
+        return {"precision": ["32", "bf16-mixed"] + (["16-mixed"] if torch.cuda.is_available() else [])}
 
     def network(self):
         """The network inference calls: compiled on first use when ``compile`` is set (shapes

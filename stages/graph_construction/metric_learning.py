@@ -10,21 +10,19 @@ from torch_geometric.data import Data
 from trkx.losses import HingeEmbeddingLoss
 from trkx.models import EmbeddingNet, EmbeddingNetConfig
 from trkx.stage import Embedder, register
-from trkx.training import LightningStage, MetricLearningModule, TrainerConfig, trainer_field
+from trkx.training import LightningStage, MetricLearningModule, TrainingConfig
 
 
 @dataclass
-class EmbeddingConfig(EmbeddingNetConfig):
-    """The network's keys (``EmbeddingNetConfig``) and the training ones."""
+class EmbeddingConfig(EmbeddingNetConfig, TrainingConfig):
+    """The network's keys (``EmbeddingNetConfig``), the training ones (``TrainingConfig``) and the
+    metric learning's own."""
     margin: float = 0.1           # hinge margin: the radius that separates tracks in latent space
     pos_weight: float = 2.0
     randomisation: int = 2        # random pairs per hit
     knn_train: int = 50           # hard negatives per hit, from the current embedding
     epochs: int = 12
     lr: float = 3e-3
-    weight_decay: float = 1e-5
-    pt_min_eval: float = 1.0      # pT of the truth edges whose efficiency is logged
-    trainer: TrainerConfig = trainer_field()   # Lightning: devices, strategy (DDP), ...
 
     def validate(self) -> None:
         super().validate()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -17,9 +17,8 @@ from trkx.event import EDGE_FEATURES, edge_features, select_edges
 from trkx.losses import object_index, objects_of, track_parameter_loss
 from trkx.models import CondensationConfig, CondensationGNN, split_outputs
 from trkx.ops.frnn import build_edges
-from trkx.sampling import SamplingConfig
 from trkx.stage import TrackBuilder
-from trkx.training import CondensationModule, LightningStage, TrainerConfig, autocast_context, trainer_field
+from trkx.training import CondensationModule, LightningStage, SampledTrainingConfig, autocast_context
 
 
 def condensation_tracks(x: torch.Tensor, beta: torch.Tensor, t_beta: float, t_d: float) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +138,7 @@ class CondensationLoss(nn.Module):
 
 
 @dataclass
-class OneShotConfig(CondensationConfig):
+class OneShotConfig(CondensationConfig, SampledTrainingConfig):
     """A condensation stage: the network, which particles are objects, training, track selection."""
     object_pt_min: float = 0.0     # GeV: particles below it (and noise) are not objects to condense
     object_min_hits: int = 3
@@ -148,13 +147,6 @@ class OneShotConfig(CondensationConfig):
     min_pt: float = 0.0            # ... and so are tracks whose predicted pT (GeV) is lower
     edge_score_cut: float = 0.0    # > 0: pass messages only over edges scored >= this by ...
     score_field: str | None = None  # ... this field (None: the last edge classifier's score)
-    epochs: int = 20
-    lr: float = 2e-3
-    weight_decay: float = 1e-5
-    precision: str = "32"
-    pt_min_eval: float = 1.0
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    trainer: TrainerConfig = trainer_field()   # Lightning: devices, strategy (DDP), ...
 
     def validate(self) -> None:
         super().validate()
