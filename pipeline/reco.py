@@ -7,7 +7,6 @@ and, where the input has truth, ``metrics.json``.
 """
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from tqdm import tqdm
 from trkx.chain import Chain
 from trkx.config import ConfigError
 from trkx.errors import DataError
-from trkx.io.acts import list_acts_events, read_acts_event
-from trkx.io.trackml import list_events, read_trackml_event
+from trkx.io import detect_format
 from trkx.outdir import check_output_dir, earlier_reco, finish_reco_dir, reco_files_before
 from trkx.provenance import stamped
 from trkx.storage import write_json, write_text
@@ -47,14 +45,8 @@ def load_chain(path: str | Path, exported: bool = True) -> Chain:
 def input_events(directory: Path) -> tuple[list[int], callable]:
     """Event ids in ``directory`` and a reader: TrackML (``event<ID>-hits.csv``) or ACTS
     (``event<ID>-measurements.csv``), truth read where present."""
-    if not directory.is_dir():
-        raise DataError(f"{directory}: input directory not found")
-    names = [p.name for p in directory.iterdir()]
-    if any(re.match(r"event\d+-hits\.csv(\.gz)?$", n) for n in names):
-        return list_events(directory), lambda i: read_trackml_event(directory, i, require_truth=False)
-    if any(re.match(r"event\d+-measurements\.csv$", n) for n in names):
-        return list_acts_events(directory), lambda i: read_acts_event(directory, i, require_truth=False)
-    raise DataError(f"{directory}: no TrackML (event*-hits.csv) or ACTS (event*-measurements.csv) events found")
+    fmt = detect_format(directory)
+    return fmt.list_events(directory), lambda i: fmt.read(directory, i, require_truth=False)
 
 
 def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progress: bool | None = None,

@@ -145,3 +145,20 @@ def test_trackml_weights_zero_for_short_and_noise():
     w = trackml_weights(pid, order, nhits, np.full(8, 5.0))
     assert w[:3].sum() == 0 and w[7] == 0 and w.sum() == pytest.approx(1.0)
     assert w[3] > w[5]  # the first hit weighs more than a middle one
+
+
+def test_a_source_is_a_registered_format_or_a_generator(tmp_path):
+    """`source:` takes the generators (simulate, pct) and every format registered in trkx.io; a
+    registered format is what the data stage and `trkx reco` read."""
+    from trkx.config import ConfigError, parse_config
+    from trkx.io import FORMATS, detect_format, register_format
+    from trkx.stages.data.source import DataConfig
+    with pytest.raises(ConfigError, match=r"key 'source': expected one of 'pct', 'simulate', 'acts', 'trackml'"):
+        parse_config(DataConfig, {"source": "toyfmt", "input_dir": "x"}, "data.yaml")
+    register_format("toyfmt", r"toy\d+\.txt$", lambda d: [1], lambda d, i, require_truth=True: None)
+    try:
+        assert parse_config(DataConfig, {"source": "toyfmt", "input_dir": "x"}, "data.yaml").source == "toyfmt"
+        (tmp_path / "toy1.txt").write_text("")
+        assert detect_format(tmp_path).name == "toyfmt"
+    finally:
+        del FORMATS["toyfmt"]

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from trkx.errors import DataError
+from trkx.io.formats import register_format
 from trkx.io.trackml import EventTables, check_ids, event_prefix, read_table
 
 PARTICLE_ID_PARTS = ["particle_id_pv", "particle_id_sv", "particle_id_part", "particle_id_gen",
@@ -113,3 +114,6 @@ def list_acts_events(directory: str | Path) -> list[int]:
     if not ids:
         raise DataError(f"{directory}: no event*-measurements.csv files found")
     return ids
+
+
+register_format("acts", r"event\d+-measurements\.csv$", list_acts_events, read_acts_event)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trkx.errors import DataError
+from trkx.io.formats import register_format
 from trkx.storage import atomic_path
 
 HIT_COLUMNS = ["hit_id", "x", "y", "z", "volume_id", "layer_id", "module_id"]
@@ -152,3 +153,6 @@ def write_trackml_event(directory: str | Path, tables: EventTables, compress: bo
         with atomic_path(path) as tmp:
             df[cols].to_csv(tmp, index=False, float_format="%.9g",
                             compression="gzip" if compress else None)
+
+
+register_format("trackml", r"event\d+-hits\.csv(\.gz)?$", list_events, read_trackml_event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -13,8 +13,8 @@ from torch_geometric.data import Data
 
 from trkx.errors import DataError
 from trkx.fingerprint import file_digest
-from trkx.io.acts import list_acts_events, read_acts_event
-from trkx.io.trackml import EventTables, list_events, read_trackml_event
+from trkx.io import FORMATS
+from trkx.io.trackml import EventTables
 from trkx.metrics.frames import frame_purity_efficiency
 from trkx.simulation import SimulationConfig, simulate_events
 from trkx.stage import DataSource, NoCppPort, register
@@ -22,6 +22,7 @@ from trkx.stages.data.pct import PCTConfig, simulate_frames
 from trkx.stages.data.transforms import build_transforms
 
 MAX_EVENT_ID = 999_999_999      # TrackML file names hold nine digits
+GENERATED = ("simulate", "pct")  # sources whose events are made here, not read from input_dir
 CPP_FEATURES = ("r", "phi", "z", "x", "y")   # the hit features the C++ tool computes
 
 
@@ -31,7 +32,9 @@ def _default_regions() -> dict:
 
 @dataclass
 class DataConfig:
-    source: Literal["simulate", "trackml", "acts", "pct"] = "simulate"   # pct: proton-CT frames
+    # simulate | pct (events made here, proton-CT frames for pct) or a registered file format
+    # (trkx.io.FORMATS: trackml, acts) read from input_dir
+    source: str = "simulate"
     input_dir: str | None = None     # for trackml / acts sources (relative to the YAML file)
     n_train: int = 16
     n_val: int = 2
@@ -47,7 +50,10 @@ class DataConfig:
     transforms: list[dict] = field(default_factory=list)
 
     def validate(self) -> None:
-        if self.source in ("trackml", "acts") and not self.input_dir:
+        known = sorted(GENERATED) + sorted(FORMATS)
+        if self.source not in known:
+            raise ValueError(f"key 'source': expected one of {', '.join(map(repr, known))}, got {self.source!r}")
+        if self.source in FORMATS and not self.input_dir:
             raise ValueError(f"key 'input_dir' is required for source '{self.source}'")
         if min(self.n_train, self.n_val, self.n_test) < 0 or self.n_test < 1:
             raise ValueError("key 'n_test': need n_test >= 1 and non-negative n_train, n_val")
@@ -136,7 +142,8 @@ def build_event(df: pd.DataFrame, cfg: DataConfig, event_id: int, where: str) ->
 
 @register("data")
 class EventSource(DataSource):
-    """Produces the event graphs of every split from simulation, TrackML CSVs or ACTS CSVs."""
+    """Produces the event graphs of every split from simulation, proton-CT frames or files of a
+    registered format (TrackML CSVs, ACTS CSVs: ``trkx.io``)."""
     Config = DataConfig
 
     def __init__(self, config: DataConfig, **kw):
@@ -153,7 +160,7 @@ class EventSource(DataSource):
         """What the read events depend on besides the config: for ``trackml`` / ``acts`` sources
         the resolved input directory and a content digest of every file in it (so a changed,
         added or removed file gives a new data fingerprint); None for simulation."""
-        if self.config.source in ("simulate", "pct"):
+        if self.config.source in GENERATED:
             return None
         directory = self._input_dir().resolve()
         if not directory.is_dir():
@@ -199,7 +206,7 @@ class EventSource(DataSource):
                 done.write_text("ok\n")
             return raw_dir, list(range(c.first_event_id, c.first_event_id + n)), "trackml"
         directory = self._input_dir()
-        ids = list_events(directory) if c.source == "trackml" else list_acts_events(directory)
+        ids = FORMATS[c.source].list_events(directory)
         if len(ids) < n:
             raise DataError(f"{directory}: {len(ids)} events found, the data config asks for {n} "
                             f"(n_train + n_val + n_test)")
@@ -212,7 +219,7 @@ class EventSource(DataSource):
             return
         # the input directory is checked to hold enough events before a split list is made
         directory, ids, reader = self.raw_events(workdir / "csv", progress)
-        read = read_trackml_event if reader == "trackml" else read_acts_event
+        read = FORMATS[reader].read
         for split, event_id in zip(self.split_names(), ids):
             yield split, event_id, self.event_graph(read(directory, event_id), str(directory))
 
