@@ -25,3 +25,7 @@ def test_ckf_baseline_on_tiny_events(tiny_run):
     assert cmp["ckf"]["track_efficiency"] > 0.8 and cmp["ckf"]["fake_rate"] < 0.2
     assert cmp["ckf"]["seconds_per_event"] > 0 and cmp["gnn"]["seconds_per_event"] > 0
     assert "ACTS CKF" in (out / "comparison.md").read_text()
+    # both JSON results say where they came from: the pipeline's fingerprints, this trkx
+    for name in ("metrics.json", "comparison.json"):
+        block = json.loads((out / name).read_text())["provenance"]
+        assert block["fingerprints"]["data"] == outputs[0].fingerprint and block["packages"]["pyacts"]
