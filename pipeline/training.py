@@ -140,6 +140,9 @@ class TrainerConfig:
     max_epochs: int | None = None
     gradient_clip_val: float = 0.0
     checkpoint_every_n_steps: int = 0       # 0: a checkpoint at the end of each epoch only
+    # train on one CPU thread: bit-reproducible across processes (some multithreaded CPU kernels
+    # are not, the influencer's backward among them); slower where the step is compute-bound
+    deterministic: bool = False
 
     def validate(self) -> None:
         if self.devices < 1 or self.num_nodes < 1 or self.accumulate_grad_batches < 1:
@@ -449,6 +452,9 @@ class LightningStage(TrainableStage):
         sampling = getattr(self.config, "sampling", None)
         last = self.checkpoint_dir / "last.ckpt" if self.checkpoint_dir is not None else None
         resume = last if (self.resume and last is not None and last.is_file()) else None
+        threads = torch.get_num_threads()
+        if self.config.trainer.deterministic:
+            torch.set_num_threads(1)
         try:
             # weights_only: a checkpoint from the cache cannot run code (the caller checked it with safe_load)
             trainer.fit(model, datamodule=EventDataModule(train, val, sampling=sampling, seed=self.seed),
@@ -458,6 +464,8 @@ class LightningStage(TrainableStage):
                 raise TrainingInterrupted(self.name, int(trainer.current_epoch), trainer.max_epochs,
                                           last if last is not None and last.is_file() else None) from None
             raise
+        finally:
+            torch.set_num_threads(threads)
         if trainer.interrupted:
             raise TrainingInterrupted(self.name, int(trainer.current_epoch), trainer.max_epochs,
                                       last if last is not None and last.is_file() else None)

@@ -237,3 +237,20 @@ def test_simulate_refuses_a_directory_of_other_files_and_reruns_into_its_own(tmp
     fresh = tmp_path / "sim"
     assert runner.invoke(main, ["simulate", str(fresh), *args[2:]]).exit_code == 0
     assert runner.invoke(main, ["simulate", str(fresh), *args[2:]]).exit_code == 0      # its own: again
+
+
+def test_a_deterministic_trainer_section_gives_the_same_weights_in_every_process(tmp_path, tiny_run):
+    """`trainer: {deterministic: true}` trains on one thread: the influencer stage, whose
+    two-thread training differs from process to process in its backward, comes out the same."""
+    digests = set()
+    for k in range(2):
+        path = make_pipeline(tmp_path / f"run{k}", stages=["stages/module_map.yaml", "stages/influencer.yaml"],
+                             stage_overrides={"influencer": {"trainer": {"deterministic": True}}},
+                             cachedir=str(tmp_path / f"run{k}" / "work"))
+        root = path.parent.parent
+        shutil.copytree(tiny_run[0].cachedir / "data", root / "work" / "data")
+        subprocess.run(TRKX + ["train", "configs/stages/influencer.yaml", "-p", "configs/pipeline.yaml"], cwd=root,
+                       check=True, capture_output=True, timeout=600)
+        (weights,) = sorted((root / "work" / "influencer").glob("weights-*/model.pt"))
+        digests.add(weights_digest(weights))
+    assert len(digests) == 1
