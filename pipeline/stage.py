@@ -188,9 +188,7 @@ def declare_edge_field(name: str) -> None:
 
 def edge_fields() -> tuple[str, ...]:
     """Every declared per-edge field: those of the registered stages and the extra ones."""
-    from trkx.stages import discover
-    discover()
-    fields = set(_EXTRA_EDGE_FIELDS).union(*(cls.edge_fields for cls in STAGES.values()))
+    fields = set(_EXTRA_EDGE_FIELDS).union(*(cls.edge_fields for cls in registered_stages().values()))
     return tuple(sorted(fields))
 
 
@@ -202,11 +200,10 @@ def registered_stages() -> dict[str, type[Stage]]:
 
 
 def stage_class(kind: str, where: str) -> type[Stage]:
-    from trkx.stages import discover
-    discover()
-    if kind not in STAGES:
-        raise ConfigError(f"{where}: key 'stage': unknown stage {kind!r} (known: {', '.join(sorted(STAGES))})")
-    return STAGES[kind]
+    stages = registered_stages()
+    if kind not in stages:
+        raise ConfigError(f"{where}: key 'stage': unknown stage {kind!r} (known: {', '.join(sorted(stages))})")
+    return stages[kind]
 
 
 def load_plugin(plugin, base: Path, where: str) -> None:
