@@ -108,7 +108,6 @@ class Case:
     keep: Callable[[Scratch], list[Path]] = field(default=lambda s: [])   # must come out unchanged
     check: Callable[[Scratch], bool] | None = None   # an extra condition on the outcome
     signal_after: Callable[[Scratch], bool] | None = None   # send SIGINT once this holds
-    cwd: Callable[[Scratch], Path] | None = None
     says: str = ""                # the error line must contain this
 
 
@@ -161,8 +160,7 @@ def run_case(case: Case, base: Path, scratch_root: Path) -> Outcome:
     args = case.setup(s)
     keep = case.keep(s)
     before = digest(keep)
-    cwd = case.cwd(s) if case.cwd else root
-    proc = subprocess.Popen(TRKX + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(TRKX + args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if case.signal_after is not None:
         t0 = time.time()

@@ -18,8 +18,6 @@ are bit for bit the same.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import sys
@@ -32,10 +30,11 @@ from torch import nn
 
 from trkx.config import ConfigError, config_to_dict
 from trkx.event import edge_features_from
-from trkx.stage import NoCppPort, load_stage
+from trkx.fingerprint import file_digest
 from trkx.outdir import check_not_protected, check_output_dir, replace_dir
 from trkx.provenance import provenance
-from trkx.storage import CorruptEntryError, first_line, load_event, write_json, write_text
+from trkx.stage import NoCppPort, load_stage
+from trkx.storage import CorruptEntryError, first_line, load_event, read_json, write_json, write_text
 
 BUNDLE_FORMAT = 2                  # 2: sha256 per file and content fingerprints
 class EdgeFeatures(nn.Module):
@@ -49,8 +48,8 @@ def _stage_yaml(stage, out: Path | None = None) -> dict:
     """The stage's YAML for the bundle; a stage from a plugin file has the file copied into
     ``plugins/`` of the bundle and named by ``plugin:``."""
     head = {"stage": stage.kind, "name": stage.name}
-    module = sys.modules[type(stage).__module__]
     if out is not None and type(stage).__module__.startswith("trkx_plugin_"):
+        module = sys.modules[type(stage).__module__]
         copy = out / "plugins" / Path(module.__file__).name
         copy.parent.mkdir(exist_ok=True)
         shutil.copy(module.__file__, copy)
@@ -69,8 +68,8 @@ def _cpp_chain(pipe) -> tuple[list[str] | None, str]:
 def is_bundle(path: Path) -> bool:
     """Whether ``path`` holds a trkx bundle (an earlier export: its manifest names the format)."""
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (OSError, ValueError):
+        manifest = read_json(path / "manifest.json", "bundle manifest")
+    except (OSError, CorruptEntryError):
         return False
     return isinstance(manifest, dict) and "format" in manifest and "stages" in manifest
 
@@ -133,18 +132,10 @@ def _write_bundle(pipe, fps: dict[str, str], out: Path) -> dict:
                                                             "content": data_content},
                 "stages": chain, "evaluation": config_to_dict(pipe.config.evaluation),
                 "cpp": {"supported": cpp_lines is not None, **({"reason": why_not} if why_not else {})},
-                "sha256": {str(p.relative_to(out)): sha256_of(p) for p in sorted(out.rglob("*")) if p.is_file()},
+                "sha256": {str(p.relative_to(out)): file_digest(p, 64) for p in sorted(out.rglob("*")) if p.is_file()},
                 "provenance": provenance(pipe.path, fps)}
     write_json(out / "manifest.json", manifest)
     return manifest
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -189,10 +180,7 @@ def read_manifest(path: Path) -> Manifest:
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
         raise ConfigError(f"{path}: not a trkx bundle (no manifest.json)")
-    try:
-        raw = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{manifest_path}: malformed JSON ({err})") from None
+    raw = read_json(manifest_path, "bundle manifest")
     if not isinstance(raw, dict):
         raise ConfigError(f"{manifest_path}: expected a mapping at the top level, got {type(raw).__name__}")
     if raw.get("format") != BUNDLE_FORMAT:
@@ -213,7 +201,7 @@ def read_manifest(path: Path) -> Manifest:
             raise ConfigError(f"{manifest_path}: key 'sha256': {rel!r} lies outside the bundle")
         if not file.is_file():
             raise ConfigError(f"{path / rel}: missing from the bundle (the manifest lists it)")
-        if sha256_of(file) != digest:
+        if file_digest(file, 64) != digest:
             raise ConfigError(f"{path / rel}: does not match the manifest's sha256 (changed after export); "
                               f"export the bundle again")
     return manifest

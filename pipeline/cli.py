@@ -207,10 +207,9 @@ def eval_(pipeline):
     metrics = evaluate(pipe, outputs)
     from trkx.provenance import provenance_text
     from trkx.report import write_report
-    from trkx.storage import read_json
     report = write_report(pipe.workdir)
     click.echo(headline(metrics))
-    click.echo("\n" + provenance_text(read_json(pipe.workdir / "metrics.json")["provenance"]))
+    click.echo("\n" + provenance_text(metrics["provenance"]))
     click.echo(f"\nwrote {pipe.workdir / 'metrics.json'} and {report}")
 
 

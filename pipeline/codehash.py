@@ -97,13 +97,12 @@ def _imports(module: str, tree: ast.AST, path: Path) -> tuple[set[str], set[str]
         shallow.add(base)
         for alias in node.names:
             sub = f"{base}.{alias.name}"
-            defining = None if _is_module(sub) else _defining_module(base, alias.name)
             if _is_module(sub):
                 follow.add(sub)
-            elif _trkx(defining):
-                follow.add(defining)
-            else:              # a constant, or a name the package makes itself: all of the package
-                follow.add(base)
+                continue
+            defining = _defining_module(base, alias.name)
+            # a constant, or a name the package makes itself: all of the package
+            follow.add(defining if _trkx(defining) else base)
     return follow, shallow
 
 

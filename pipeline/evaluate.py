@@ -150,7 +150,8 @@ def evaluate(pipe, outputs) -> dict:
     if params is not None:
         metrics["track_parameters"] = params
     from trkx.runner import fingerprints
-    write_json(pipe.workdir / "metrics.json", finite_json(stamped(metrics, pipe.path, fingerprints(outputs))))
+    metrics = stamped(metrics, pipe.path, fingerprints(outputs))
+    write_json(pipe.workdir / "metrics.json", finite_json(metrics))
     return metrics
 
 
@@ -165,6 +166,11 @@ def finite_json(obj):
     return obj
 
 
+def extra_summaries(metrics: dict) -> list[str]:
+    """The summary lines of the figures stages declared (``Stage.extra_metrics``)."""
+    return [metrics[k]["summary"] for k in metrics.get("extra", []) if metrics[k].get("summary")]
+
+
 def headline(metrics: dict) -> str:
     if "track_efficiency" not in metrics:
         return "no tracks written (the pipeline has no track building stage)"
@@ -173,9 +179,8 @@ def headline(metrics: dict) -> str:
             f"{metrics['track_efficiency']:.4f}   fake rate: {metrics['fake_rate']:.4f}   "
             f"duplicate rate: {metrics['duplicate_rate']:.4f}   TrackML score: {metrics['trackml_score']:.4f}   "
             f"V-measure: {metrics['v_score']['v_measure']:.4f}")
-    for key in metrics.get("extra", []):
-        if metrics[key].get("summary"):
-            line += "\n" + metrics[key]["summary"]
+    for summary in extra_summaries(metrics):
+        line += "\n" + summary
     p = metrics.get("track_parameters")
     if p and p.get("tracks"):
         line += (f"\ntrack parameters ({p['tracks']} tracks of target particles): pT resolution "

@@ -13,12 +13,13 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def file_digest(path: str | Path) -> str:
+def file_digest(path: str | Path, length: int = 16) -> str:
+    """SHA-256 of a file's bytes, the first ``length`` hex digits (64: all of it)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:length]
 
 
 def weights_digest(path: str | Path) -> str:

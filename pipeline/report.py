@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from trkx.evaluate import extra_summaries  # noqa: E402
 from trkx.storage import atomic_path, read_json, write_text  # noqa: E402
 
 
@@ -109,9 +110,8 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
             if any(np.isfinite(np.asarray(b["efficiency"], dtype=float)).any() for b in series.values()):
                 _efficiency_plot(series, xlabel, title, plots / name, log)
                 lines.append(f"![{key.replace('_', ' ')}](plots/{name})")
-        for key in metrics.get("extra", []):       # figures a stage declares (proton CT: per frame)
-            if metrics[key].get("summary"):
-                lines += ["", metrics[key]["summary"] + ".", ""]
+        for summary in extra_summaries(metrics):   # figures a stage declares (proton CT: per frame)
+            lines += ["", summary + ".", ""]
     if metrics.get("edge"):
         lines += ["## Edges", "", "| stage | target efficiency | target purity | all-edge efficiency | all-edge purity | ROC AUC | edges / event |",
                   "|---|---|---|---|---|---|---|"]

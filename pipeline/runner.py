@@ -152,15 +152,15 @@ def read_index(path: Path) -> dict[str, list[int]] | None:
     the entry is made again."""
     try:
         index = read_json(path, "event index")
+        ok = isinstance(index, dict) and all(isinstance(index.get(s), list) and
+                                              all(isinstance(i, int) for i in index[s]) for s in SPLITS)
+        problem = None if ok else f"{path}: damaged event index (not the event ids of {', '.join(SPLITS)})"
     except CorruptEntryError as err:
-        print(f"{err}; the events are made again", file=sys.stderr)
+        problem = str(err)
+    if problem is not None:
+        print(f"{problem}; the events are made again", file=sys.stderr)
         return None
-    ok = isinstance(index, dict) and all(isinstance(index.get(s), list) and
-                                          all(isinstance(i, int) for i in index[s]) for s in SPLITS)
-    if not ok:
-        print(f"{path}: damaged event index (not the event ids of {', '.join(SPLITS)}); the events are made again",
-              file=sys.stderr)
-    return index if ok else None
+    return index
 
 
 def stage_code(stage: Stage) -> dict:
@@ -307,16 +307,13 @@ class Pipeline:
         weights (trained here if not cached) and what else it read (``input_digest``)."""
         if stage.trainable:
             weights = self.train_stage(stage, upstream, force)
-        return self._fingerprint(stage, upstream.fingerprint if upstream else None,
+        return entry_fingerprint(stage, upstream.fingerprint if upstream else None,
                                  weights if stage.trainable else None)
-
-    def _fingerprint(self, stage: Stage, upstream_fp: str | None, weights: Path | None) -> str:
-        return entry_fingerprint(stage, upstream_fp, weights)
 
     def load_trained(self) -> dict[str, str]:
         """Load every trained stage's state from the cache, training and running nothing; returns
         each stage's fingerprint.  A stage without trained weights is a ConfigError naming it."""
-        fps = {self.data.name: self._fingerprint(self.data, None, None)}
+        fps = {self.data.name: entry_fingerprint(self.data, None, None)}
         up = fps[self.data.name]
         for stage in self.stages:
             weights = None
@@ -326,7 +323,7 @@ class Pipeline:
                     raise ConfigError(f"{self.path}: stage '{stage.name}' is not trained; run `trkx run {self.path}` "
                                       f"or `trkx train {stage.source} -p {self.path}` first")
                 self._load_weights(stage, weights)
-            up = fps[stage.name] = self._fingerprint(stage, up, weights)
+            up = fps[stage.name] = entry_fingerprint(stage, up, weights)
         return fps
 
     def run_data(self, force: bool = False) -> StageOutput:

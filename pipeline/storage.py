@@ -137,17 +137,17 @@ def _writer_gone(tmp: Path) -> bool:
     parts = tmp.name.split(".")        # "", <name parts>, <host-pid>, <random>, "tmp"
     tag = parts[-3] if len(parts) >= 5 else ""
     host, _, pid = tag.rpartition("-")
-    if host != _HOST or not pid.isdigit():
+    if host != _HOST:
         try:
-            return host != _HOST and (time.time() - tmp.stat().st_mtime) > 86400
+            return time.time() - tmp.stat().st_mtime > 86400
         except FileNotFoundError:
             return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(pid), 0)          # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return True
-    except PermissionError:
-        return False
+    except (PermissionError, ValueError):   # alive under another user; no pid in the name
+        pass
     return False
 
 

@@ -460,13 +460,11 @@ class LightningStage(TrainableStage):
             trainer.fit(model, datamodule=EventDataModule(train, val, sampling=sampling, seed=self.seed),
                         ckpt_path=resume, weights_only=True)
         except SystemExit:
-            if trainer.interrupted:   # Lightning turns Ctrl-C into a graceful stop and exit(1)
-                raise TrainingInterrupted(self.name, int(trainer.current_epoch), trainer.max_epochs,
-                                          last if last is not None and last.is_file() else None) from None
-            raise
+            if not trainer.interrupted:
+                raise
         finally:
             torch.set_num_threads(threads)
-        if trainer.interrupted:
+        if trainer.interrupted:       # Lightning turns Ctrl-C into a graceful stop (and exit(1))
             raise TrainingInterrupted(self.name, int(trainer.current_epoch), trainer.max_epochs,
                                       last if last is not None and last.is_file() else None)
         if not trainer.is_global_zero:

@@ -78,7 +78,8 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
         raise DataError(f"{path}: missing column '{missing[0]}' (found {', '.join(map(str, df.columns))})")
     df = df[columns].copy()
     for col in columns:
-        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        numeric = pd.to_numeric(df[col], errors="coerce")
+        values = numeric.to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values)
         if bad.any():
             _bad_row(path, df, col, bad, "is missing, not a number or not finite")
@@ -88,9 +89,8 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
             dtype = np.uint64 if col in UINT_COLUMNS else np.int64
             lo, hi = (0.0, 2.0**64) if col in UINT_COLUMNS else (-2.0**63, 2.0**63)
             _bad_row(path, df, col, (values >= hi) | (values < lo), f"does not fit in a {np.dtype(dtype).name}")
-            ints = pd.to_numeric(df[col], errors="coerce")
             # integer text is kept exact (float64 rounds ids above 2^53)
-            df[col] = ints.astype(dtype) if ints.dtype.kind in "iu" else values.astype(dtype)
+            df[col] = numeric.astype(dtype) if numeric.dtype.kind in "iu" else values.astype(dtype)
         else:
             df[col] = values
     return df
