@@ -11,7 +11,8 @@ PIPELINE ?= configs/pipeline.yaml
 install: $(VENV)/.installed
 
 # torch is installed on its own first: with no GPU, pinning the version takes the CPU build
-# (an open range would pull a multi-GB CUDA build); then trkx and its other dependencies.
+# (an open range would pull a multi-GB CUDA build); then trkx and its other dependencies, taking
+# the newest release with a wheel (pythia8mc's newest may be a source tarball that compiles for long).
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
@@ -21,7 +22,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 		echo "No GPU: installing the CPU build of torch $(TORCH_VERSION)"; \
 		$(PIP) install -q "torch==$(TORCH_VERSION)" || $(PIP) install -q "torch==$(TORCH_VERSION)+cpu"; \
 	fi
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --prefer-binary -e ".[dev]"
 	touch $@
 
 run: install

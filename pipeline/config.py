@@ -1,6 +1,7 @@
 """Typed configuration from YAML: dataclasses, unknown keys and wrong types rejected by name."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -178,11 +179,23 @@ def config_to_dict(cfg: Any) -> dict:
     """Plain dict of a config dataclass (for fingerprints and logs).  A field marked
     ``metadata={"omit_default": True}`` is left out while it holds its default, so that adding
     such a key or section to a config class leaves the fingerprints of existing configs unchanged."""
-    out = dataclasses.asdict(cfg)
+    out = {}
     for f in dataclasses.fields(cfg):
-        if not f.metadata.get("omit_default"):
-            continue
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if getattr(cfg, f.name) == default:
-            out.pop(f.name, None)
+        value = getattr(cfg, f.name)
+        if f.metadata.get("omit_default"):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if value == default:
+                continue
+        out[f.name] = _plain(value)
     return out
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict``'s conversion, with nested configs through ``config_to_dict``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return config_to_dict(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return copy.deepcopy(value)

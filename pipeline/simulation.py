@@ -11,8 +11,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
+from trkx.collisions import CollisionConfig, CrossingGenerator, write_crossings
 from trkx.io.acts import read_acts_event
 from trkx.io.trackml import write_trackml_event
 
@@ -46,8 +48,15 @@ class GunConfig:
             raise ValueError("need eta_min < eta_max")
 
 
+GENERATORS = ("gun", "pythia8", "hepmc3")
+
+
 @dataclass
 class SimulationConfig:
+    # gun: the particle guns below; pythia8: Pythia 8 collisions with pile-up; hepmc3: a user's
+    # generated events (``collisions.hepmc3``).  Left out of the fingerprint while default.
+    generator: str = field(default="gun", metadata={"omit_default": True})
+    collisions: CollisionConfig = field(default_factory=CollisionConfig, metadata={"omit_default": True})
     n_vertices: int = 5
     # the single gun used when ``guns`` is empty
     particles_per_vertex: int = 40
@@ -65,6 +74,14 @@ class SimulationConfig:
     enable_interactions: bool = True   # Fatras multiple scattering, energy loss, hadronic interactions
 
     def validate(self) -> None:
+        if self.generator not in GENERATORS:
+            raise ValueError(f"key 'generator': expected one of {', '.join(map(repr, GENERATORS))}, "
+                             f"got {self.generator!r}")
+        if self.generator != "gun":
+            try:
+                self.collisions.check(self.generator)
+            except ValueError as err:
+                raise ValueError(f"simulation.collisions: {err}") from None
         if self.n_vertices < 1:
             raise ValueError("simulation: n_vertices must be >= 1")
         for i, gun in enumerate(self.all_guns()):
@@ -79,6 +96,15 @@ class SimulationConfig:
             return list(self.guns)
         return [GunConfig(self.pdg, self.particles_per_vertex, self.pt_min, self.pt_max, self.eta_min,
                           self.eta_max, self.randomize_charge)]
+
+    @property
+    def has_hard_scatter(self) -> bool:
+        """Whether primary vertex 1 of every event is a hard scatter (Pythia's hard process or a
+        user's hard-scatter file) rather than one vertex among equals (guns, minimum bias)."""
+        c = self.collisions
+        if self.generator == "pythia8":
+            return c.hard_process != "none"
+        return self.generator == "hepmc3" and bool(c.hepmc3.hard_scatter)
 
     def particles_per_event(self) -> int:
         return self.n_vertices * sum(g.particles_per_vertex for g in self.all_guns())
@@ -146,12 +172,41 @@ def add_particle_guns(seq, cfg: SimulationConfig, rnd, out_dir: Path) -> None:
                                                   outputDir=str(out_dir), outputStem="particles"))
 
 
+def add_collisions(seq, cfg: SimulationConfig, seed: int, skip: int, n_events: int, out_dir: Path,
+                   base_dir: Path | None, progress: bool) -> None:
+    """Generate the bunch crossings ``skip .. skip + n_events`` (Pythia 8 or a user's HepMC3 files),
+    write them as one HepMC3 file and read it with ACTS's HepMC3 reader and converter, which number
+    the hard scatter as primary vertex 1 and the pile-up collisions after it."""
+    import acts
+    import acts.examples
+    from acts.examples.hepmc3 import HepMC3InputConverter, HepMC3Reader
+
+    quiet = acts.logging.WARNING
+    gen = CrossingGenerator(cfg.collisions, cfg.generator, cfg.vertex_sigma_xy, cfg.vertex_sigma_z, base_dir)
+    crossings = (gen.crossing(seed, k) for k in tqdm(range(skip, skip + n_events), desc="generate crossings",
+                                                     disable=not progress, leave=False))
+    path = out_dir / "crossings.hepmc3"
+    # the reader skips ``skip`` events from the start of its file: empty ones stand in for them
+    write_crossings(path, crossings, first_number=skip, padding=skip)
+    reader = HepMC3Reader(level=quiet, inputPath=str(path), outputEvent="hepmc3_event", numEvents=skip + n_events)
+    seq.addReader(reader)
+    convert = HepMC3InputConverter(level=quiet, inputEvent="hepmc3_event", outputParticles="particles_generated",
+                                   outputVertices="vertices_generated")
+    seq.addAlgorithm(convert)
+    seq.addWhiteboardAlias("particles", "particles_generated")
+    seq.addWhiteboardAlias("vertices_truth", "vertices_generated")
+    seq.addWhiteboardAlias("particles_generated_selected", "particles_generated")
+    seq.addWriter(acts.examples.CsvParticleWriter(level=quiet, inputParticles="particles_generated",
+                                                  outputDir=str(out_dir), outputStem="particles"))
+
+
 def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, skip: int = 0,
-             extend=None, threads: int = 1) -> None:
+             extend=None, threads: int = 1, base_dir: Path | None = None, progress: bool = False) -> None:
     """Run ACTS particle gun + Fatras + smearing digitisation, writing ACTS CSVs to ``out_dir``.
     ``skip`` starts at a later event (each event's random numbers depend on its number only, so
     ``threads`` > 1, ACTS's own event-parallel TBB scheduling, gives the same events);
-    ``extend(seq, geometry, field)`` may add reconstruction after the digitisation."""
+    ``extend(seq, geometry, field)`` may add reconstruction after the digitisation.  Collision
+    generators make their crossings first (``base_dir`` resolves relative HepMC3 file names)."""
     import acts
     import acts.examples
     from acts.examples.simulation import addDigitization, addFatras
@@ -169,7 +224,10 @@ def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, ski
         seq = acts.examples.Sequencer(events=n_events, skip=skip, numThreads=threads, logLevel=acts.logging.WARNING,
                                       trackFpes=False,
                                       outputDir=str(out_dir))
-        add_particle_guns(seq, cfg, rnd, out_dir)
+        if cfg.generator == "gun":
+            add_particle_guns(seq, cfg, rnd, out_dir)
+        else:
+            add_collisions(seq, cfg, seed, skip, n_events, out_dir, base_dir, progress)
         addFatras(seq, geometry, field, rnd=rnd, enableInteractions=cfg.enable_interactions,
                   outputDirCsv=str(out_dir), logLevel=acts.logging.WARNING)
         addDigitization(seq, geometry, field, digiConfigFile=str(digi), outputDirCsv=str(out_dir),
@@ -180,15 +238,20 @@ def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, ski
 
 
 def simulate_events(cfg: SimulationConfig, n_events: int, seed: int, out_dir: str | Path,
-                    first_event_id: int = 0, progress: bool = True, threads: int = 1) -> list[int]:
+                    first_event_id: int = 0, progress: bool = True, threads: int = 1,
+                    base_dir: Path | None = None) -> list[int]:
     """Simulate ``n_events`` (on ``threads`` ACTS threads) and write them as TrackML CSVs in
-    ``out_dir``; returns the event ids."""
+    ``out_dir``; returns the event ids.  The particles carry their origin: ``vertex_id`` (ACTS's
+    primary vertex number), ``hard_scatter`` (from the hard process) and ``primary`` (made by the
+    generator, not by an interaction in the material)."""
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="trkx-acts-") as tmp:
-        run_acts(cfg, n_events, seed, Path(tmp), threads=threads)
+        run_acts(cfg, n_events, seed, Path(tmp), threads=threads, base_dir=base_dir, progress=progress)
         ids = []
         for i in tqdm(range(n_events), desc="convert to TrackML", disable=not progress, leave=False):
             tables = read_acts_event(tmp, i)
+            p = tables.particles
+            p["hard_scatter"] = ((p.vertex_id == 1) & cfg.has_hard_scatter).astype(np.int64)
             tables.event_id = first_event_id + i
             write_trackml_event(out_dir, tables)
             ids.append(tables.event_id)

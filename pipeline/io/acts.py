@@ -102,7 +102,12 @@ def read_acts_event(directory: str | Path, event_id: int, require_truth: bool = 
     parts = pd.DataFrame({"particle_id": ppid, "vx": particles.vx, "vy": particles.vy, "vz": particles.vz,
                           "px": particles.px, "py": particles.py, "pz": particles.pz,
                           "q": particles.q.round().astype(np.int64),
-                          "nhits": nhits_of.reindex(ppid).fillna(0).to_numpy(dtype=np.int64)})
+                          "nhits": nhits_of.reindex(ppid).fillna(0).to_numpy(dtype=np.int64),
+                          "pdg": particles.particle_type.to_numpy(dtype=np.int64),
+                          # origin: ACTS's primary vertex number; generation 0 = from the generator
+                          # (decays included), above 0 = made by an interaction in the material
+                          "vertex_id": particles.particle_id_pv.to_numpy(dtype=np.int64),
+                          "primary": (particles.particle_id_gen.to_numpy() == 0).astype(np.int64)})
     return EventTables(event_id, hits, truth, parts, None)
 
 

@@ -15,9 +15,11 @@ from trkx.storage import atomic_path
 HIT_COLUMNS = ["hit_id", "x", "y", "z", "volume_id", "layer_id", "module_id"]
 TRUTH_COLUMNS = ["hit_id", "particle_id", "tx", "ty", "tz", "tpx", "tpy", "tpz", "weight"]
 PARTICLE_COLUMNS = ["particle_id", "vx", "vy", "vz", "px", "py", "pz", "q", "nhits"]
+# written by trkx's simulation, read where present (TrackML's own files do not have them)
+ORIGIN_COLUMNS = ["pdg", "vertex_id", "hard_scatter", "primary"]
 CELL_COLUMNS = ["hit_id", "ch0", "ch1", "value"]
 INT_COLUMNS = {"hit_id", "volume_id", "layer_id", "module_id", "particle_id", "q", "nhits", "ch0", "ch1",
-               "geometry_id", "measurement_id"}
+               "geometry_id", "measurement_id", *ORIGIN_COLUMNS}
 UINT_COLUMNS = {"geometry_id"}      # ACTS GeometryIdentifier: 64 bits, the volume in the top 8
 
 _EVENT_RE = re.compile(r"event(\d+)-hits\.csv(\.gz)?$")
@@ -65,8 +67,9 @@ def _find(directory: Path, event_id: int, kind: str, required: bool = True) -> P
     return None
 
 
-def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
-    """Read one CSV, checking columns and rejecting missing or non-finite values by row."""
+def read_table(path: Path, columns: list[str], optional: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read one CSV, checking columns and rejecting missing or non-finite values by row; the
+    ``optional`` columns are kept (and checked) where the file has them."""
     try:
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -76,6 +79,7 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column '{missing[0]}' (found {', '.join(map(str, df.columns))})")
+    columns = list(columns) + [c for c in optional if c in df.columns]
     df = df[columns].copy()
     for col in columns:
         numeric = pd.to_numeric(df[col], errors="coerce")
@@ -130,7 +134,7 @@ def read_trackml_event(directory: str | Path, event_id: int, require_truth: bool
     if len(truth) != len(hits) or not np.array_equal(np.sort(truth.hit_id.values), np.sort(hits.hit_id.values)):
         raise DataError(f"{truth_path}: hit ids do not match {hits_path.name}")
     particles_path = _find(directory, event_id, "particles")
-    particles = read_table(particles_path, PARTICLE_COLUMNS)
+    particles = read_table(particles_path, PARTICLE_COLUMNS, optional=tuple(ORIGIN_COLUMNS))
     # a hit's particle missing from particles.csv would get pT 0 and drop out of the targets unseen
     _bad_row(truth_path, truth, "particle_id",
              (truth.particle_id.to_numpy() != 0) & ~np.isin(truth.particle_id.to_numpy(), particles.particle_id.to_numpy()),
@@ -144,8 +148,9 @@ def write_trackml_event(directory: str | Path, tables: EventTables, compress: bo
     """Write one event in the TrackML CSV layout, each file atomically."""
     directory = Path(directory)
     suffix = ".csv.gz" if compress else ".csv"
+    origin = [c for c in ORIGIN_COLUMNS if c in tables.particles.columns]
     parts = [("hits", tables.hits, HIT_COLUMNS), ("truth", tables.truth, TRUTH_COLUMNS),
-             ("particles", tables.particles, PARTICLE_COLUMNS)]
+             ("particles", tables.particles, PARTICLE_COLUMNS + origin)]
     if tables.cells is not None and len(tables.cells):
         parts.append(("cells", tables.cells, CELL_COLUMNS))
     for kind, df, cols in parts:

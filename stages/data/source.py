@@ -71,13 +71,17 @@ class DataConfig:
                 raise ValueError(f"key 'regions.{name}': expected a list of volume ids")
 
 
+PARTICLE_FIELDS = ("pt", "eta", "vx", "vy", "vz", "hard_scatter", "primary")
+
+
 def hit_table(tables: EventTables) -> pd.DataFrame:
-    """One row per hit: hits, truth and the particle's pt, eta and production vertex.  Without
-    truth (detector data) every hit is noise: particle_id 0, weight, pt, eta and vertex 0."""
+    """One row per hit: hits, truth and the particle's pt, eta, production vertex and origin
+    (``hard_scatter``, ``primary``: 1 where the particles table says so, 0 where it has no such
+    column).  Without truth (detector data) every hit is noise: particle_id 0, all of these 0."""
     if tables.truth is None:
         df = tables.hits.copy()
         df["particle_id"] = 0
-        for col in ("weight", "pt", "eta", "vx", "vy", "vz"):
+        for col in ("weight", *PARTICLE_FIELDS):
             df[col] = 0.0
     else:
         df = tables.hits.merge(tables.truth, on="hit_id", how="left", validate="one_to_one")
@@ -85,9 +89,11 @@ def hit_table(tables: EventTables) -> pd.DataFrame:
         pinfo = pd.DataFrame({"particle_id": p.particle_id, "pt": np.hypot(p.px, p.py),
                               "vx": p.vx, "vy": p.vy, "vz": p.vz})
         pinfo["eta"] = np.arcsinh(p.pz / np.maximum(pinfo.pt, 1e-9))
+        for col in ("hard_scatter", "primary"):
+            pinfo[col] = p[col].to_numpy() if col in p.columns else 0
         pinfo = pinfo.drop_duplicates("particle_id")
         df = df.merge(pinfo, on="particle_id", how="left")
-        for col in ("pt", "eta", "vx", "vy", "vz"):
+        for col in PARTICLE_FIELDS:
             df[col] = df[col].fillna(0.0)
     df["r"] = np.hypot(df.x, df.y)
     df["phi"] = np.arctan2(df.y, df.x)
@@ -113,6 +119,11 @@ def region_of(volume_id: np.ndarray, regions: dict, where: str) -> np.ndarray:
     return region
 
 
+def column(df: pd.DataFrame, name: str) -> np.ndarray:
+    """A column of the hit table, zeros where the source has none (proton-CT frames)."""
+    return df[name].to_numpy() if name in df.columns else np.zeros(len(df))
+
+
 def build_event(df: pd.DataFrame, cfg: DataConfig, event_id: int, where: str) -> Data:
     """Event graph (nodes, truth graph) from a hit table, in the trkx data model."""
     if len(df) == 0:
@@ -136,6 +147,10 @@ def build_event(df: pd.DataFrame, cfg: DataConfig, event_id: int, where: str) ->
         module_id=t(df.module_id.to_numpy(), torch.long),
         particle_id=t(pid, torch.long), pt=t(df.pt.to_numpy()), eta=t(df.eta.to_numpy()),
         weight=t(df.weight.to_numpy()),
+        # the particle's origin: from the hard scatter, made by the generator (not the material),
+        # and its production radius (mm)
+        hard_scatter=t(column(df, "hard_scatter"), torch.bool), primary=t(column(df, "primary"), torch.bool),
+        prod_r=t(np.hypot(column(df, "vx"), column(df, "vy"))),
         track_edges=t(truth_track_edges(pid, dist), torch.long),
     )
 
@@ -161,12 +176,26 @@ class EventSource(DataSource):
         the resolved input directory and a content digest of every file in it (so a changed,
         added or removed file gives a new data fingerprint); None for simulation."""
         if self.config.source in GENERATED:
-            return None
+            return self.generator_digest()
         directory = self._input_dir().resolve()
         if not directory.is_dir():
             raise DataError(f"{directory}: input directory not found")
         files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
         return {"dir": str(directory), "files": {p.name: file_digest(p) for p in files}}
+
+    def generator_digest(self) -> dict | None:
+        """For ``generator: hepmc3``, a content digest of every HepMC3 file the crossings are made
+        from (a changed file gives a new data fingerprint); None for generators with no input."""
+        sim = self.config.simulation
+        if self.config.source != "simulate" or sim.generator != "hepmc3":
+            return None
+        files = {}
+        for name in [*sim.collisions.hepmc3.hard_scatter, *sim.collisions.hepmc3.pileup]:
+            path = Path(name) if Path(name).is_absolute() else self.base_dir / name
+            if not path.is_file():
+                raise DataError(f"{path}: HepMC3 file not found (data config 'simulation.collisions.hepmc3')")
+            files[name] = file_digest(path)
+        return {"hepmc3": files}
 
     def extra_metrics(self, hits: pd.DataFrame, eval_cfg) -> dict[str, dict]:
         """Proton-CT frames add the paper's per-frame purity and efficiency (``frame``)."""
@@ -202,7 +231,8 @@ class EventSource(DataSource):
         if c.source == "simulate":
             done = raw_dir / ".complete"
             if not done.exists():
-                simulate_events(c.simulation, n, c.seed, raw_dir, c.first_event_id, progress, threads=self.workers)
+                simulate_events(c.simulation, n, c.seed, raw_dir, c.first_event_id, progress, threads=self.workers,
+                                base_dir=self.base_dir)
                 done.write_text("ok\n")
             return raw_dir, list(range(c.first_event_id, c.first_event_id + n)), "trackml"
         directory = self._input_dir()
