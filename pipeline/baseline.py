@@ -42,7 +42,7 @@ def time_chain_single_thread(pipe, outputs) -> tuple[list[float], float]:
 
 def run_ckf_baseline(pipeline_path: str | Path, progress: bool | None = None) -> dict:
     from trkx.runner import Pipeline, fingerprints
-    from trkx.ckf import check_same_hits, ckf_track_labels, run_ckf
+    from trkx.ckf import TRACKS_CSV, check_same_hits, ckf_track_labels, run_ckf
 
     pipe = Pipeline(pipeline_path, progress=progress)
     c = pipe.data.config
@@ -55,7 +55,8 @@ def run_ckf_baseline(pipeline_path: str | Path, progress: bool | None = None) ->
     out = pipe.workdir / "baseline_ckf"
     with tempfile.TemporaryDirectory(prefix="trkx-ckf-") as tmp:
         tmp = Path(tmp)
-        per_alg = run_ckf(c.simulation, c.seed, first, c.n_test, tmp)
+        per_alg = run_ckf(c.simulation, c.seed, first, c.n_test, tmp, base_dir=pipe.data.base_dir,
+                          progress=pipe.progress)
         for k, path in enumerate(outputs[0].paths["test"]):
             event_id = c.first_event_id + first + k
             if path.stem != f"event{event_id}":
@@ -63,7 +64,7 @@ def run_ckf_baseline(pipeline_path: str | Path, progress: bool | None = None) ->
             event = load_event(path)
             check_same_hits(tmp, first + k, event, str(path))
             hit_ids = event.hit_id.numpy()
-            labels = ckf_track_labels(tmp / "ckf" / f"event{first + k:09d}-tracks_ckf.csv", hit_ids)
+            labels = ckf_track_labels(tmp / "ckf" / TRACKS_CSV.format(first + k), hit_ids)
             write_text(out / "tracks" / f"{path.stem}.csv",
                        pd.DataFrame({"hit_id": hit_ids, "track_id": labels}).to_csv(index=False))
     truth = truth_table(outputs[0].paths["test"])
@@ -77,6 +78,10 @@ def run_ckf_baseline(pipeline_path: str | Path, progress: bool | None = None) ->
         "gnn": {**{k: gnn[k] for k in keys}, "seconds_per_event": float(np.mean(gnn_times)),
                 "seconds_per_event_std": float(np.std(gnn_times)), "warmup_s": warmup},
     }
+    for key in ("field_cut", "hard_scatter"):     # the field's cut and the hard scatter, where present
+        for name, m in (("ckf", ckf), ("gnn", gnn)):
+            if key in m:
+                comparison[name][f"{key}_efficiency"] = m[key]["efficiency"]
     comparison["gnn_over_ckf_time"] = comparison["gnn"]["seconds_per_event"] / ckf_time if ckf_time else float("nan")
     fps = fingerprints(outputs)
     write_json(out / "metrics.json", stamped(ckf, pipe.path, fps))
@@ -93,6 +98,10 @@ def comparison_markdown(cmp: dict) -> str:
              f"one CPU thread)", "", "| | GNN pipeline | ACTS CKF |", "|---|---|---|"]
     for label, key in rows:
         lines.append(f"| {label} | {cmp['gnn'][key]:.4f} | {cmp['ckf'][key]:.4f} |")
+    for key, label in (("field_cut_efficiency", "efficiency, pT > 0.9 GeV, abs(eta) < 4"),
+                       ("hard_scatter_efficiency", "efficiency, hard-scatter particles")):
+        if key in cmp["gnn"] and key in cmp["ckf"]:
+            lines.append(f"| {label} | {cmp['gnn'][key]:.4f} | {cmp['ckf'][key]:.4f} |")
     lines.append(f"| seconds per event | {cmp['gnn']['seconds_per_event']:.4f} ± {cmp['gnn']['seconds_per_event_std']:.4f} | "
                  f"{cmp['ckf']['seconds_per_event']:.4f} |")
     lines.append(f"| time ratio GNN / CKF | {cmp['gnn_over_ckf_time']:.2f} | 1 |")

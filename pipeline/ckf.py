@@ -21,16 +21,27 @@ SEEDING_LAYERS = ([{"volume": 8, "layer": l} for l in (2, 4, 6, 8)]
                   + [{"volume": 9, "layer": l} for l in (2, 4, 6, 8)]
                   + [{"volume": 7, "layer": l} for l in (8, 10, 12, 14)])
 RECO_ALGORITHMS = ("SpacePointMaker", "GridTripletSeedingAlgorithm", "TrackParamsEstimationAlgorithm",
-                   "SeedsToProtoTracks", "SeedsToTracks", "TrackFindingAlgorithm")
+                   "SeedsToProtoTracks", "SeedsToTracks", "TrackFindingAlgorithm",
+                   "GreedyAmbiguityResolutionAlgorithm")
+TRACKS_CSV = "event{:09d}-tracks_ambi.csv"
 
 
 def run_ckf(cfg: SimulationConfig, seed: int, first_index: int, n_events: int, out_dir: Path,
-            min_pt: float = 0.5, min_measurements: int = 7) -> dict:
-    """Simulate (as the data stage did) and reconstruct events ``first_index ..`` with seeding + CKF,
-    single thread.  Writes ACTS CSVs to ``out_dir``; returns per-algorithm seconds per event."""
+            min_pt: float = 0.5, min_measurements: int = 7, base_dir: Path | None = None,
+            progress: bool = False) -> dict:
+    """Simulate (as the data stage did) and reconstruct events ``first_index ..`` with seeding, CKF
+    and greedy ambiguity resolution, single thread, as ACTS's full-chain example
+    (Examples/Scripts/Python/full_chain_test.py) configures them for the generic detector.  Writes
+    ACTS CSVs to ``out_dir`` (tracks in ``ckf/``); returns per-algorithm seconds per event.
+
+    The tracks are written by a CsvTrackWriter of our own with ``ptMin`` at ``min_pt``: the writer
+    ``addCKFTracks`` adds keeps only tracks above its default ``ptMin`` of 1 GeV, which made the
+    baseline look blind below 1 GeV although seeding and CKF found those tracks."""
     import acts
-    from acts.examples.reconstruction import (CkfConfig, SeedFinderConfigArg, SeedFinderOptionsArg,
-                                              SeedingAlgorithm, TrackSelectorConfig, addCKFTracks, addSeeding)
+    import acts.examples
+    from acts.examples.reconstruction import (AmbiguityResolutionConfig, CkfConfig, SeedFinderConfigArg,
+                                              SeedFinderOptionsArg, SeedingAlgorithm, TrackSelectorConfig,
+                                              addAmbiguityResolution, addCKFTracks, addSeeding)
     from acts.examples.simulation import ParticleSelectorConfig, addDigiParticleSelection
 
     u = acts.UnitConstants
@@ -43,13 +54,12 @@ def run_ckf(cfg: SimulationConfig, seed: int, first_index: int, n_events: int, o
         addDigiParticleSelection(seq, ParticleSelectorConfig(pt=(min_pt * u.GeV, None),
                                                              measurements=(min_measurements, None),
                                                              removeNeutral=True))
-        # ACTS's example settings for the generic detector (Examples/Scripts/Python/ckf_tracks.py)
         addSeeding(
             seq, geometry, field,
             SeedFinderConfigArg(r=(None, 200 * u.mm), deltaR=(1 * u.mm, 300 * u.mm),
                                 collisionRegion=(-250 * u.mm, 250 * u.mm), z=(-2000 * u.mm, 2000 * u.mm),
                                 maxSeedsPerSpM=1, sigmaScattering=5, radLengthPerSeed=0.1,
-                                minPt=min_pt * 1000 * u.MeV, impactMax=3 * u.mm),
+                                minPt=min_pt * u.GeV, impactMax=3 * u.mm),
             SeedFinderOptionsArg(bFieldInZ=cfg.bfield_tesla * u.T, beamPos=(0.0, 0.0)),
             seedingAlgorithm=SeedingAlgorithm.GridTriplet,
             initialSigmas=[1 * u.mm, 1 * u.mm, 1 * u.degree, 1 * u.degree, 0 * u.e / u.GeV, 1 * u.ns],
@@ -59,11 +69,21 @@ def run_ckf(cfg: SimulationConfig, seed: int, first_index: int, n_events: int, o
             seq, geometry, field,
             TrackSelectorConfig(pt=(min_pt * u.GeV, None), absEta=(None, 3.0), loc0=(-4.0 * u.mm, 4.0 * u.mm),
                                 nMeasurementsMin=min_measurements, maxHoles=2, maxOutliers=2),
-            CkfConfig(chi2CutOffMeasurement=15.0, chi2CutOffOutlier=25.0, numMeasurementsCutOff=10,
+            CkfConfig(chi2CutOffMeasurement=15.0, chi2CutOffOutlier=25.0, numMeasurementsCutOff=2,
                       seedDeduplication=True, stayOnSeed=True),
-            outputDirCsv=str(out_dir / "ckf"), writeTrackSummary=True, writePerformance=False, logLevel=quiet)
+            writeTrackSummary=False, writePerformance=False, logLevel=quiet)
+        addAmbiguityResolution(
+            seq, AmbiguityResolutionConfig(maximumSharedHits=3, maximumIterations=1000000,
+                                           nMeasurementsMin=min_measurements),
+            writeTrackSummary=False, writePerformance=False, logLevel=quiet)
+        (out_dir / "ckf").mkdir(exist_ok=True)
+        seq.addWriter(acts.examples.CsvTrackWriter(
+            level=quiet, inputTracks="ambi_tracks", inputMeasurementParticlesMap="measurement_particles_map",
+            outputDir=str(out_dir / "ckf"), fileName="tracks_ambi.csv", ptMin=min_pt * u.GeV,
+            nMeasurementsMin=min_measurements))
 
-    run_acts(cfg, n_events, seed, out_dir, skip=first_index, extend=add_reconstruction)
+    run_acts(cfg, n_events, seed, out_dir, skip=first_index, extend=add_reconstruction, base_dir=base_dir,
+             progress=progress)
     timing = pd.read_csv(out_dir / "timing.csv")
     per_alg = {row.identifier.split(":", 1)[1]: float(row.time_perevent_s) for row in timing.itertuples()
                if row.identifier.split(":", 1)[1] in RECO_ALGORITHMS}

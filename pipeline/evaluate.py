@@ -16,6 +16,9 @@ from trkx.storage import load_event, write_json
 
 PT_BINS = np.array([0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0])
 ETA_BINS = np.linspace(-4.0, 4.0, 17)
+PROD_R_BINS = np.array([0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0])   # mm, production radius
+# the target selection HEPT and ACORN quote on TrackML events
+FIELD_CUT = {"pt_min": 0.9, "eta_max": 4.0}
 
 
 def truth_table(event_paths: list[Path]) -> pd.DataFrame:
@@ -23,9 +26,11 @@ def truth_table(event_paths: list[Path]) -> pd.DataFrame:
     frames = []
     for p in event_paths:
         e = load_event(p)
+        # event graphs from before the origin fields were added have no hard_scatter / prod_r
+        origin = {k: e[k].numpy() for k in ("hard_scatter", "prod_r") if k in e}
         frames.append(pd.DataFrame({"event_id": int(e.event_id), "hit_id": e.hit_id.numpy(),
                                     "particle_id": e.particle_id.numpy(), "pt": e.pt.numpy(),
-                                    "eta": e.eta.numpy(), "weight": e.weight.numpy()}))
+                                    "eta": e.eta.numpy(), "weight": e.weight.numpy(), **origin}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -56,6 +61,7 @@ def track_level(truth: pd.DataFrame, tracks: pd.DataFrame, eval_cfg, stages=()) 
                               TargetSelection(0.0, eval_cfg.min_hits, eval_cfg.eta_max),
                               eval_cfg.min_track_hits)["_targets"], "pt", PT_BINS)
             out["efficiency_vs_eta"] = efficiency_vs(targets, "eta", ETA_BINS)
+            out.update(origin_figures(hits, targets, eval_cfg, style))
         out.setdefault("styles", {})[style] = m
     chosen = out["styles"][eval_cfg.matching]
     scores, vs, vws = [], [], []
@@ -74,6 +80,23 @@ def track_level(truth: pd.DataFrame, tracks: pd.DataFrame, eval_cfg, stages=()) 
     })
     extra = {k: v for s in stages for k, v in s.extra_metrics(hits, eval_cfg).items()}
     return {**out, **extra, "extra": sorted(extra)}
+
+
+def origin_figures(hits: pd.DataFrame, targets: pd.DataFrame, eval_cfg, style: str) -> dict:
+    """The figures the field quotes beside the configured ones: efficiency at the HEPT / ACORN
+    target cut (pT > 0.9 GeV, |eta| < 4, same hits and matching), of hard-scatter target particles
+    alone, and versus the production radius, where the truth has these fields."""
+    field = track_metrics(hits, style, eval_cfg.matching_fraction,
+                          TargetSelection(FIELD_CUT["pt_min"], eval_cfg.min_hits, FIELD_CUT["eta_max"]),
+                          eval_cfg.min_track_hits)
+    out = {"field_cut": {**FIELD_CUT, "min_hits": eval_cfg.min_hits, "efficiency": field["efficiency"],
+                         "n_target_particles": field["n_target_particles"], "fake_rate": field["fake_rate"]}}
+    if "hard_scatter" in targets.columns and targets.hard_scatter.astype(bool).any():
+        hs = targets[targets.hard_scatter.astype(bool)]
+        out["hard_scatter"] = {"efficiency": float(hs.matched.mean()), "n_target_particles": int(len(hs))}
+    if "prod_r" in targets.columns:
+        out["efficiency_vs_prod_r"] = efficiency_vs(targets, "prod_r", PROD_R_BINS)
+    return out
 
 
 def edge_level(pipe, outputs) -> dict:

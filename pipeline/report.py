@@ -75,6 +75,25 @@ def _timing_plot(timing: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def origin_lines(metrics: dict, ckf: dict | None) -> list[str]:
+    """The field's target cut and the hard-scatter efficiency, with the CKF's beside them."""
+    rows = []
+    if "field_cut" in metrics:
+        f = metrics["field_cut"]
+        rows.append((f"pT > {f['pt_min']} GeV, abs(eta) < {f['eta_max']} (HEPT / ACORN cut)", "field_cut"))
+    if "hard_scatter" in metrics:
+        rows.append(("hard-scatter particles (configured cut)", "hard_scatter"))
+    if not rows:
+        return []
+    head = "| target particles | efficiency | targets |" + (" ACTS CKF |" if ckf else "")
+    lines = ["", head, "|---|---|---|" + ("---|" if ckf else "")]
+    for label, key in rows:
+        m = metrics[key]
+        other = f" {ckf[key]['efficiency']:.4f} |" if ckf and key in ckf else (" — |" if ckf else "")
+        lines.append(f"| {label} | {m['efficiency']:.4f} | {m['n_target_particles']} |{other}")
+    return lines + [""]
+
+
 def write_report(workdir: Path, title: str = "trkx report") -> Path:
     """Plots under ``workdir/plots`` and ``workdir/report.md`` from metrics.json and timing.json."""
     metrics = read_json(workdir / "metrics.json", "metrics file")
@@ -102,7 +121,11 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
                 ("efficiency_vs_pt", "particle pT [GeV]", f"{metrics['matching']} matching, >= {t['min_hits']} hits",
                  "efficiency_vs_pt.png", True),
                 ("efficiency_vs_eta", "particle eta", f"{metrics['matching']} matching, pT > {t['pt_min']} GeV",
-                 "efficiency_vs_eta.png", False)):
+                 "efficiency_vs_eta.png", False),
+                ("efficiency_vs_prod_r", "production radius [mm]",
+                 f"{metrics['matching']} matching, pT > {t['pt_min']} GeV", "efficiency_vs_prod_r.png", True)):
+            if key not in metrics or (ckf and key not in ckf):
+                continue
             series = {"GNN pipeline": metrics[key]} if ckf else {"": metrics[key]}
             if ckf:
                 series["ACTS CKF"] = ckf[key]
@@ -110,6 +133,7 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
             if any(np.isfinite(np.asarray(b["efficiency"], dtype=float)).any() for b in series.values()):
                 _efficiency_plot(series, xlabel, title, plots / name, log)
                 lines.append(f"![{key.replace('_', ' ')}](plots/{name})")
+        lines += origin_lines(metrics, ckf)
         for summary in extra_summaries(metrics):   # figures a stage declares (proton CT: per frame)
             lines += ["", summary + ".", ""]
     if metrics.get("edge"):

@@ -29,3 +29,23 @@ def test_ckf_baseline_on_tiny_events(tiny_run):
     for name in ("metrics.json", "comparison.json"):
         block = json.loads((out / name).read_text())["provenance"]
         assert block["fingerprints"]["data"] == outputs[0].fingerprint and block["packages"]["pyacts"]
+
+
+def test_ckf_finds_tracks_below_1_gev(tmp_path):
+    """0.55-0.9 GeV muons: the CKF's tracks are kept from its 0.5 GeV threshold up (ACTS's
+    CsvTrackWriter alone would drop every track below 1 GeV)."""
+    import numpy as np
+    from trkx.ckf import TRACKS_CSV, ckf_track_labels, run_ckf
+    from trkx.io.acts import read_acts_event
+    from trkx.simulation import SimulationConfig
+
+    cfg = SimulationConfig(n_vertices=2, particles_per_vertex=20, pt_min=0.55, pt_max=0.9, eta_min=-2.0, eta_max=2.0)
+    run_ckf(cfg, seed=3, first_index=0, n_events=1, out_dir=tmp_path)
+    t = read_acts_event(tmp_path, 0)
+    labels = ckf_track_labels(tmp_path / "ckf" / TRACKS_CSV.format(0), t.hits.hit_id.to_numpy())
+    hits = t.truth.assign(track_id=labels)
+    found = hits[hits.track_id >= 0].groupby("particle_id").size()
+    # most muons have most of their hits on a track
+    n_hits = hits[hits.particle_id != 0].groupby("particle_id").size()
+    assert (found.reindex(n_hits.index).fillna(0) > 0.5 * n_hits).mean() > 0.8
+    assert np.unique(labels[labels >= 0]).size >= 30

@@ -137,3 +137,28 @@ def test_weighted_vscore():
 def test_roc_auc_hand():
     assert roc_auc(np.array([0, 0, 1, 1]), np.array([.1, .4, .35, .8])) == pytest.approx(0.75)
     assert roc_auc(np.array([0, 1]), np.array([.5, .5])) == pytest.approx(0.5)
+
+
+def test_field_cut_hard_scatter_and_production_radius_figures():
+    """Four particles of 4 hits: A (pT 0.95, eta 3.5, hard scatter, found), B (pT 0.95, eta 0,
+    pile-up, missed), C (pT 5, hard scatter, made at r = 50 mm, missed), D (pT 2, pile-up, found)."""
+    from trkx.evaluate import origin_figures
+    rows = {"A": (0.95, 3.5, 1, 0.01), "B": (0.95, 0.0, 0, 0.01), "C": (5.0, 1.0, 1, 50.0), "D": (2.0, -1.0, 0, 0.01)}
+    found = {"A": 0, "D": 1}
+    frames = []
+    for k, (name, (pt, eta, hs, r)) in enumerate(rows.items()):
+        frames.append(pd.DataFrame({"hit_id": np.arange(4) + 4 * k + 1, "particle_id": k + 1, "pt": pt, "eta": eta,
+                                    "hard_scatter": bool(hs), "prod_r": r, "track_id": found.get(name, -1)}))
+    hits = pd.concat(frames, ignore_index=True).assign(event_id=0)
+
+    class Eval:
+        matching_fraction, min_hits, min_track_hits = 0.5, 3, 3
+    targets = track_metrics(hits, "two_way", 0.5, TargetSelection(1.0, 3, 4.0), 3)["_targets"]
+    out = origin_figures(hits, targets, Eval, "two_way")
+    # pT > 0.9, |eta| < 4: A, B, C, D are all targets; A and D found
+    assert out["field_cut"]["n_target_particles"] == 4 and out["field_cut"]["efficiency"] == 0.5
+    # configured cut (pT > 1): C and D; hard scatter among them: C, missed
+    assert out["hard_scatter"] == {"efficiency": 0.0, "n_target_particles": 1}
+    r = out["efficiency_vs_prod_r"]
+    assert r["n"][0] == 1 and r["efficiency"][0] == 1.0          # D, prompt
+    assert r["n"][4] == 1 and r["efficiency"][4] == 0.0          # C, made at 50 mm

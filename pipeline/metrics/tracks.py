@@ -49,11 +49,15 @@ def match_pairs(hits: pd.DataFrame, style: str = "two_way", fraction: float = 0.
     return pairs
 
 
+PARTICLE_COLUMNS = ("pt", "eta", "hard_scatter", "prod_r")   # per-particle truth carried by the hits
+
+
 def particle_table(hits: pd.DataFrame) -> pd.DataFrame:
-    """particle_id, pt, eta, nhits from per-hit truth columns."""
+    """particle_id, nhits and the per-particle truth columns the hits carry (pt, eta and, where
+    present, hard_scatter and prod_r)."""
     real = hits[hits.particle_id != 0]
-    return real.groupby("particle_id").agg(pt=("pt", "first"), eta=("eta", "first"),
-                                           nhits=("hit_id", "size")).reset_index()
+    cols = {c: (c, "first") for c in PARTICLE_COLUMNS if c in hits.columns}
+    return real.groupby("particle_id").agg(**cols, nhits=("hit_id", "size")).reset_index()
 
 
 def track_metrics(hits: pd.DataFrame, style: str = "two_way", fraction: float = 0.5,
@@ -74,7 +78,7 @@ def track_metrics(hits: pd.DataFrame, style: str = "two_way", fraction: float = 
     tcode = pd.MultiIndex.from_arrays([ev, tid]).factorize()[0]
     h = pd.DataFrame({"hit_id": hits.hit_id.to_numpy(), "particle_id": np.where(pid != 0, pcode, 0),
                       "track_id": np.where(tid >= 0, tcode, -1),
-                      "pt": hits.pt.to_numpy(), "eta": hits.eta.to_numpy()})
+                      **{c: hits[c].to_numpy() for c in PARTICLE_COLUMNS if c in hits.columns}})
     pairs = match_pairs(h, style, fraction, min_track_hits=1)
     parts = particle_table(h)
     is_target = (parts.pt >= target.pt_min) & (parts.nhits >= target.min_hits) & (parts.eta.abs() <= target.eta_max)
