@@ -7,6 +7,7 @@ pipeline read (checked hit by hit before any track is written)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ TRACKS_CSV = "event{:09d}-tracks_ambi.csv"
 
 def run_ckf(cfg: SimulationConfig, seed: int, first_index: int, n_events: int, out_dir: Path,
             min_pt: float = 0.5, min_measurements: int = 7, base_dir: Path | None = None,
-            progress: bool = False) -> dict:
+            progress: bool = False, eta_max: float = 4.0) -> dict:
     """Simulate (as the data stage did) and reconstruct events ``first_index ..`` with seeding, CKF
     and greedy ambiguity resolution, single thread, as ACTS's full-chain example
     (Examples/Scripts/Python/full_chain_test.py) configures them for the generic detector.  Writes
@@ -59,7 +60,7 @@ def run_ckf(cfg: SimulationConfig, seed: int, first_index: int, n_events: int, o
             SeedFinderConfigArg(r=(None, 200 * u.mm), deltaR=(1 * u.mm, 300 * u.mm),
                                 collisionRegion=(-250 * u.mm, 250 * u.mm), z=(-2000 * u.mm, 2000 * u.mm),
                                 maxSeedsPerSpM=1, sigmaScattering=5, radLengthPerSeed=0.1,
-                                minPt=min_pt * u.GeV, impactMax=3 * u.mm),
+                                minPt=min_pt * u.GeV, impactMax=3 * u.mm, cotThetaMax=math.sinh(eta_max)),
             SeedFinderOptionsArg(bFieldInZ=cfg.bfield_tesla * u.T, beamPos=(0.0, 0.0)),
             seedingAlgorithm=SeedingAlgorithm.GridTriplet,
             initialSigmas=[1 * u.mm, 1 * u.mm, 1 * u.degree, 1 * u.degree, 0 * u.e / u.GeV, 1 * u.ns],
@@ -67,7 +68,7 @@ def run_ckf(cfg: SimulationConfig, seed: int, first_index: int, n_events: int, o
             geoSelectionConfigFile=str(geosel), logLevel=quiet)
         addCKFTracks(
             seq, geometry, field,
-            TrackSelectorConfig(pt=(min_pt * u.GeV, None), absEta=(None, 3.0), loc0=(-4.0 * u.mm, 4.0 * u.mm),
+            TrackSelectorConfig(pt=(min_pt * u.GeV, None), absEta=(None, eta_max), loc0=(-4.0 * u.mm, 4.0 * u.mm),
                                 nMeasurementsMin=min_measurements, maxHoles=2, maxOutliers=2),
             CkfConfig(chi2CutOffMeasurement=15.0, chi2CutOffOutlier=25.0, numMeasurementsCutOff=2,
                       seedDeduplication=True, stayOnSeed=True),

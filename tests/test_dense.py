@@ -1,5 +1,7 @@
 """Pieces for dense events: particle-gun mixes, the module map, sector training samples,
 junction removal, and the GNN's node-projected edge MLPs."""
+import math
+
 import pytest
 import torch
 from torch_geometric.data import Data
@@ -79,6 +81,37 @@ def test_module_map_chunks_give_the_same_edges(tiny_events):
     chunked = module_map_edges(event, mmap, 37)
     n = event.num_nodes
     assert whole.shape == chunked.shape and edge_set(whole, n) == edge_set(chunked, n)
+
+
+def test_module_map_phi_search_matches_every_pair_test():
+    """The φ-sorted candidate search gives exactly the edges of testing every hit pair of every
+    map entry, with modules straddling φ = ±π and windows that wrap around it."""
+    from trkx.event import edge_features_from
+    from trkx.stages.graph_construction.module_map import map_edges
+    g = torch.Generator().manual_seed(3)
+    n = 600
+    mk = torch.randint(0, 6, (n,), generator=g)
+    r = 30.0 + 40.0 * mk.float() + torch.rand(n, generator=g)
+    # modules 0-3 sit across φ = ±π, 4-5 anywhere
+    phi = torch.where(mk < 4, math.pi - 0.3 + 0.6 * torch.rand(n, generator=g), -math.pi + 2 * math.pi * torch.rand(n, generator=g))
+    phi = torch.remainder(phi + math.pi, 2 * math.pi) - math.pi
+    z = 100.0 * torch.randn(n, generator=g)
+    modules = torch.tensor([[0, 1], [1, 2], [2, 3], [0, 4], [4, 5], [3, 5], [1, 1]])
+    lo = torch.tensor([-1.0, -1.5, -5.0, -10.0, -10.0, -5.0]).repeat(len(modules), 1)
+    hi = -lo
+    lo[4, 1], hi[4, 1] = -40.0, 40.0          # a Δφ window wider than the turn
+    lo[2, 1], hi[2, 1] = 0.5, 2.5             # an asymmetric one
+    got = map_edges(mk, r, phi, z, modules, lo, hi, max_candidates=50)
+    want = []
+    for k, (a, b) in enumerate(modules.tolist()):
+        ia, ib = torch.nonzero(mk == a).squeeze(1), torch.nonzero(mk == b).squeeze(1)
+        pairs = torch.cartesian_prod(ia, ib).T
+        pairs = pairs[:, pairs[0] != pairs[1]]
+        f = edge_features_from(r, phi, z, pairs)
+        want.append(pairs[:, ((f >= lo[k]) & (f <= hi[k])).all(1)])
+    want = torch.cat(want, 1)
+    assert want.shape[1] > 100
+    assert got.shape == want.shape and edge_set(got, n) == edge_set(want, n)
 
 
 @pytest.mark.parametrize("granularity", ["module", "layer"])

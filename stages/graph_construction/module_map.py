@@ -9,6 +9,7 @@ the map connects is a candidate; those inside every window of their module pair 
 The map is the stage's trained state: saved, fingerprinted and cached like weights."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +23,7 @@ from trkx.storage import atomic_path, safe_load
 
 _BITS = 21   # bits per volume / layer / module id in the packed module key
 DZ = EDGE_FEATURES.index("dz")
+DPHI = EDGE_FEATURES.index("dphi")
 
 
 def module_key(event: Data, granularity: str = "module") -> torch.Tensor:
@@ -91,47 +93,82 @@ def _windows(group: torch.Tensor, n_groups: int, feats: torch.Tensor) -> tuple[t
     return lo, hi
 
 
-def _group_starts(sorted_keys: torch.Tensor, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(start, count) of each query key in a sorted key array (count 0 where absent)."""
-    start = torch.searchsorted(sorted_keys, query)
-    end = torch.searchsorted(sorted_keys, query, right=True)
-    return start, end - start
+def _ranges(count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For groups of ``count`` items: each item's group and its position inside the group."""
+    group = torch.repeat_interleave(torch.arange(count.numel()), count)
+    local = torch.arange(group.numel()) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    return group, local
 
 
 def map_edges(mk: torch.Tensor, r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor, modules: torch.Tensor,
               lo: torch.Tensor, hi: torch.Tensor, max_candidates: int, dz_index: int = DZ,
-              dz_scale: float = DZ_SCALE) -> torch.Tensor:
+              dz_scale: float = DZ_SCALE, dphi_index: int = DPHI) -> torch.Tensor:
     """Directed edges (inner, outer) of every hit pair that a map entry (``modules``: (inner key,
     outer key) per entry) connects and whose doublet features lie inside that entry's windows
-    [lo, hi]; ``mk``: each hit's module key.  TorchScript-able (exported for C++)."""
-    order = torch.argsort(mk, stable=True)
-    sorted_mk = mk[order]
-    s1, c1 = _group_starts(sorted_mk, modules[:, 0].contiguous())
-    s2, c2 = _group_starts(sorted_mk, modules[:, 1].contiguous())
-    n_cand = c1 * c2
-    live = torch.nonzero(n_cand > 0).squeeze(1)
+    [lo, hi]; ``mk``: each hit's module key.  TorchScript-able (exported for C++).
+
+    The hits are sorted by module and, inside a module, by φ: for each hit of an entry's inner
+    module, only the outer module's hits inside the entry's Δφ window are candidates (two binary
+    searches; a window across φ = ±π is searched as two ranges).  Compared with every hit pair of
+    the two modules, this scores a few times fewer candidates in dense events, with the same edges."""
+    if mk.numel() == 0:
+        return torch.zeros(2, 0, dtype=torch.long)
+    uniq, rank = torch.unique(mk, return_inverse=True)
+    # key = module rank + φ as a fraction of the turn: sorted by module, then φ
+    frac = ((phi.double() + math.pi) / (2 * math.pi)).clamp(0.0, 1.0 - 1e-12)
+    key = rank.double() + frac
+    order = torch.argsort(key)
+    skey = key[order]
+    pos_a = torch.searchsorted(uniq, modules[:, 0].contiguous()).clamp(max=uniq.numel() - 1)
+    pos_b = torch.searchsorted(uniq, modules[:, 1].contiguous()).clamp(max=uniq.numel() - 1)
+    live = torch.nonzero((uniq[pos_a] == modules[:, 0]) & (uniq[pos_b] == modules[:, 1])).squeeze(1)
+    rank_a, rank_b = pos_a[live].double(), pos_b[live].double()
+    start_a = torch.searchsorted(skey, rank_a)
+    n_a = torch.searchsorted(skey, rank_a + 1.0) - start_a
+    # one row per (entry, inner hit)
+    row_entry, local = _ranges(n_a)
+    src = order[start_a[row_entry] + local]
+    entry = live[row_entry]
+    rb = rank_b[row_entry]
+    # the Δφ window as fractions of the turn, shifted so that its low end lies in [0, 1)
+    eps = 1e-6     # rad: float32 φ rounding; the exact window test below decides
+    f_lo = (phi[src].double() + lo[entry, dphi_index].double() / 10.0 - eps + math.pi) / (2 * math.pi)
+    f_hi = (phi[src].double() + hi[entry, dphi_index].double() / 10.0 + eps + math.pi) / (2 * math.pi)
+    turn = torch.floor(f_lo)
+    f_lo, f_hi = f_lo - turn, torch.minimum(f_hi - turn, f_lo - turn + 1.0)
+    s1 = torch.searchsorted(skey, rb + f_lo)
+    e1 = torch.searchsorted(skey, rb + f_hi.clamp(max=1.0 - 1e-12), right=True)
+    e1 = torch.where(f_hi >= 1.0, torch.searchsorted(skey, rb + 1.0), e1)
+    # the part of a window beyond φ = +π continues at φ = -π
+    s2 = torch.searchsorted(skey, rb)
+    e2 = torch.where(f_hi > 1.0, torch.searchsorted(skey, rb + (f_hi - 1.0).clamp(min=0.0), right=True), s2)
+    e2 = torch.minimum(e2, s1)
+    starts = torch.cat([s1, s2])
+    counts = torch.cat([e1 - s1, e2 - s2]).clamp(min=0)
+    rows = torch.cat([torch.arange(src.numel()), torch.arange(src.numel())])
+    keep = counts > 0
+    starts, counts, rows = starts[keep], counts[keep], rows[keep]
     out: list[torch.Tensor] = []
-    # chunks of map entries holding about max_candidates candidate pairs (an entry by its first pair)
-    nc_live = n_cand[live]
-    chunk = torch.div(torch.cumsum(nc_live, 0) - nc_live, max_candidates, rounding_mode="floor")
-    sizes: list[int] = torch.bincount(chunk).tolist() if live.numel() > 0 else []
-    for entries in torch.split(live, sizes):
-        if entries.numel() == 0:
+    # chunks of rows holding about max_candidates candidate pairs
+    chunk = torch.div(torch.cumsum(counts, 0) - counts, max_candidates, rounding_mode="floor")
+    sizes: list[int] = torch.bincount(chunk).tolist() if counts.numel() > 0 else []
+    begin = 0
+    for size in sizes:
+        if size == 0:
             continue
-        nc = n_cand[entries]
-        entry = torch.repeat_interleave(entries, nc)
-        offset = torch.cumsum(nc, 0) - nc
-        local = torch.arange(int(nc.sum())) - torch.repeat_interleave(offset, nc)
-        i = torch.div(local, c2[entry], rounding_mode="floor")
-        j = local % c2[entry]
-        src, dst = order[s1[entry] + i], order[s2[entry] + j]
+        c = counts[begin:begin + size]
+        group, offset = _ranges(c)
+        row = rows[begin:begin + size][group]
+        s, d = src[row], order[starts[begin:begin + size][group] + offset]
+        e = entry[row]
+        begin += size
         # cheap, conservative pre-selection on Δz (two gathers per candidate), then the exact
         # test of every window on the survivors
-        dz = (z[dst] - z[src]) / dz_scale
-        pre = (dz >= lo[entry, dz_index] - 1e-5) & (dz <= hi[entry, dz_index] + 1e-5) & (src != dst)
-        cand, entry = torch.stack([src[pre], dst[pre]]), entry[pre]
+        dz = (z[d] - z[s]) / dz_scale
+        pre = (dz >= lo[e, dz_index] - 1e-5) & (dz <= hi[e, dz_index] + 1e-5) & (s != d)
+        cand, e = torch.stack([s[pre], d[pre]]), e[pre]
         f = edge_features_from(r, phi, z, cand)
-        inside = ((f >= lo[entry]) & (f <= hi[entry])).all(dim=1)
+        inside = ((f >= lo[e]) & (f <= hi[e])).all(dim=1)
         out.append(cand[:, inside])
     return torch.cat(out, dim=1) if len(out) > 0 else torch.zeros(2, 0, dtype=torch.long)
 
