@@ -21,17 +21,17 @@ PROD_R_BINS = np.array([0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0])   # mm
 FIELD_CUT = {"pt_min": 0.9, "eta_max": 4.0}
 
 
+def event_truth(e) -> pd.DataFrame:
+    """Per-hit truth of one event graph: event_id, hit_id, particle_id, pt, eta, weight and, where
+    the graph has them, hard_scatter and prod_r (graphs cached before they existed have not)."""
+    origin = {k: e[k].numpy() for k in ("hard_scatter", "prod_r") if k in e}
+    return pd.DataFrame({"event_id": int(e.event_id), "hit_id": e.hit_id.numpy(), "particle_id": e.particle_id.numpy(),
+                         "pt": e.pt.numpy(), "eta": e.eta.numpy(), "weight": e.weight.numpy(), **origin})
+
+
 def truth_table(event_paths: list[Path]) -> pd.DataFrame:
-    """Per-hit truth of the test events: event_id, hit_id, particle_id, pt, eta, weight."""
-    frames = []
-    for p in event_paths:
-        e = load_event(p)
-        # event graphs from before the origin fields were added have no hard_scatter / prod_r
-        origin = {k: e[k].numpy() for k in ("hard_scatter", "prod_r") if k in e}
-        frames.append(pd.DataFrame({"event_id": int(e.event_id), "hit_id": e.hit_id.numpy(),
-                                    "particle_id": e.particle_id.numpy(), "pt": e.pt.numpy(),
-                                    "eta": e.eta.numpy(), "weight": e.weight.numpy(), **origin}))
-    return pd.concat(frames, ignore_index=True)
+    """Per-hit truth of the test events (``event_truth`` of each)."""
+    return pd.concat([event_truth(load_event(p)) for p in event_paths], ignore_index=True)
 
 
 def read_tracks(tracks_dir: Path, event_ids: list[int]) -> pd.DataFrame:

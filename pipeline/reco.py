@@ -17,6 +17,7 @@ from tqdm import tqdm
 from trkx.chain import Chain
 from trkx.config import ConfigError
 from trkx.errors import DataError
+from trkx.evaluate import event_truth
 from trkx.io import detect_format
 from trkx.outdir import check_output_dir, earlier_reco, finish_reco_dir, reco_files_before
 from trkx.provenance import stamped
@@ -95,9 +96,7 @@ def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progre
                    .to_csv(index=False))
         with_truth = with_truth and tables.truth is not None
         if with_truth:
-            truth_frames.append(pd.DataFrame({"event_id": event_id, "hit_id": event.hit_id.numpy(),
-                                              "particle_id": event.particle_id.numpy(), "pt": event.pt.numpy(),
-                                              "eta": event.eta.numpy(), "weight": event.weight.numpy()}))
+            truth_frames.append(event_truth(event).assign(event_id=event_id))
     timing = summarize(per_stage)
     write_json(out_dir / "timing.json", stamped({"unit": "seconds per event", "threads": torch.get_num_threads(),
                                                  "chain": chain.origin, "stages": timing},
