@@ -14,25 +14,29 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import multiprocessing as mp
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 
-def simulate_and_ckf(sim_cfg, seed: int, n: int, out_dir: Path, base_dir: Path) -> dict:
+def simulate_and_ckf(sim: dict, seed: int, n: int, out_dir: str, base_dir: str) -> dict:
     """ACTS simulation + seeding + CKF on one thread; seconds per event per algorithm, peak RSS."""
     from trkx.ckf import run_ckf
+    from trkx.config import parse_config
+    from trkx.simulation import SimulationConfig
     t0 = time.perf_counter()
-    per_alg = run_ckf(sim_cfg, seed, 0, n, out_dir, base_dir=base_dir)
+    per_alg = run_ckf(parse_config(SimulationConfig, sim, "pile-up scan"), seed, 0, n, Path(out_dir),
+                      base_dir=Path(base_dir))
     return {"per_algorithm_s": per_alg, "seconds_per_event": float(sum(per_alg.values())),
             "wall_s": time.perf_counter() - t0, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
-def run_chain(pipeline: str, acts_dir: Path, n: int) -> dict:
+def run_chain(pipeline: str, acts_dir: str, n: int) -> dict:
     """The trained chain on the ACTS events of ``acts_dir`` (one thread): per-stage seconds,
     hits and edges per event, GNN and CKF track metrics on the same truth, peak RSS."""
     import pandas as pd
@@ -44,6 +48,7 @@ def run_chain(pipeline: str, acts_dir: Path, n: int) -> dict:
     from trkx.reco import chain_from_pipeline
 
     torch.set_num_threads(1)
+    acts_dir = Path(acts_dir)
     chain = chain_from_pipeline(pipeline)
     for stage in chain.stages:
         if getattr(stage, "model", None) is not None:
@@ -83,10 +88,19 @@ def run_chain(pipeline: str, acts_dir: Path, n: int) -> dict:
             "scores": scores, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
-def in_child(fn, *args):
-    """``fn(*args)`` in a fresh process (its own peak RSS, nothing shared with the others)."""
-    with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(fn, args)
+CHILDREN = {"ckf": simulate_and_ckf, "chain": run_chain}
+
+
+def in_child(kind: str, *args) -> dict:
+    """``CHILDREN[kind](*args)`` in a fresh Python process (its own peak RSS, nothing shared with
+    the others); arguments and result travel as JSON files."""
+    with tempfile.TemporaryDirectory(prefix="trkx-scan-") as tmp:
+        src, dst = Path(tmp) / "args.json", Path(tmp) / "result.json"
+        src.write_text(json.dumps(args))
+        proc = subprocess.run([sys.executable, __file__, "--child", kind, str(src), str(dst)])
+        if proc.returncode != 0:
+            raise RuntimeError(f"the {kind} process failed (exit {proc.returncode})")
+        return json.loads(dst.read_text())
 
 
 def scan_table(rows: list[dict]) -> str:
@@ -149,6 +163,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=90210, help="simulation seed of the scan's events")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    from trkx.config import config_to_dict
     from trkx.runner import Pipeline
     from trkx.storage import write_json, write_text
     pipe = Pipeline(args.pipeline, progress=False)
@@ -167,8 +182,8 @@ def main(argv=None) -> int:
         sim = copy.deepcopy(data.simulation)
         sim.collisions.pileup = float(mu)
         acts_dir = out / f"mu{mu:g}"
-        ckf = in_child(simulate_and_ckf, sim, args.seed, args.events, acts_dir, pipe.data.base_dir)
-        chain = in_child(run_chain, str(pipe.path), acts_dir, args.events)
+        ckf = in_child("ckf", config_to_dict(sim), args.seed, args.events, str(acts_dir), str(pipe.data.base_dir))
+        chain = in_child("chain", str(pipe.path), str(acts_dir), args.events)
         rows.append({"mu": mu, "ckf": ckf, "chain": chain})
         print(f"<mu> = {mu:g}: {chain['hits_per_event']:,.0f} hits, chain {chain['seconds_per_event']:.3f} s, "
               f"CKF {ckf['seconds_per_event']:.3f} s, efficiency GNN {chain['scores']['gnn']['track_efficiency']:.4f} "
@@ -185,4 +200,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        kind, src, dst = sys.argv[2:5]
+        Path(dst).write_text(json.dumps(CHILDREN[kind](*json.loads(Path(src).read_text()))))
+        sys.exit(0)
     sys.exit(main())
