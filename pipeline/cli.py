@@ -76,23 +76,32 @@ def stages_():
 @click.option("--pt-max", default=10.0, show_default=True, help="Maximum transverse momentum [GeV].")
 @click.option("--eta", default=2.5, show_default=True, help="Generate |eta| below this.")
 @click.option("--pdg", default=13, show_default=True, help="PDG id of the gun particles.")
+@click.option("--pythia", type=click.Choice(["ttbar", "zmumu", "none"]), default=None,
+              help="Pythia 8 collisions with this hard process instead of the gun ('none': minimum bias).")
+@click.option("--pileup", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="With --pythia: mean number of pile-up collisions per event (<mu>).")
 @click.option("--seed", default=1234, show_default=True, help="Random seed.")
 @click.option("--first-event-id", default=1000, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Write into OUT_DIR even if it holds files of something else "
               "(event files of the same names are replaced).")
 @_friendly
-def simulate(out_dir, events, vertices, particles, pt_min, pt_max, eta, pdg, seed, first_event_id, overwrite):
-    """Simulate events with ACTS (generic detector, Fatras, smearing) into TrackML CSVs.  OUT_DIR
-    must be new, empty or an earlier `trkx simulate` output."""
+def simulate(out_dir, events, vertices, particles, pt_min, pt_max, eta, pdg, pythia, pileup, seed, first_event_id,
+             overwrite):
+    """Simulate events with ACTS (generic detector, Fatras, smearing) into TrackML CSVs: a particle
+    gun, or Pythia 8 collisions with pile-up (--pythia).  OUT_DIR must be new, empty or an earlier
+    `trkx simulate` output."""
     from trkx.config import parse_config
     from trkx.outdir import SIMULATE_MARKER, check_output_dir
     from trkx.simulation import SimulationConfig, simulate_events
     from trkx.storage import write_json
     check_output_dir(out_dir, "simulate output", lambda d: (d / SIMULATE_MARKER).is_file(), overwrite)
 
-    cfg = parse_config(SimulationConfig, {"n_vertices": vertices, "particles_per_vertex": particles,
-                                          "pt_min": pt_min, "pt_max": pt_max, "eta_min": -eta, "eta_max": eta,
-                                          "pdg": pdg}, "trkx simulate")
+    if pythia is not None:
+        keys = {"generator": "pythia8", "collisions": {"hard_process": pythia, "pileup": pileup}}
+    else:
+        keys = {"n_vertices": vertices, "particles_per_vertex": particles, "pt_min": pt_min, "pt_max": pt_max,
+                "eta_min": -eta, "eta_max": eta, "pdg": pdg}
+    cfg = parse_config(SimulationConfig, keys, "trkx simulate")
     t0 = time.perf_counter()
     ids = simulate_events(cfg, events, seed, out_dir, first_event_id)
     write_json(out_dir / SIMULATE_MARKER, {"kind": "simulate", "events": ids})
