@@ -128,3 +128,29 @@ def test_default_generator_keeps_gun_fingerprints():
     assert "generator" not in config_to_dict(SimulationConfig())
     assert "collisions" not in config_to_dict(SimulationConfig())
     assert config_to_dict(sim_config(pileup=10))["collisions"]["pileup"] == 10
+
+
+def test_event_content_counts_loopers_secondaries_and_hard_scatter():
+    import importlib.util
+    from pathlib import Path
+
+    from trkx.io.trackml import EventTables
+    spec = importlib.util.spec_from_file_location("event_content", Path(__file__).parents[1] / "benchmarks" / "event_content.py")
+    content = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(content)
+    # particle 1: 2 GeV hard scatter, 4 hits; 2: 0.2 GeV looper, 6 hits; 3: secondary, 2 hits; 4: no hits
+    particles = pd.DataFrame({"particle_id": [1, 2, 3, 4], "px": [2.0, 0.2, 0.5, 1.0], "py": 0.0, "pz": 0.0,
+                              "vx": 0.0, "vy": 0.0, "vz": 0.0, "q": 1, "nhits": [4, 6, 2, 0],
+                              "hard_scatter": [1, 0, 0, 0], "primary": [1, 1, 0, 1]})
+    pids = [1] * 4 + [2] * 6 + [3] * 2 + [0] * 3
+    truth = pd.DataFrame({"hit_id": np.arange(1, 16), "particle_id": pids})
+    hits = pd.DataFrame({"hit_id": np.arange(1, 16)})
+    f = content.event_figures(EventTables(0, hits, truth, particles), bfield_tesla=2.0)
+    assert f["particles with hits"] == 3 and f["hits"] == 15 and f["noise hits"] == 3
+    assert f["generator particles (charged and neutral)"] == 3
+    assert f["hits per particle"] == pytest.approx(4.0)
+    assert f["loopers (share of particles with hits)"] == pytest.approx(1 / 3)
+    assert f["loopers (share of hits)"] == pytest.approx(6 / 15)
+    assert f["secondaries (share of hits)"] == pytest.approx(2 / 15)
+    assert f["hard scatter (share of particles with hits)"] == pytest.approx(1 / 3)
+    assert f["pT > 1 GeV particles with >= 3 hits"] == 1
