@@ -6,19 +6,25 @@ import numpy as np
 
 
 def _entropy_terms(truth: np.ndarray, pred: np.ndarray, w: np.ndarray):
+    """Entropies of the truth and predicted labels and the two conditional entropies, from the
+    (truth, prediction) pairs that occur: memory grows with the hits, not with particles x
+    clusters (a dense table of 13k particles by 80k clusters, unassigned hits counted as
+    singletons, would take 8 GB at tt̄ + 200 pile-up)."""
     _, t = np.unique(truth, return_inverse=True)
     _, p = np.unique(pred, return_inverse=True)
     total = w.sum()
-    joint = np.zeros((t.max() + 1, p.max() + 1))
-    np.add.at(joint, (t, p), w)
-    joint /= total
-    pt, pp = joint.sum(1), joint.sum(0)
+    n_p = int(p.max()) + 1
+    pairs, inv = np.unique(t.astype(np.int64) * n_p + p, return_inverse=True)
+    joint = np.bincount(inv.ravel(), weights=w) / total
+    ti, pi = pairs // n_p, pairs % n_p
+    pt = np.bincount(t.ravel(), weights=w) / total
+    pp = np.bincount(p.ravel(), weights=w) / total
     nz = joint > 0
+    joint, ti, pi = joint[nz], ti[nz], pi[nz]
     h_t = -np.sum(pt[pt > 0] * np.log(pt[pt > 0]))
     h_p = -np.sum(pp[pp > 0] * np.log(pp[pp > 0]))
-    ti, pi = np.nonzero(nz)
-    h_t_given_p = -np.sum(joint[nz] * np.log(joint[nz] / pp[pi]))
-    h_p_given_t = -np.sum(joint[nz] * np.log(joint[nz] / pt[ti]))
+    h_t_given_p = -np.sum(joint * np.log(joint / pp[pi]))
+    h_p_given_t = -np.sum(joint * np.log(joint / pt[ti]))
     return h_t, h_p, h_t_given_p, h_p_given_t
 
 
