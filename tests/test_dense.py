@@ -318,3 +318,19 @@ def test_min_pt_unassigns_soft_candidates():
     assert every == [0] * 8 + [1] * 8
     hard = TrackLabeling(LabelingConfig(method="junction", score_field="gnn_score", min_pt=0.5)).infer(event.clone()).track_id.tolist()
     assert hard == [0] * 8 + [-1] * 8
+
+
+def test_sector_dataset_cuts_the_same_samples_without_keeping_copies(tiny_events):
+    """SectorSamples gives exactly sector_samples' sub-graphs (max_edges draws included) and
+    keeps only the event and each sector's selection, not the sub-graphs."""
+    from trkx.sampling import SectorSamples, SectorSelection
+    cfg = SamplingConfig(2, 2, 0.1, max_edges=200)
+    event = with_graph(tiny_events[0], 2000)
+    data = SectorSamples([event], cfg, seed=5)
+    want = sector_samples(event, cfg, torch.Generator().manual_seed(5 * 100003))
+    got = [data[k] for k in range(len(data))]
+    for w, g in zip(want, got):
+        assert torch.equal(w.edge_index, g.edge_index) and torch.equal(w.core_edge, g.core_edge)
+        assert torch.equal(w.hit_id, g.hit_id)
+    kept_event, selections = data.cache[0]
+    assert kept_event is event and all(isinstance(s, SectorSelection) for s in selections)
