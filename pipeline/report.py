@@ -85,12 +85,13 @@ def origin_lines(metrics: dict, ckf: dict | None) -> list[str]:
         rows.append(("hard-scatter particles (configured cut)", "hard_scatter"))
     if not rows:
         return []
+    fmt = lambda x: "—" if x is None else f"{x:.4f}"  # noqa: E731  (no target particle: NaN, null in JSON)
     head = "| target particles | efficiency | targets |" + (" ACTS CKF |" if ckf else "")
     lines = ["", head, "|---|---|---|" + ("---|" if ckf else "")]
     for label, key in rows:
         m = metrics[key]
-        other = f" {ckf[key]['efficiency']:.4f} |" if ckf and key in ckf else (" — |" if ckf else "")
-        lines.append(f"| {label} | {m['efficiency']:.4f} | {m['n_target_particles']} |{other}")
+        other = f" {fmt(ckf[key]['efficiency'])} |" if ckf and key in ckf else (" — |" if ckf else "")
+        lines.append(f"| {label} | {fmt(m['efficiency'])} | {m['n_target_particles']} |{other}")
     return lines + [""]
 
 
