@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trkx.errors import DataError
+
 # Pythia 8 settings of each hard process (sqrt(s) is set apart)
 HARD_PROCESSES = {
     "ttbar": ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on"],
@@ -156,17 +158,21 @@ def hepmc3_collisions(paths: list[str], base_dir: Path) -> list[Collision]:
     """Every event of the given HepMC3 files (any format pyhepmc reads) as collisions relative to
     their own primary vertex (the first vertex whose incoming particles are all beams, or have none)."""
     import pyhepmc
+
     out = []
     for name in paths:
         path = Path(name) if Path(name).is_absolute() else base_dir / name
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: HepMC3 file not found")
+            raise DataError(f"{path}: HepMC3 file not found")
+        before = len(out)
         try:
             with pyhepmc.open(str(path)) as reader:
                 for event in reader:
                     out.append(hepmc3_collision(event, path))
-        except (OSError, RuntimeError) as err:
-            raise ValueError(f"{path}: not a readable HepMC3 file ({err})") from None
+        except (OSError, RuntimeError, ValueError) as err:
+            raise DataError(f"{path}: not a readable HepMC3 file ({err})") from None
+        if len(out) == before:          # pyhepmc reads a file of another format as no events
+            raise DataError(f"{path}: no HepMC3 events read (not a HepMC3 file, or empty)")
     return out
 
 
@@ -241,8 +247,6 @@ class CrossingGenerator:
             self.hard = self.soft = None
             self.hard_pool = hepmc3_collisions(cfg.hepmc3.hard_scatter, base_dir)
             self.soft_pool = hepmc3_collisions(cfg.hepmc3.pileup, base_dir)
-            if cfg.hepmc3.pileup and not self.soft_pool:
-                raise ValueError("key 'hepmc3.pileup': the pile-up files hold no events")
         else:
             raise ValueError(f"unknown generator {generator!r}")
 
@@ -258,7 +262,8 @@ class CrossingGenerator:
             collisions.append(self.hard.collision(pythia_seed(stream_rng(seed, k, 1))))
         elif self.hard_pool:
             if k >= len(self.hard_pool):
-                raise ValueError(f"crossing {k}: the hard-scatter HepMC3 files hold only {len(self.hard_pool)} events")
+                raise DataError(f"event {k}: the hard-scatter HepMC3 files ({', '.join(self.cfg.hepmc3.hard_scatter)}) "
+                                f"hold only {len(self.hard_pool)} events")
             collisions.append(self.hard_pool[k])
         if self.soft is not None:
             soft_rng = stream_rng(seed, k, 2)

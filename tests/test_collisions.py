@@ -154,3 +154,19 @@ def test_event_content_counts_loopers_secondaries_and_hard_scatter():
     assert f["secondaries (share of hits)"] == pytest.approx(2 / 15)
     assert f["hard scatter (share of particles with hits)"] == pytest.approx(1 / 3)
     assert f["pT > 1 GeV particles with >= 3 hits"] == 1
+
+
+def test_unreadable_or_short_hepmc3_inputs_name_the_file(tmp_path):
+    from trkx.errors import DataError
+    (tmp_path / "bad.hepmc3").write_text("not a HepMC3 file\n")
+    with pytest.raises(DataError, match="bad.hepmc3: no HepMC3 events read"):
+        hepmc3_collisions(["bad.hepmc3"], tmp_path)
+    with pytest.raises(DataError, match="missing.hepmc3: HepMC3 file not found"):
+        hepmc3_collisions(["missing.hepmc3"], tmp_path)
+    gen = CrossingGenerator(CollisionConfig(hard_process="zmumu", pileup=0), "pythia8", 0.0, 0.0)
+    write_crossings(tmp_path / "two.hepmc3", (gen.crossing(1, k) for k in range(2)))
+    from trkx.collisions import HepMC3Inputs
+    cfg = CollisionConfig(pileup=0, hepmc3=HepMC3Inputs(hard_scatter=["two.hepmc3"]))
+    short = CrossingGenerator(cfg, "hepmc3", 0.0, 0.0, tmp_path)
+    with pytest.raises(DataError, match="hold only 2 events"):
+        short.crossing(1, 2)
