@@ -97,7 +97,8 @@ def pythia_seed(rng: np.random.Generator) -> int:
 
 @contextlib.contextmanager
 def quiet_fd1():
-    """Pythia prints its banner and statistics from C++ on fd 1; keep them off the terminal."""
+    """C++ code prints on fd 1 (Pythia its banner and statistics, ACTS its geometry-building INFO
+    lines); keep it off the terminal while it runs."""
     import sys
     sys.stdout.flush()
     saved = os.dup(1)

@@ -2,11 +2,8 @@
 digitisation with TrackML resolutions; output in the TrackML CSV format."""
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from trkx.collisions import CollisionConfig, CrossingGenerator, write_crossings
+from trkx.collisions import CollisionConfig, CrossingGenerator, quiet_fd1, write_crossings
 from trkx.io.acts import read_acts_event
 from trkx.io.trackml import write_trackml_event
 
@@ -123,28 +120,12 @@ def smearing_config() -> dict:
             "entries": entries}
 
 
-@contextlib.contextmanager
-def _quiet_stdout():
-    """ACTS prints geometry-building INFO lines from C++; silence fd 1 while it runs."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 1)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
 def add_particle_guns(seq, cfg: SimulationConfig, rnd, out_dir: Path) -> None:
     """One ACTS event generator with a parametric particle generator per gun (each with its own
     ``n_vertices`` vertices); with one gun this is exactly ACTS's ``addParticleGun``."""
     import acts
     import acts.examples
     from acts.examples import EventGenerator
-    from acts.examples.hepmc3 import HepMC3InputConverter
 
     u = acts.UnitConstants
     quiet = acts.logging.WARNING
@@ -162,9 +143,19 @@ def add_particle_guns(seq, cfg: SimulationConfig, rnd, out_dir: Path) -> None:
         for gun in cfg.all_guns()]
     gen = EventGenerator(level=quiet, generators=generators, randomNumbers=rnd, outputEvent="particle_gun_event")
     seq.addReader(gen)
-    convert = HepMC3InputConverter(level=quiet, inputEvent=gen.config.outputEvent, outputParticles="particles_generated",
-                                   outputVertices="vertices_generated", mergePrimaries=False)
-    seq.addAlgorithm(convert)
+    add_generated_particles(seq, gen.config.outputEvent, out_dir, merge_primaries=False)
+
+
+def add_generated_particles(seq, event: str, out_dir: Path, merge_primaries: bool) -> None:
+    """ACTS's HepMC3 converter on the generated ``event``, the aliases Fatras reads, and the
+    generated particles written as CSV."""
+    import acts
+    import acts.examples
+    from acts.examples.hepmc3 import HepMC3InputConverter
+
+    quiet = acts.logging.WARNING
+    seq.addAlgorithm(HepMC3InputConverter(level=quiet, inputEvent=event, outputParticles="particles_generated",
+                                          outputVertices="vertices_generated", mergePrimaries=merge_primaries))
     seq.addWhiteboardAlias("particles", "particles_generated")
     seq.addWhiteboardAlias("vertices_truth", "vertices_generated")
     seq.addWhiteboardAlias("particles_generated_selected", "particles_generated")
@@ -178,8 +169,7 @@ def add_collisions(seq, cfg: SimulationConfig, seed: int, skip: int, n_events: i
     write them as one HepMC3 file and read it with ACTS's HepMC3 reader and converter, which number
     the hard scatter as primary vertex 1 and the pile-up collisions after it."""
     import acts
-    import acts.examples
-    from acts.examples.hepmc3 import HepMC3InputConverter, HepMC3Reader
+    from acts.examples.hepmc3 import HepMC3Reader
 
     quiet = acts.logging.WARNING
     gen = CrossingGenerator(cfg.collisions, cfg.generator, cfg.vertex_sigma_xy, cfg.vertex_sigma_z, base_dir)
@@ -188,16 +178,8 @@ def add_collisions(seq, cfg: SimulationConfig, seed: int, skip: int, n_events: i
     path = out_dir / "crossings.hepmc3"
     # the reader skips ``skip`` events from the start of its file: empty ones stand in for them
     write_crossings(path, crossings, first_number=skip, padding=skip)
-    reader = HepMC3Reader(level=quiet, inputPath=str(path), outputEvent="hepmc3_event", numEvents=skip + n_events)
-    seq.addReader(reader)
-    convert = HepMC3InputConverter(level=quiet, inputEvent="hepmc3_event", outputParticles="particles_generated",
-                                   outputVertices="vertices_generated")
-    seq.addAlgorithm(convert)
-    seq.addWhiteboardAlias("particles", "particles_generated")
-    seq.addWhiteboardAlias("vertices_truth", "vertices_generated")
-    seq.addWhiteboardAlias("particles_generated_selected", "particles_generated")
-    seq.addWriter(acts.examples.CsvParticleWriter(level=quiet, inputParticles="particles_generated",
-                                                  outputDir=str(out_dir), outputStem="particles"))
+    seq.addReader(HepMC3Reader(level=quiet, inputPath=str(path), outputEvent="hepmc3_event", numEvents=skip + n_events))
+    add_generated_particles(seq, "hepmc3_event", out_dir, merge_primaries=True)
 
 
 def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, skip: int = 0,
@@ -215,7 +197,7 @@ def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, ski
     out_dir.mkdir(parents=True, exist_ok=True)
     digi = out_dir / "digi-smearing.json"
     digi.write_text(json.dumps(smearing_config(), indent=1))
-    with _quiet_stdout():
+    with quiet_fd1():
         detector = acts.examples.GenericDetector()
         geometry = detector.trackingGeometry()
         field = acts.ConstantBField(acts.Vector3(0, 0, cfg.bfield_tesla * u.T))
