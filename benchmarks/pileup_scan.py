@@ -149,7 +149,7 @@ def scan_plot(rows: list[dict], path: Path) -> None:
     ax[2].set_ylim(0, 1.02)
     ax[2].set_title("double-majority efficiency (pT > 1 GeV) and fake rate", fontsize=9)
     for a in ax:
-        a.set_xlabel("<mu>") if a is not ax[1] else a.set_xlabel("<mu>")
+        a.set_xlabel("<mu>")
         a.legend(fontsize=7)
         a.grid(alpha=0.3)
     save_figure(fig, path)

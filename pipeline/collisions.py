@@ -140,19 +140,24 @@ def pythia_collision(event) -> Collision:
     rows = [(p.id(), p.px(), p.py(), p.pz(), p.e(), p.m(), p.xProd(), p.yProd(), p.zProd(), p.tProd(),
              p.mother1(), p.isFinal()) for p in event]
     a = np.array(rows, dtype=np.float64)
-    final = a[:, 11] > 0
-    pos = a[:, 6:10]
-    displaced = final & (np.abs(pos[:, :3]).max(axis=1) > DISPLACED_MM)
-    mother_rows = a[:, 10].astype(np.int64)
-    uniq, mother = np.unique(mother_rows[displaced], return_inverse=True)
-    mother_of = np.full(len(a), -1, dtype=np.int64)
-    mother_of[displaced] = mother
-    f = final
-    # a mother decays where its displaced daughters were made
-    first_daughter = np.zeros(len(uniq), dtype=np.int64)
-    first_daughter[mother] = np.flatnonzero(displaced)
-    return Collision(pdg=a[f, 0].astype(np.int64), p4=a[f, 1:5], mass=a[f, 5], pos=pos[f], mother=mother_of[f],
-                     mother_pdg=a[uniq, 0].astype(np.int64), mother_pos=pos[first_daughter])
+    f = a[:, 11] > 0
+    pos = a[f, 6:10]
+    mother, mothers, mother_pos = group_displaced(a[f, 10].astype(np.int64), pos)
+    return Collision(pdg=a[f, 0].astype(np.int64), p4=a[f, 1:5], mass=a[f, 5], pos=pos, mother=mother,
+                     mother_pdg=a[mothers, 0].astype(np.int64), mother_pos=mother_pos)
+
+
+def group_displaced(mother_key: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For final-state particles made at ``pos`` (relative to their collision) by the mother
+    ``mother_key``: each one's index among the displaced particles' distinct mothers (-1 if prompt),
+    those mothers' keys, and where each decayed (where its displaced daughters were made)."""
+    displaced = np.abs(pos[:, :3]).max(axis=1) > DISPLACED_MM
+    keys, index = np.unique(mother_key[displaced], return_inverse=True)
+    mother = np.full(len(pos), -1, dtype=np.int64)
+    mother[displaced] = index
+    first = np.zeros(len(keys), dtype=np.int64)
+    first[index] = np.flatnonzero(displaced)
+    return mother, keys, pos[first]
 
 
 def hepmc3_collisions(paths: list[str], base_dir: Path) -> list[Collision]:
@@ -178,7 +183,8 @@ def hepmc3_collisions(paths: list[str], base_dir: Path) -> list[Collision]:
 
 
 def hepmc3_collision(event, where) -> Collision:
-    event.set_units(pyhepmc_units().GEV, pyhepmc_units().MM)
+    import pyhepmc
+    event.set_units(pyhepmc.Units.GEV, pyhepmc.Units.MM)
     origin = None
     for v in event.vertices:
         if not v.particles_in or all(p.status == STATUS_BEAM for p in v.particles_in):
@@ -186,7 +192,7 @@ def hepmc3_collision(event, where) -> Collision:
             break
     finals = [p for p in event.particles if p.status == STATUS_FINAL and p.end_vertex is None]
     if origin is None or not finals:
-        raise ValueError(f"{where}: event {event.event_number} has no primary vertex or no final-state particles")
+        raise DataError(f"{where}: event {event.event_number} has no primary vertex or no final-state particles")
     pos, pdg, p4, mass, mkey = [], [], [], [], []
     for p in finals:
         v = p.production_vertex
@@ -197,29 +203,13 @@ def hepmc3_collision(event, where) -> Collision:
         mass.append(p.generated_mass)
         mkey.append(v.id if v is not None and v.particles_in else 0)
     pos = np.array(pos)
-    displaced = np.abs(pos[:, :3]).max(axis=1) > DISPLACED_MM
-    keys = np.array(mkey)
-    uniq, mother = np.unique(keys[displaced], return_inverse=True)
-    mother_of = np.full(len(finals), -1, dtype=np.int64)
-    mother_of[displaced] = mother
-    first = np.zeros(len(uniq), dtype=np.int64)
-    first[mother] = np.flatnonzero(displaced)
-    mother_pdg = np.array([_first_incoming_pid(event, int(k)) for k in uniq], dtype=np.int64)
+    mother, keys, mother_pos = group_displaced(np.array(mkey), pos)
+    # a displaced decay's mother: the first incoming particle of its vertex
+    first_in = {v.id: int(v.particles_in[0].pid) for v in event.vertices if v.particles_in}
+    mother_pdg = np.array([first_in.get(int(k), 0) for k in keys], dtype=np.int64)
     return Collision(pdg=np.array(pdg, dtype=np.int64), p4=np.array(p4, dtype=np.float64).reshape(-1, 4),
-                     mass=np.array(mass, dtype=np.float64), pos=pos, mother=mother_of,
-                     mother_pdg=mother_pdg, mother_pos=pos[first])
-
-
-def pyhepmc_units():
-    import pyhepmc
-    return pyhepmc.Units
-
-
-def _first_incoming_pid(event, vertex_id: int) -> int:
-    for v in event.vertices:
-        if v.id == vertex_id and v.particles_in:
-            return int(v.particles_in[0].pid)
-    return 0
+                     mass=np.array(mass, dtype=np.float64), pos=pos, mother=mother,
+                     mother_pdg=mother_pdg, mother_pos=mother_pos)
 
 
 @dataclass
