@@ -114,19 +114,28 @@ def select_edges(event: Data, keep: torch.Tensor, fields: tuple[str, ...] | None
 
 def outward(event: Data, edges: torch.Tensor) -> torch.Tensor:
     """The same edges, each pointing outwards (from the hit nearer the origin; ties by index)."""
-    if edges.numel() == 0:
-        return edges
-    dist = torch.sqrt(event.r.double() ** 2 + event.z.double() ** 2).to(edges.device)
-    src, dst = edges
-    flip = (dist[src] > dist[dst]) | ((dist[src] == dist[dst]) & (src > dst))
-    return torch.stack([torch.where(flip, dst, src), torch.where(flip, src, dst)])
+    return outward_edges(edges, event.r.to(edges.device), event.z.to(edges.device))
 
 
 def orient_and_dedup(event: Data, edges: torch.Tensor) -> torch.Tensor:
     """Undirected unique edges, each pointing outwards (from the hit nearer the origin)."""
+    return unique_outward_edges(edges, event.r.to(edges.device), event.z.to(edges.device), event.num_nodes)
+
+
+def outward_edges(edges: torch.Tensor, r: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``outward`` from the hits' r and z (mm); TorchScript-able."""
     if edges.numel() == 0:
         return edges
-    src, dst = outward(event, edges)
-    n = event.num_nodes
-    key = torch.unique(src * n + dst)
+    dist = torch.sqrt(r.double() ** 2 + z.double() ** 2)
+    src, dst = edges[0], edges[1]
+    flip = (dist[src] > dist[dst]) | ((dist[src] == dist[dst]) & (src > dst))
+    return torch.stack([torch.where(flip, dst, src), torch.where(flip, src, dst)])
+
+
+def unique_outward_edges(edges: torch.Tensor, r: torch.Tensor, z: torch.Tensor, n: int) -> torch.Tensor:
+    """``orient_and_dedup`` from the hits' r and z (mm) and the hit count; TorchScript-able."""
+    if edges.numel() == 0:
+        return edges
+    out = outward_edges(edges, r, z)
+    key = torch.unique(out[0] * n + out[1])
     return torch.stack([key // n, key % n])
