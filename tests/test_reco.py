@@ -156,11 +156,16 @@ def test_cpp_tool_names_a_bad_file(bundle, tmp_path):
 
 
 @pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
-def test_cpp_tool_runs_a_module_map_chain(tiny_run, tmp_path):
-    """Module map (exported as a TorchScript program) -> GNN -> junction removal with the pT
-    selection, as in the dense benchmark: the C++ tracks equal `trkx run`'s."""
+@pytest.mark.parametrize("triplets", [False, True])
+def test_cpp_tool_runs_a_module_map_chain(tiny_run, tmp_path, triplets):
+    """Module map (exported as a TorchScript program, with or without its triplet windows) -> GNN
+    -> junction removal with the pT selection, as in the dense benchmark: the C++ tracks equal
+    `trkx run`'s."""
     from trkx.runner import run_pipeline
-    path = make_pipeline(tmp_path, {"labeling": {"method": "junction", "min_pt": 0.5, "min_hits": 5}},
+    overrides = {"labeling": {"method": "junction", "min_pt": 0.5, "min_hits": 5}}
+    if triplets:
+        overrides["module_map"] = {"triplets": {"enabled": True, "quantile": 0.0, "margin": 0.3}}
+    path = make_pipeline(tmp_path, overrides,
                          stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
                          cachedir=str(tmp_path / "cache"))
     pipe, outputs, _ = run_pipeline(path, progress=False)
