@@ -132,8 +132,9 @@ def training_config(cfg) -> dict:
     """The config fields that training reads: all but the ones the config class lists in
     ``inference_only`` (for example torch.compile at inference), so they do not retrain."""
     d = config_to_dict(cfg)
-    for key in getattr(type(cfg), "inference_only", ()):
-        d.pop(key, None)
+    for klass in type(cfg).__mro__:          # a config class adds its keys to its bases' ones
+        for key in vars(klass).get("inference_only", ()):
+            d.pop(key, None)
     return d
 
 

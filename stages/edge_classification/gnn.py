@@ -65,8 +65,9 @@ class GNNStage(LightningStage, EdgeClassifier):
 
     def network(self):
         """The network inference calls: compiled on first use when ``compile`` is set (shapes
-        change from event to event, so it is compiled for dynamic shapes)."""
-        if not self.config.compile or self.exported:
+        change from event to event, so it is compiled for dynamic shapes; an int8 network runs
+        eagerly)."""
+        if not self.config.compile or self.exported or self.config.quantize == "int8":
             return self.model.net
         if getattr(self, "_compiled", None) is None:
             self._compiled = torch.compile(self.model.net, dynamic=True)
