@@ -308,6 +308,7 @@ class Pipeline:
         weights (trained here if not cached) and what else it read (``input_digest``)."""
         if stage.trainable:
             weights = self.train_stage(stage, upstream, force)
+            stage.weights_dir = weights.parent       # where a stage keeps what it derives from them
         return entry_fingerprint(stage, upstream.fingerprint if upstream else None,
                                  weights if stage.trainable else None)
 
@@ -324,6 +325,7 @@ class Pipeline:
                     raise ConfigError(f"{self.path}: stage '{stage.name}' is not trained; run `trkx run {self.path}` "
                                       f"or `trkx train {stage.source} -p {self.path}` first")
                 self._load_weights(stage, weights)
+                stage.weights_dir = weights.parent
             up = fps[stage.name] = entry_fingerprint(stage, up, weights)
         return fps
 

@@ -3,6 +3,7 @@
 solver ("predict and track"); mixed precision, gradient checkpointing, torch.compile at inference."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -63,20 +64,41 @@ class GNNStage(LightningStage, EdgeClassifier):
         """Inference precisions (fp16 needs CUDA; on CPU both mixed modes run in bf16)."""
         return {"precision": ["32", "bf16-mixed"] + (["16-mixed"] if torch.cuda.is_available() else [])}
 
-    def network(self):
-        """The network inference calls: compiled on first use when ``compile`` is set (shapes
-        change from event to event, so it is compiled for dynamic shapes; an int8 network runs
-        eagerly)."""
-        if not self.config.compile or self.exported or self.config.quantize == "int8":
+    def network(self, inputs: tuple[torch.Tensor, ...]):
+        """The network inference calls.  With ``compile`` (fp32): compiled ahead of time
+        (AOTInductor, dynamic hit and edge counts) once per trained weights, the package kept
+        beside them and loaded by every later process; under mixed precision, or where the
+        network cannot be exported, ``torch.compile`` for dynamic shapes; an int8 network, and
+        graphs of fewer than two hits or edges, run eagerly."""
+        # (a worker process of ``--workers`` turns compilation off: compiled kernels keep the
+        # thread count they were made for)
+        if not self.config.compile or self.exported or self.config.quantize == "int8" or \
+                torch._dynamo.config.disable or min(inputs[0].shape[0], inputs[1].shape[1]) < 2:
             return self.model.net
         if getattr(self, "_compiled", None) is None:
-            self._compiled = torch.compile(self.model.net, dynamic=True)
+            self._compiled = self._aot(inputs) if self.config.precision == "32" else None
+            if self._compiled is None:
+                self._compiled = torch.compile(self.model.net, dynamic=True)
         return self._compiled
+
+    def _aot(self, inputs):
+        from trkx.aot import aot_network, edge_classifier_shapes, package_name
+        from trkx.codehash import code_digest
+        weights_dir = getattr(self, "weights_dir", None)
+        package = None if weights_dir is None else \
+            weights_dir / package_name(self.device.type, code_digest(type(self).__module__))
+        try:
+            return aot_network(self.model.net, inputs, edge_classifier_shapes(), package)
+        except Exception as err:    # an architecture torch.export cannot capture
+            print(f"{self.name}: ahead-of-time compilation failed ({type(err).__name__}: {str(err)[:200]}); "
+                  "using torch.compile", file=sys.stderr)
+            return None
 
     def infer(self, event: Data) -> Data:
         event = event.to(self.device)
+        inputs = (event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
         with autocast_context(self.config.precision, self.device):
-            logits = self.network()(event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
+            logits = self.network(inputs)(*inputs)
         score = torch.sigmoid(logits.float()).cpu()
         event = event.cpu()
         event.gnn_score = score
