@@ -8,6 +8,7 @@ is never loaded (the weights' own fingerprint names the directory it lies in).
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -43,6 +44,23 @@ def compile_package(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_sh
             staging.unlink(missing_ok=True)
 
 
+class CompiledNetwork(nn.Module):
+    """A loaded package as a module (it takes the place of a stage's network); inputs smaller than
+    the package's dynamic dimensions allow (two hits, two edges) go to ``fallback``, the eager
+    network."""
+
+    def __init__(self, package: Path, fallback: nn.Module, dynamic_shapes):
+        super().__init__()
+        self.package, self.fallback = str(package), fallback
+        self.free_dims = [(i, d) for i, dims in enumerate(dynamic_shapes) for d in dims]
+        self.runner = torch._inductor.aoti_load_package(self.package)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if any(inputs[i].shape[d] < 2 for i, d in self.free_dims):
+            return self.fallback(*inputs)
+        return self.runner(*inputs)
+
+
 def aot_network(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes, package: Path | None,
                 note: Callable[[str], None] | None = None) -> Callable:
     """``net`` compiled ahead of time: loaded from ``package`` when it is there, else compiled now
@@ -60,3 +78,48 @@ def aot_network(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes
     package.parent.mkdir(parents=True, exist_ok=True)
     compile_package(net, inputs, dynamic_shapes, package)
     return torch._inductor.aoti_load_package(str(package))
+
+
+class AheadOfTimeCompiled:
+    """Mixin for an edge-classifier stage whose network can run compiled ahead of time: the
+    package kept beside the weights, written into bundles, loaded from them.  The stage says when
+    (``aot_enabled``)."""
+
+    def aot_enabled(self) -> bool:
+        raise NotImplementedError
+
+    def _package_path(self) -> Path | None:
+        """Where the compiled network is kept: beside the weights (None when they have no directory)."""
+        from trkx.codehash import code_digest
+        if self.weights_dir is None:
+            return None
+        return self.weights_dir / package_name(self.device.type, code_digest(type(self).__module__))
+
+    def _aot(self, inputs: tuple[torch.Tensor, ...]) -> Callable | None:
+        """The network compiled ahead of time (from the kept package when there is one); None
+        where ``torch.export`` cannot capture it."""
+        try:
+            return aot_network(self.model.net, inputs, edge_classifier_shapes(), self._package_path())
+        except Exception as err:    # an architecture torch.export cannot capture
+            print(f"{self.name}: ahead-of-time compilation failed ({type(err).__name__}: {str(err)[:200]}); "
+                  "using torch.compile", file=sys.stderr)
+            return None
+
+    def export_aot(self, event, path: Path) -> bool:
+        """The compiled network for a bundle, at ``path`` (the kept package, or compiled now on
+        ``event``); False where inference is not compiled ahead of time."""
+        from trkx.event import edge_features
+        if not self.aot_enabled():
+            return False
+        kept = self._package_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kept is not None and kept.is_file():
+            shutil.copyfile(kept, path)
+        else:
+            inputs = (event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
+            compile_package(self.model.net, inputs, edge_classifier_shapes(), path)
+        return True
+
+    def use_compiled(self, package: Path) -> None:
+        """Run inference with a bundle's compiled package."""
+        self.use_network(CompiledNetwork(package, self.model.net, edge_classifier_shapes()))

@@ -3,13 +3,13 @@
 solver ("predict and track"); mixed precision, gradient checkpointing, torch.compile at inference."""
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import torch
 from torch_geometric.data import Data
 
+from trkx.aot import AheadOfTimeCompiled
 from trkx.event import EDGE_FEATURES, edge_features, select_edges
 from trkx.losses import AssignmentLoss, EdgeBCELoss
 from trkx.models import InteractionGNN, InteractionGNNConfig, LineGraphGNN
@@ -49,7 +49,7 @@ def gnn_module(node_dim: int, cfg: GNNConfig) -> EdgeClassifierModule:
 
 
 @register("gnn")
-class GNNStage(LightningStage, EdgeClassifier):
+class GNNStage(AheadOfTimeCompiled, LightningStage, EdgeClassifier):
     """Adds ``gnn_score`` per edge (and drops edges below ``cut``)."""
     Config = GNNConfig
     score_field = "gnn_score"
@@ -76,23 +76,18 @@ class GNNStage(LightningStage, EdgeClassifier):
                 torch._dynamo.config.disable or min(inputs[0].shape[0], inputs[1].shape[1]) < 2:
             return self.model.net
         if getattr(self, "_compiled", None) is None:
-            self._compiled = self._aot(inputs) if self.config.precision == "32" else None
+            self._compiled = self._aot(inputs) if self.aot_enabled() else None
             if self._compiled is None:
                 self._compiled = torch.compile(self.model.net, dynamic=True)
         return self._compiled
 
-    def _aot(self, inputs):
-        from trkx.aot import aot_network, edge_classifier_shapes, package_name
-        from trkx.codehash import code_digest
-        weights_dir = getattr(self, "weights_dir", None)
-        package = None if weights_dir is None else \
-            weights_dir / package_name(self.device.type, code_digest(type(self).__module__))
-        try:
-            return aot_network(self.model.net, inputs, edge_classifier_shapes(), package)
-        except Exception as err:    # an architecture torch.export cannot capture
-            print(f"{self.name}: ahead-of-time compilation failed ({type(err).__name__}: {str(err)[:200]}); "
-                  "using torch.compile", file=sys.stderr)
-            return None
+    def aot_enabled(self) -> bool:
+        """Whether inference runs ahead-of-time compiled (``compile`` in fp32, not int8)."""
+        return self.config.compile and self.config.precision == "32" and self.config.quantize == "none"
+
+    def cpp_lines(self) -> list[str]:
+        lines = super().cpp_lines()
+        return [f"{lines[0]} aoti aoti/{self.name}.pt2"] if self.aot_enabled() else lines
 
     def infer(self, event: Data) -> Data:
         event = event.to(self.device)
