@@ -8,13 +8,15 @@ Layout of a bundle directory::
     weights/<name>.pt        each trained stage's state, as the stage saves it
     torchscript/<name>.pt    each learned network, traced to TorchScript (loaded by LibTorch in C++)
     torchscript/edge_features.pt   the edge classifiers' edge features, scripted (the module map is scripted too)
+    aoti/<name>.pt2          a network whose stage compiles it (``compile``), compiled ahead of time
+                             (AOTInductor): what ``trkx reco`` and the C++ tool run, where present
     chain.txt                the chain for the C++ tool, one ``key value...`` line per setting
 
-TorchScript, not ONNX or AOTInductor: the torch wheel ships LibTorch's headers, libraries and CMake
-package, so the C++ side loads these files with ``torch::jit::load`` from packages installed here
-(ONNX Runtime's C++ headers are not in the registries; AOTInductor compiles a shared library per
-model at export, minutes each).  Traced networks run the same kernels as eager PyTorch, so scores
-are bit for bit the same.
+TorchScript, and AOTInductor packages: the torch wheel ships LibTorch's headers, libraries and
+CMake package, so the C++ side loads these files with ``torch::jit::load`` and
+``AOTIModelPackageLoader`` from packages installed here (ONNX Runtime's C++ headers are not in the
+registries).  Traced networks run the same kernels as eager PyTorch, so their scores are bit for
+bit the same; a compiled package runs the fused kernels ``trkx run`` runs with ``compile``.
 """
 from __future__ import annotations
 
@@ -119,6 +121,8 @@ def _write_bundle(pipe, fps: dict[str, str], out: Path) -> dict:
         if hasattr(stage, "export"):
             entry["torchscript"] = f"torchscript/{stage.name}.pt"
             stage.export(event).save(str(out / entry["torchscript"]))
+        if hasattr(stage, "export_aot") and stage.export_aot(event, out / "aoti" / f"{stage.name}.pt2"):
+            entry["aoti"] = f"aoti/{stage.name}.pt2"
         with torch.no_grad():
             event = stage.infer(event)
         chain.append(entry)
@@ -148,6 +152,7 @@ class ManifestStage:
     content: str                  # the same without the code: checked on load
     weights: str | None = None
     torchscript: str | None = None
+    aoti: str | None = None       # the network compiled ahead of time (AOTInductor package)
 
 
 @dataclass
@@ -189,7 +194,7 @@ def read_manifest(path: Path) -> Manifest:
     root = path.resolve()
     named = [("data.config", manifest.data.config)] + [
         (f"stages[{i}].{key}", getattr(e, key)) for i, e in enumerate(manifest.stages)
-        for key in ("config", "weights", "torchscript") if getattr(e, key) is not None]
+        for key in ("config", "weights", "torchscript", "aoti") if getattr(e, key) is not None]
     for key, rel in named:
         if not (root / rel).resolve().is_relative_to(root):
             raise ConfigError(f"{manifest_path}: key '{key}': {rel!r} lies outside the bundle")
@@ -236,7 +241,13 @@ def load_bundle(path: str | Path, exported: bool = True):
         if upstream != entry.content:
             raise ConfigError(f"{manifest_path}: stage '{entry.name}' does not match its fingerprint "
                               f"(its config, weights or place in the chain changed after export)")
-        if exported and entry.torchscript is not None and hasattr(stage, "use_network"):
+        if exported and entry.aoti is not None and hasattr(stage, "use_compiled"):
+            try:
+                stage.use_compiled(path / entry.aoti)
+            except Exception as err:     # another torch, another CPU, a damaged file
+                raise ConfigError(f"{path / entry.aoti}: cannot load the compiled network ({first_line(err)}); "
+                                  "export the bundle again with this torch") from None
+        elif exported and entry.torchscript is not None and hasattr(stage, "use_network"):
             try:
                 stage.use_network(torch.jit.load(str(path / entry.torchscript)))
             except RuntimeError as err:

@@ -132,8 +132,9 @@ def training_config(cfg) -> dict:
     """The config fields that training reads: all but the ones the config class lists in
     ``inference_only`` (for example torch.compile at inference), so they do not retrain."""
     d = config_to_dict(cfg)
-    for key in getattr(type(cfg), "inference_only", ()):
-        d.pop(key, None)
+    for klass in type(cfg).__mro__:          # a config class adds its keys to its bases' ones
+        for key in vars(klass).get("inference_only", ()):
+            d.pop(key, None)
     return d
 
 
@@ -307,6 +308,7 @@ class Pipeline:
         weights (trained here if not cached) and what else it read (``input_digest``)."""
         if stage.trainable:
             weights = self.train_stage(stage, upstream, force)
+            stage.weights_dir = weights.parent       # where a stage keeps what it derives from them
         return entry_fingerprint(stage, upstream.fingerprint if upstream else None,
                                  weights if stage.trainable else None)
 
@@ -323,6 +325,7 @@ class Pipeline:
                     raise ConfigError(f"{self.path}: stage '{stage.name}' is not trained; run `trkx run {self.path}` "
                                       f"or `trkx train {stage.source} -p {self.path}` first")
                 self._load_weights(stage, weights)
+                stage.weights_dir = weights.parent
             up = fps[stage.name] = entry_fingerprint(stage, up, weights)
         return fps
 

@@ -164,6 +164,9 @@ class TrainableStage(Stage):
     module map, ...).  Combine with a role class: ``class MyStage(TrainableStage, GraphConstructor)``."""
     trainable: ClassVar[bool] = True
     weights_format: ClassVar[int] = 1   # bump when the saved-weights layout changes: old caches retrain
+    # the directory of the trained state (set by the runner): what a stage derives from its
+    # weights and keeps (an ahead-of-time compiled network) lies there
+    weights_dir: Path | None = None
 
     def fit(self, train: EventSet, val: EventSet) -> dict:
         raise NotImplementedError

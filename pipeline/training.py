@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
+from trkx.compression import (CompressionConfig, PruningCallback, add_weight_fake_quant, quantize_int8,
+                              remove_weight_fake_quant, sparsity)
 from trkx.config import ConfigError
 from trkx.event import edge_features, select_edges
 from trkx.metrics.edges import edge_efficiency_purity
@@ -170,6 +172,12 @@ class TrainingConfig:
     precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"
     pt_min_eval: float = 1.0
     trainer: TrainerConfig = trainer_field()   # Lightning: devices, strategy (DDP), ...
+    # pruning and quantisation-aware training (``trkx.compression``)
+    compression: CompressionConfig = field(default_factory=CompressionConfig, metadata={"omit_default": True})
+    # int8: inference through the dynamically quantised network (CPU; not in the training fingerprint)
+    quantize: Literal["none", "int8"] = field(default="none", metadata={"omit_default": True})
+
+    inference_only: ClassVar[tuple[str, ...]] = ("quantize",)
 
 
 @dataclass
@@ -444,11 +452,15 @@ class LightningStage(TrainableStage):
         model = self._ensure_model(train[0].x.shape[1])
         report = self.fit_report(val)
         try:
+            pruning = [PruningCallback(self.config.compression.pruning)] if self.config.compression.pruning.amount else []
             trainer = make_trainer(self.config.epochs, self.progress, precision=self.config.precision,
-                                   trainer=self.config.trainer, log_dir=self.log_dir,
-                                   checkpoint_dir=self.checkpoint_dir, monitor=model.monitor, callbacks=self.callbacks)
+                                   trainer=self.config.trainer, log_dir=self.log_dir, checkpoint_dir=self.checkpoint_dir,
+                                   monitor=model.monitor, callbacks=self.callbacks + pruning)
         except ConfigError as err:
             raise ConfigError(f"{self.source or self.name}: {err}") from None
+        compression = self.config.compression
+        if compression.qat_bits:
+            add_weight_fake_quant(model.net, compression.qat_bits)
         sampling = getattr(self.config, "sampling", None)
         last = self.checkpoint_dir / "last.ckpt" if self.checkpoint_dir is not None else None
         resume = last if (self.resume and last is not None and last.is_file()) else None
@@ -472,15 +484,37 @@ class LightningStage(TrainableStage):
         if last is not None and last.is_file() and not model.history:
             # the ranks of a spawned DDP run return their weights, not the module's attributes
             model.history = safe_load(last, "checkpoint").get("trkx_history", [])
+        remove_weight_fake_quant(model.net)     # the rounded weights, as plain parameters
         model.to(self.device).eval()
-        return {**report, "world_size": trainer.world_size, "resumed_from": str(resume) if resume else None,
-                "val_history": model.history}
+        compressed = {"compression": sparsity(model.net)} if compression.active else {}
+        self._prepare_inference()
+        return {**report, **compressed, "world_size": trainer.world_size,
+                "resumed_from": str(resume) if resume else None, "val_history": model.history}
+
+    def _prepare_inference(self) -> None:
+        """With ``quantize: int8``, inference runs an int8 copy of the trained network (the float
+        one is kept for ``save``)."""
+        self._float_net = None
+        if self.config.quantize == "int8":
+            if self.device.type != "cpu":
+                raise ConfigError(f"{self.source or self.name}: 'quantize: int8' runs on the CPU only "
+                                  f"(device is {self.device.type})")
+            self._float_net = self.model.net
+            self.model.net = quantize_int8(self._float_net)
 
     def save(self, path):
+        quantized, float_net = self.model.net, getattr(self, "_float_net", None)
+        if float_net is not None:
+            self.model.net = float_net
+        try:
+            state = self.model.state_dict()
+        finally:
+            self.model.net = quantized
         with atomic_path(path) as tmp:
-            torch.save({"in_dim": self.in_dim, "state": self.model.state_dict()}, tmp)
+            torch.save({"in_dim": self.in_dim, "state": state}, tmp)
 
     def load(self, path):
         blob = safe_load(path, "weights file")
         self._ensure_model(blob["in_dim"]).load_state_dict(blob["state"])
         self.model.to(self.device).eval()
+        self._prepare_inference()

@@ -5,6 +5,7 @@
 // classifiers (TorchScript, through LibTorch) and track building; writes hit_id,track_id per event.  The networks are loaded once; --timing writes the
 // seconds of every stage of every event as JSON.
 #include <ATen/Parallel.h>
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/script.h>
 
 #include <chrono>
@@ -78,15 +79,20 @@ struct Chain {
   trkx::ChainConfig cfg;
   std::map<std::string, torch::jit::Module> nets;
   torch::jit::Module edge_features;
+  // networks compiled ahead of time (AOTInductor packages), run instead of their TorchScript copy
+  std::map<std::string, std::unique_ptr<torch::inductor::AOTIModelPackageLoader>> compiled;
 };
 
 Chain load_chain(const std::string& bundle) {
-  Chain c{trkx::read_chain(bundle), {}, torch::jit::load(bundle + "/torchscript/edge_features.pt")};
-  for (const auto& s : c.cfg.stages)
+  Chain c{trkx::read_chain(bundle), {}, torch::jit::load(bundle + "/torchscript/edge_features.pt"), {}};
+  for (const auto& s : c.cfg.stages) {
+    if (s.params.count("aoti"))
+      c.compiled.emplace(s.name, std::make_unique<torch::inductor::AOTIModelPackageLoader>(bundle + "/" + s.text("aoti")));
     if (!s.file.empty()) {
       c.nets.emplace(s.name, torch::jit::load(bundle + "/" + s.file));
       c.nets.at(s.name).eval();
     }
+  }
   return c;
 }
 
@@ -135,7 +141,12 @@ std::vector<int64_t> reconstruct(Chain& chain, const std::string& hits_path, std
     } else if (s.kind == "classifier") {
       const auto ei = edge_tensor(edges);
       const auto ef = chain.edge_features.forward({r, phi, z, ei}).toTensor();
-      const auto logits = chain.nets.at(s.name).forward({ev.x, ei, ef, ev.region}).toTensor();
+      const auto compiled = chain.compiled.find(s.name);
+      // the compiled network takes two hits and two edges at least (its dynamic dimensions)
+      const bool use_compiled = compiled != chain.compiled.end() && n >= 2 && ei.size(1) >= 2;
+      const auto logits = use_compiled
+                              ? compiled->second->run({ev.x, ei, ef, ev.region}).at(0)
+                              : chain.nets.at(s.name).forward({ev.x, ei, ef, ev.region}).toTensor();
       const auto sc = torch::sigmoid(logits.to(torch::kFloat)).contiguous();
       const std::vector<float> all(sc.data_ptr<float>(), sc.data_ptr<float>() + sc.numel());
       const float cut = static_cast<float>(s.number("cut"));

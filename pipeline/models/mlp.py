@@ -53,7 +53,8 @@ class GroupedMLP(nn.Module):
         """The MLP of ``[h[src], h[dst], e]`` per edge.  With one group the first layer is applied
         to the nodes before the gather: W·[h_s, h_d, e] = (W_s·h)[src] + (W_d·h)[dst] + W_e·e,
         so per edge it costs one (edge_dim x out) product instead of ((2 node_dim + edge_dim) x out)."""
-        if len(self.nets) > 1 or not project:
+        if len(self.nets) > 1 or not project or not isinstance(self.nets[0][0], nn.Linear):
+            # (a quantised first layer has no float weight to split)
             return self(torch.cat([h.index_select(0, src), h.index_select(0, dst), e], -1), group)
         first, rest = self.nets[0][0], self.nets[0][1:]
         d = h.shape[1]

@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 import torch
 from torch_geometric.data import Data
 
+from trkx.aot import AheadOfTimeCompiled
 from trkx.event import EDGE_FEATURES, edge_features, select_edges
 from trkx.losses import AssignmentLoss, EdgeBCELoss
 from trkx.models import InteractionGNN, InteractionGNNConfig, LineGraphGNN
@@ -48,7 +49,7 @@ def gnn_module(node_dim: int, cfg: GNNConfig) -> EdgeClassifierModule:
 
 
 @register("gnn")
-class GNNStage(LightningStage, EdgeClassifier):
+class GNNStage(AheadOfTimeCompiled, LightningStage, EdgeClassifier):
     """Adds ``gnn_score`` per edge (and drops edges below ``cut``)."""
     Config = GNNConfig
     score_field = "gnn_score"
@@ -63,19 +64,36 @@ class GNNStage(LightningStage, EdgeClassifier):
         """Inference precisions (fp16 needs CUDA; on CPU both mixed modes run in bf16)."""
         return {"precision": ["32", "bf16-mixed"] + (["16-mixed"] if torch.cuda.is_available() else [])}
 
-    def network(self):
-        """The network inference calls: compiled on first use when ``compile`` is set (shapes
-        change from event to event, so it is compiled for dynamic shapes)."""
-        if not self.config.compile or self.exported:
+    def network(self, inputs: tuple[torch.Tensor, ...]):
+        """The network inference calls.  With ``compile`` (fp32): compiled ahead of time
+        (AOTInductor, dynamic hit and edge counts) once per trained weights, the package kept
+        beside them and loaded by every later process; under mixed precision, or where the
+        network cannot be exported, ``torch.compile`` for dynamic shapes; an int8 network, and
+        graphs of fewer than two hits or edges, run eagerly."""
+        # (a worker process of ``--workers`` turns compilation off: compiled kernels keep the
+        # thread count they were made for)
+        if not self.config.compile or self.exported or self.config.quantize == "int8" or \
+                torch._dynamo.config.disable or min(inputs[0].shape[0], inputs[1].shape[1]) < 2:
             return self.model.net
         if getattr(self, "_compiled", None) is None:
-            self._compiled = torch.compile(self.model.net, dynamic=True)
+            self._compiled = self._aot(inputs) if self.aot_enabled() else None
+            if self._compiled is None:
+                self._compiled = torch.compile(self.model.net, dynamic=True)
         return self._compiled
+
+    def aot_enabled(self) -> bool:
+        """Whether inference runs ahead-of-time compiled (``compile`` in fp32, not int8)."""
+        return self.config.compile and self.config.precision == "32" and self.config.quantize == "none"
+
+    def cpp_lines(self) -> list[str]:
+        lines = super().cpp_lines()
+        return [f"{lines[0]} aoti aoti/{self.name}.pt2"] if self.aot_enabled() else lines
 
     def infer(self, event: Data) -> Data:
         event = event.to(self.device)
+        inputs = (event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
         with autocast_context(self.config.precision, self.device):
-            logits = self.network()(event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
+            logits = self.network(inputs)(*inputs)
         score = torch.sigmoid(logits.float()).cpu()
         event = event.cpu()
         event.gnn_score = score

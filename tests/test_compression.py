@@ -1,0 +1,163 @@
+"""Compression of learned stages: gradual magnitude pruning (kept through fine-tuning), weight
+fake-quantisation (QAT), int8 inference, and the compressed GNN through a run, a bundle and C++."""
+import pytest
+import pytorch_lightning as pl
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from trkx.cli import main
+from trkx.compression import (FakeQuantWeight, PruningCallback, PruningConfig, add_weight_fake_quant,
+                              magnitude_masks, quantize_int8, remove_weight_fake_quant, scheduled_sparsity,
+                              sparsity)
+from trkx.config import ConfigError, parse_config
+from trkx.models import InteractionGNN, InteractionGNNConfig
+from trkx.stages.edge_classification.gnn import GNNConfig
+
+from conftest import make_pipeline
+from test_reco import CPP_TOOL, _run_cpp, _same_track_files, _test_event_csvs
+
+
+class _Regression(pl.LightningModule):
+    """A small MLP fitted to a fixed random target, recording the sparsity after every step."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(8, 32), nn.SiLU(), nn.Linear(32, 32), nn.SiLU(), nn.Linear(32, 1))
+        self.x, self.y = torch.randn(256, 8), torch.randn(256, 1)
+        self.seen: list[float] = []
+
+    def training_step(self, batch, idx):
+        return ((self.net(self.x) - self.y) ** 2).mean()
+
+    def on_train_batch_end(self, outputs, batch, idx):
+        self.seen.append(sparsity(self.net)["sparsity"])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+    def train_dataloader(self):
+        return [0] * 20
+
+
+def _fit(cfg: PruningConfig, epochs=3) -> _Regression:
+    module = _Regression()
+    # the pruning callback runs before the module's own hook (Lightning calls callbacks first)
+    trainer = pl.Trainer(max_epochs=epochs, callbacks=[PruningCallback(cfg)], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(module)
+    return module
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_gradual_pruning_reaches_the_sparsity_and_keeps_it_while_fine_tuning(scope):
+    module = _fit(PruningConfig(amount=0.7, scope=scope, start=0.1, end=0.5, every_n_steps=5))
+    seen = module.seen                                   # 60 steps: pruning until step 30
+    assert seen[3] == 0.0                                # before ``start``
+    assert 0.0 < seen[12] < 0.7                          # on the way
+    assert all(s == pytest.approx(0.7, abs=0.002) for s in seen[30:])   # fine-tuning: the mask held
+    if scope == "layer":
+        for m in module.net:
+            if isinstance(m, nn.Linear) and m.weight.numel() >= 100:
+                assert float((m.weight == 0).float().mean()) == pytest.approx(0.7, abs=0.01)
+
+
+def test_structured_pruning_removes_whole_rows():
+    module = _fit(PruningConfig(amount=0.5, structured=True, start=0.0, end=0.3, every_n_steps=5), epochs=2)
+    hidden = [m for m in module.net if isinstance(m, nn.Linear)][:2]
+    rows = torch.cat([(m.weight == 0).all(dim=1) for m in hidden] + [(module.net[4].weight == 0).all(dim=1)])
+    assert int(rows.sum()) == round(0.5 * rows.numel())
+    for m in hidden:
+        zero = m.weight == 0
+        assert torch.equal(zero, zero.all(dim=1, keepdim=True).expand_as(zero))   # rows, not single weights
+
+
+def test_schedule_and_masks():
+    cfg = PruningConfig(amount=0.8, start=0.2, end=0.6)
+    assert scheduled_sparsity(cfg, 0.1) == 0.0 and scheduled_sparsity(cfg, 0.6) == pytest.approx(0.8)
+    assert scheduled_sparsity(cfg, 0.4) == pytest.approx(0.8 * (1 - 0.5 ** 3))
+    w = [torch.tensor([[0.1, -3.0], [2.0, 0.2]]), torch.tensor([[-0.05, 1.0, 0.3, -4.0]])]
+    keep = magnitude_masks(w, 0.5, structured=False, scope="global")
+    assert [k.tolist() for k in keep] == [[[False, True], [True, False]], [[False, True, False, True]]]
+
+
+def test_fake_quantised_weights_sit_on_the_bit_grid():
+    layer = nn.Linear(16, 8)
+    add_weight_fake_quant(layer, 4)
+    w = layer.weight
+    scale = w.abs().amax(dim=1, keepdim=True) / 7
+    assert torch.allclose(w / scale, torch.round(w / scale), atol=1e-4)     # 4 bits: integers in [-7, 7]
+    w.sum().backward()                                                     # straight-through gradient
+    assert torch.equal(layer.parametrizations.weight.original.grad, torch.ones(8, 16))
+    remove_weight_fake_quant(layer)
+    assert not hasattr(layer, "parametrizations") and torch.allclose(layer.weight, w.detach())
+    assert isinstance(FakeQuantWeight(8), nn.Module)
+
+
+def test_int8_gnn_scores_agree_with_fp32(tiny_events):
+    event = tiny_events[0]
+    from trkx.event import EDGE_FEATURES, edge_features
+    from test_dense import with_graph
+    event = with_graph(event, 3000)
+    torch.manual_seed(1)
+    net = InteractionGNN(event.x.shape[1], len(EDGE_FEATURES), InteractionGNNConfig(hidden=32, n_iterations=4)).eval()
+    args = (event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
+    with torch.no_grad():
+        ref, q = torch.sigmoid(net(*args)), torch.sigmoid(quantize_int8(net)(*args))
+    # stated tolerance: 0.05 in score on every edge, 0.005 on average
+    assert (ref - q).abs().max() < 0.05 and (ref - q).abs().mean() < 0.005
+    assert not torch.equal(ref, q)                       # it did run in int8
+
+
+def test_compression_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"gnn.yaml: compression.pruning: key 'amount'"):
+        parse_config(GNNConfig, {"compression": {"pruning": {"amount": 1.5}}}, "gnn.yaml")
+    with pytest.raises(ConfigError, match=r"gnn.yaml: compression: key 'qat_bits'"):
+        parse_config(GNNConfig, {"compression": {"qat_bits": 12}}, "gnn.yaml")
+    with pytest.raises(ConfigError, match="quantize"):
+        parse_config(GNNConfig, {"quantize": "int4"}, "gnn.yaml")
+
+
+def test_pruned_qat_gnn_runs_and_int8_reuses_its_weights(tmp_path):
+    """A pruned, 6-bit QAT GNN in the tiny chain: its saved weights are sparse and on the grid;
+    ``quantize: int8`` then reuses them (no retraining) and gives nearly the same edges."""
+    from trkx.evaluate import evaluate
+    from trkx.runner import run_pipeline
+    from trkx.storage import safe_load
+    gnn = {"compression": {"pruning": {"amount": 0.5, "end": 0.5, "every_n_steps": 2}, "qat_bits": 6},
+           "sampling": {"eta_sectors": 2, "phi_sectors": 2}, "epochs": 3}
+    chain = dict(stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
+                 cachedir=str(tmp_path / "cache"))
+    path = make_pipeline(tmp_path, {"gnn": gnn, "labeling": {"method": "junction"}}, **chain)
+    run_pipeline(path, progress=False)
+    weights = list((tmp_path / "cache" / "gnn").glob("weights-*/model.pt"))
+    assert len(weights) == 1
+    state = safe_load(weights[0], "weights")["state"]
+    mats = [v for k, v in state.items() if k.endswith(".weight") and v.dim() == 2]
+    zero = sum(int((m == 0).sum()) for m in mats) / sum(m.numel() for m in mats)
+    assert zero == pytest.approx(0.5, abs=0.01)
+    for m in mats:
+        scale = m.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 31
+        assert torch.allclose(m / scale, torch.round(m / scale), atol=1e-3)
+    a = evaluate(*run_pipeline(path, progress=False)[:2])["edge"]["gnn"]["target"]["efficiency"]
+    path = make_pipeline(tmp_path, {"gnn": {**gnn, "quantize": "int8"}, "labeling": {"method": "junction"}}, **chain)
+    b = evaluate(*run_pipeline(path, progress=False)[:2])["edge"]["gnn"]["target"]["efficiency"]
+    assert len(list((tmp_path / "cache" / "gnn").glob("weights-*/model.pt"))) == 1   # not retrained
+    assert a > 0.5 and abs(a - b) < 0.02
+
+
+@pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
+def test_int8_gnn_round_trips_through_the_bundle_to_the_cpp_tool(tmp_path):
+    from trkx.runner import run_pipeline
+    gnn = {"quantize": "int8", "sampling": {"eta_sectors": 2, "phi_sectors": 2}, "epochs": 3}
+    path = make_pipeline(tmp_path, {"gnn": gnn, "labeling": {"method": "junction"}},
+                         stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
+                         cachedir=str(tmp_path / "cache"))
+    pipe, outputs, _ = run_pipeline(path, progress=False)
+    tracks = "".join((pipe.workdir / "tracks").glob("*.csv").__next__().read_text().splitlines()[1:])
+    assert tracks.count(",-1") < tracks.count(",")           # the chain found tracks
+    assert CliRunner().invoke(main, ["export", str(path), str(tmp_path / "bundle")]).exit_code == 0
+    ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
+    _run_cpp(tmp_path / "bundle", tmp_path / "hits", ids, tmp_path / "cpp")
+    assert _same_track_files(tmp_path / "cpp", pipe.workdir / "tracks", ids)
