@@ -1,10 +1,12 @@
-"""Deployment timing: the same trained chain as Python eager, Python with the exported TorchScript
-networks and the C++ tool (cpp/build/trkx-reco), one thread each, on the pipeline's test events
-read as truth-free TrackML hit files; and how many hits' track assignment differs between them.
+"""Deployment timing: the same trained chain as Python from the bundle's weights ("eager": a stage
+that compiles its network compiles it in this process), Python with the bundle's exported networks
+(its compiled packages where it has them, TorchScript otherwise) and the C++ tool
+(cpp/build/trkx-reco, the same files), one thread each, on the pipeline's test events read as
+truth-free TrackML hit files; and how many hits' track assignment differs between them.
 
     python benchmarks/deploy.py [configs/pipeline.yaml] [--events N]
 
-Each variant runs the first event once untimed (torch.compile, allocator warm-up), then every
+Each variant runs the first event once untimed (compilation, allocator warm-up), then every
 event; seconds per event include reading the hits.  Writes <workdir>/deploy.json and deploy.md.
 """
 from __future__ import annotations
@@ -69,7 +71,7 @@ def main():
         for i in ids:
             shutil.copy(csv / f"event{i:09d}-hits.csv", work / "hits")
         rows = {}
-        for label, exported in (("Python eager", False), ("Python, exported TorchScript", True)):
+        for label, exported in (("Python eager", False), ("Python, exported networks", True)):
             res = reconstruct(load_bundle(bundle, exported=exported), work / "hits", work / label, progress=False,
                               warmup=True)
             rows[label] = {"mean": res["timing"]["total"]["mean"], "std": res["timing"]["total"]["std"],
@@ -88,8 +90,8 @@ def main():
                                       "stages": {k: float(np.mean([e[k] for e in per_event]))
                                                  for k in per_event[0] if k != "event"}}
             rows["C++ (LibTorch)"]["differing_hits_vs_python"] = differing_hits(work / "Python eager", work / "cpp", ids)
-        rows["Python, exported TorchScript"]["differing_hits_vs_python"] = \
-            differing_hits(work / "Python eager", work / "Python, exported TorchScript", ids)
+        rows["Python, exported networks"]["differing_hits_vs_python"] = \
+            differing_hits(work / "Python eager", work / "Python, exported networks", ids)
         base = rows["Python eager"]["mean"]
         result = {"pipeline": str(a.pipeline), "events": len(ids), "threads": 1, "rows": rows,
                   "cpp": manifest["cpp"]}

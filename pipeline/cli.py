@@ -296,7 +296,7 @@ def verify(bundle):
 @click.argument("chain", type=click.Path(exists=True, path_type=Path))
 @click.argument("input_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--eager", is_flag=True, help="With a bundle: run the eager networks from its weights, not TorchScript.")
+@click.option("--eager", is_flag=True, help="With a bundle: run the networks from its weights, not its exported ones (TorchScript, compiled packages).")
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--overwrite", is_flag=True, help="Write into OUT_DIR even if it holds files of something else.")

@@ -1,6 +1,8 @@
 """The GNN compiled ahead of time (AOTInductor): scores as eager ones, the package kept beside the
 weights and loaded, not compiled again, by the next process; a damaged package is compiled again."""
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,10 @@ from trkx.stages.edge_classification.gnn import GNNConfig, GNNStage
 from conftest import make_pipeline
 from test_dense import with_graph
 from test_reco import CPP_TOOL, _run_cpp, _same_track_files, _test_event_csvs
+
+_spec = importlib.util.spec_from_file_location("deploy", Path(__file__).parents[1] / "benchmarks" / "deploy.py")
+deploy = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(deploy)
 
 
 def _stage(tmp_path, state=None):
@@ -30,7 +36,7 @@ def test_compiled_package_is_kept_and_reloaded(tiny_events, tmp_path, monkeypatc
     with torch.no_grad():
         want = eager.infer(event.clone()).gnn_score
         got = first.infer(event.clone()).gnn_score
-    packages = list(tmp_path.glob("aoti-cpu-torch*.pt2"))
+    packages = list(tmp_path.glob("aoti-frozen-cpu-torch*.pt2"))
     assert len(packages) == 1 and torch.allclose(want, got, atol=1e-5)
 
     # a later process: loads the package, compiles nothing
@@ -57,26 +63,25 @@ def test_compiled_package_is_kept_and_reloaded(tiny_events, tmp_path, monkeypatc
 
 @pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
 def test_compiled_gnn_goes_into_the_bundle_and_runs_in_cpp(tmp_path):
-    """A chain with ``compile: true``: the bundle carries the compiled package (copied from the
-    run's, not compiled again), and `trkx reco` from the bundle and the C++ tool both run it, with
-    the tracks of `trkx run`."""
+    """A chain with ``compile: true``: the bundle carries a compiled package (not frozen, unlike
+    the run's), and `trkx reco` from the bundle and the C++ tool both run it, with the same tracks."""
     from trkx.runner import run_pipeline
     gnn = {"compile": True, "sampling": {"eta_sectors": 2, "phi_sectors": 2}, "epochs": 3}
     path = make_pipeline(tmp_path, {"gnn": gnn, "labeling": {"method": "junction"}},
                          stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
                          cachedir=str(tmp_path / "cache"))
     pipe, outputs, _ = run_pipeline(path, progress=False)
-    kept = list((tmp_path / "cache" / "gnn").glob("weights-*/aoti-cpu-*.pt2"))
+    kept = list((tmp_path / "cache" / "gnn").glob("weights-*/aoti-frozen-cpu-*.pt2"))
     assert len(kept) == 1
     assert CliRunner().invoke(main, ["export", str(path), str(tmp_path / "bundle")]).exit_code == 0
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     assert [s.get("aoti") for s in manifest["stages"]] == [None, "aoti/gnn.pt2", None]
-    assert (tmp_path / "bundle" / "aoti" / "gnn.pt2").read_bytes() == kept[0].read_bytes()
     assert "aoti aoti/gnn.pt2" in (tmp_path / "bundle" / "chain.txt").read_text()
     ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
     result = CliRunner().invoke(main, ["reco", str(tmp_path / "bundle"), str(tmp_path / "hits"), str(tmp_path / "py"),
                                        "--no-progress"])
     assert result.exit_code == 0, result.output
     _run_cpp(tmp_path / "bundle", tmp_path / "hits", ids, tmp_path / "cpp")
-    assert _same_track_files(tmp_path / "py", pipe.workdir / "tracks", ids)
-    assert _same_track_files(tmp_path / "cpp", pipe.workdir / "tracks", ids)
+    assert _same_track_files(tmp_path / "cpp", tmp_path / "py", ids)
+    # and nearly those of `trkx run` (the frozen package's scores differ in the last digits)
+    assert deploy.differing_hits(pipe.workdir / "tracks", tmp_path / "py", ids) < 0.02
