@@ -1,4 +1,5 @@
-"""GNN inference on one CPU thread: model size, node projection and torch.compile side by side.
+"""GNN inference on one CPU thread: model size, node projection, torch.compile and AOTInductor
+packages (frozen or not) side by side.
 
     python benchmarks/gnn_inference.py [configs/benchmark.yaml] [--repeats 3] [--events 2]
 
@@ -10,9 +11,12 @@ Prints a markdown table with each variant's ratio to the first (the old default:
 """
 import argparse
 import statistics
+import tempfile
+from pathlib import Path
 
 import torch
 
+from trkx.aot import compile_package, edge_classifier_shapes
 from trkx.runner import Pipeline
 from trkx.event import EDGE_FEATURES, edge_features
 from trkx.models import InteractionGNN
@@ -20,21 +24,29 @@ from trkx.stages.edge_classification.gnn import GNNConfig
 from trkx.storage import load_event
 from trkx.timing import stopwatch
 
-VARIANTS = [  # (label, hidden, iterations, node projection, torch.compile)
-    ("hidden 64, 6 iterations, concatenated inputs", 64, 6, False, False),
-    ("hidden 64, 6 iterations, node projection", 64, 6, True, False),
-    ("hidden 32, 6 iterations, concatenated inputs", 32, 6, False, False),
-    ("hidden 32, 6 iterations, node projection", 32, 6, True, False),
-    ("hidden 32, 4 iterations, node projection", 32, 4, True, False),
-    ("hidden 32, 6 iterations, node projection, torch.compile", 32, 6, True, True),
+VARIANTS = [  # (label, hidden, iterations, node projection, compilation)
+    ("hidden 64, 6 iterations, concatenated inputs", 64, 6, False, None),
+    ("hidden 64, 6 iterations, node projection", 64, 6, True, None),
+    ("hidden 32, 6 iterations, concatenated inputs", 32, 6, False, None),
+    ("hidden 32, 6 iterations, node projection", 32, 6, True, None),
+    ("hidden 32, 4 iterations, node projection", 32, 4, True, None),
+    ("hidden 32, 6 iterations, node projection, torch.compile", 32, 6, True, "compile"),
+    ("hidden 32, 6 iterations, node projection, AOTInductor package", 32, 6, True, "aoti"),
+    ("hidden 32, 6 iterations, node projection, AOTInductor package, frozen", 32, 6, True, "aoti-frozen"),
 ]
 
 
-def build(hidden, iterations, projection, compiled):
+def build(hidden, iterations, projection, compilation, example, tmp: Path):
     torch.manual_seed(0)
-    net = InteractionGNN(3, len(EDGE_FEATURES), GNNConfig(hidden=hidden, n_iterations=iterations)).eval()
+    net = InteractionGNN(example[0].shape[1], len(EDGE_FEATURES), GNNConfig(hidden=hidden, n_iterations=iterations)).eval()
     net.node_projection = projection
-    return torch.compile(net, dynamic=True) if compiled else net
+    if compilation == "compile":
+        return torch.compile(net, dynamic=True)
+    if compilation is not None:
+        path = tmp / f"{compilation}.pt2"
+        compile_package(net, example, edge_classifier_shapes(), path, freeze=compilation == "aoti-frozen")
+        return torch._inductor.aoti_load_package(str(path))
+    return net
 
 
 def main():
@@ -48,8 +60,9 @@ def main():
     outputs = pipe.run(until=graph_stage.name, write_outputs=False)
     events = [load_event(p) for p in outputs[-1].paths["test"][: a.events]]
     torch.set_num_threads(1)
-    nets = [build(*v[1:]) for v in VARIANTS]
     inputs = [(e.x, e.edge_index, edge_features(e, e.edge_index), e.region) for e in events]
+    tmp = Path(tempfile.mkdtemp(prefix="trkx-gnn-inference-"))
+    nets = [build(*v[1:], inputs[0], tmp) for v in VARIANTS]
     times = [[] for _ in VARIANTS]
     with torch.no_grad():
         for net, inp in ((n, i) for n in nets for i in inputs):   # warm-up (and compilation)

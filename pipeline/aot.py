@@ -34,11 +34,10 @@ def compile_package(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_sh
                     freeze: bool = True) -> None:
     """Export ``net`` on ``inputs`` (dimensions ``dynamic_shapes`` free) and compile it to ``path``.
 
-    ``freeze``: the weights become constants, folded and laid out for the CPU's kernels (measured
-    on the dense benchmark's GNN, one thread: 0.34 s per event instead of 0.48, as fast as
-    torch.compile's 0.33, and 12 s to compile instead of 30).  A frozen package gave other scores
-    in LibTorch's C++ loader than in Python's (a third of the tracks of a tiny event differed),
-    so a bundle's package is not frozen."""
+    ``freeze``: the weights become constants, folded and laid out for the CPU's kernels
+    (``benchmarks/deploy.py`` and ``benchmarks/gnn_inference.py`` measure it against the unfrozen
+    package).  A frozen package gave other scores in LibTorch's C++ loader than in Python's (a
+    third of the tracks of a tiny event differed), so a bundle's package is not frozen."""
     with torch.no_grad():
         program = torch.export.export(net.eval(), inputs, dynamic_shapes=dynamic_shapes)
     with atomic_path(path) as tmp:
