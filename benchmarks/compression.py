@@ -65,7 +65,7 @@ def variant_pipeline(pipe: Pipeline, stage_name: str, extra: dict, slug: str, tm
             path = tmp / f"{slug}-{stage.name}.yaml"
             path.write_text(yaml.safe_dump(merged(load_yaml(Path(stage.source)), extra)))
         stages.append(str(path))
-    raw.update({"workdir": str(pipe.workdir / "compression" / slug), "cachedir": str(pipe.cachedir),
+    raw.update({"workdir": str((pipe.workdir / "compression" / slug).resolve()), "cachedir": str(pipe.cachedir.resolve()),
                 "data": str(Path(pipe.data.source).resolve()), "stages": stages})
     out = tmp / f"{slug}.yaml"
     out.write_text(yaml.safe_dump(raw))

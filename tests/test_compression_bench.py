@@ -10,12 +10,14 @@ compression_bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compression_bench)
 
 
-def test_variants_share_the_cache_and_fill_the_table(tmp_path):
+def test_variants_share_the_cache_and_fill_the_table(tmp_path, monkeypatch):
     gnn = {"sampling": {"eta_sectors": 2, "phi_sectors": 2}, "epochs": 2}
     path = make_pipeline(tmp_path, {"gnn": gnn, "labeling": {"method": "junction"}},
                          stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
-                         cachedir=str(tmp_path / "cache"))
-    assert compression_bench.main([str(path), "--variants", "fp32", "pruned 50%", "int8 PTQ"]) == 0
+                         cachedir="../cache")       # relative to the pipeline YAML: tmp_path/cache
+    monkeypatch.chdir(tmp_path)                              # and the pipeline named by a relative path
+    relative = str(path.relative_to(tmp_path))
+    assert compression_bench.main([relative, "--variants", "fp32", "pruned 50%", "int8 PTQ"]) == 0
     rows = {r["variant"]: r for r in json.loads((tmp_path / "work" / "compression" / "compression.json")
                                               .read_text())["rows"]}
     assert rows["fp32"]["sparsity"] == 0.0 and rows["pruned 50%"]["sparsity"] > 0.49
