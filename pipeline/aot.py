@@ -67,8 +67,7 @@ class CompiledNetwork(nn.Module):
         return self.runner(*inputs)
 
 
-def aot_network(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes, package: Path | None,
-                note: Callable[[str], None] | None = None) -> Callable:
+def aot_network(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes, package: Path | None) -> Callable:
     """``net`` compiled ahead of time: loaded from ``package`` when it is there, else compiled now
     and kept there (``package`` None: a temporary file, for this process only)."""
     if package is not None and package.is_file():
@@ -77,8 +76,6 @@ def aot_network(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes
         except Exception as err:       # damaged or foreign: compiled again
             print(f"{package}: cannot load the compiled network ({type(err).__name__}); compiling it again",
                   file=sys.stderr)
-    if note is not None:
-        note("compiling the network ahead of time (once per trained weights; kept beside them)")
     if package is None:
         package = Path(tempfile.mkdtemp(prefix="trkx-aoti-")) / "net.pt2"
     package.parent.mkdir(parents=True, exist_ok=True)

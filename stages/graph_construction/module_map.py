@@ -68,7 +68,6 @@ class ModuleMapConfig:
     triplets: TripletConfig = field(default_factory=TripletConfig, metadata={"omit_default": True})
 
     def validate(self) -> None:
-        self.triplets.validate()
         if self.margin < 0:
             raise ValueError("key 'margin': must be >= 0")
         if len(self.min_width) != len(EDGE_FEATURES):
@@ -125,9 +124,7 @@ def build_triplet_map(events, cfg: ModuleMapConfig) -> dict[str, torch.Tensor]:
 
 def _triplet_filter(edges: torch.Tensor, event: Data, tables: dict[str, torch.Tensor]) -> torch.Tensor:
     """The (outward, unique) edges that lie in a triplet inside the map's triplet windows."""
-    t = tables
-    keep = triplet_keep(edges, module_key(event, "layer"), event.r, event.phi, event.z, t["layers"], t["table"],
-                        t["lo"], t["hi"], t["search_lo"], t["search_hi"])
+    keep = triplet_keep(edges, module_key(event, "layer"), event.r, event.phi, event.z, **tables)
     return edges[:, keep]
 
 
