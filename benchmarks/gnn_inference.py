@@ -1,5 +1,5 @@
-"""GNN inference on one CPU thread: model size, node projection, torch.compile and AOTInductor
-packages (frozen or not) side by side.
+"""GNN inference on one CPU thread: model size, node projection, torch.compile, AOTInductor
+packages (frozen or not) and ONNX Runtime's CPU execution provider side by side.
 
     python benchmarks/gnn_inference.py [configs/benchmark.yaml] [--repeats 3] [--events 2]
 
@@ -20,6 +20,7 @@ from trkx.aot import compile_package, edge_classifier_shapes
 from trkx.runner import Pipeline
 from trkx.event import EDGE_FEATURES, edge_features
 from trkx.models import InteractionGNN
+from trkx.onnx import OnnxNetwork, export_onnx, onnx_available
 from trkx.stages.edge_classification.gnn import GNNConfig
 from trkx.storage import load_event
 from trkx.timing import stopwatch
@@ -33,6 +34,7 @@ VARIANTS = [  # (label, hidden, iterations, node projection, compilation)
     ("hidden 32, 6 iterations, node projection, torch.compile", 32, 6, True, "compile"),
     ("hidden 32, 6 iterations, node projection, AOTInductor package", 32, 6, True, "aoti"),
     ("hidden 32, 6 iterations, node projection, AOTInductor package, frozen", 32, 6, True, "aoti-frozen"),
+    ("hidden 32, 6 iterations, node projection, ONNX Runtime (CPU provider)", 32, 6, True, "onnx"),
 ]
 
 
@@ -42,6 +44,9 @@ def build(hidden, iterations, projection, compilation, example, tmp: Path):
     net.node_projection = projection
     if compilation == "compile":
         return torch.compile(net, dynamic=True)
+    if compilation == "onnx":
+        export_onnx(net, example, tmp / "gnn.onnx")
+        return OnnxNetwork(tmp / "gnn.onnx", threads=1)
     if compilation is not None:
         path = tmp / f"{compilation}.pt2"
         compile_package(net, example, edge_classifier_shapes(), path, freeze=compilation == "aoti-frozen")
@@ -62,8 +67,11 @@ def main():
     torch.set_num_threads(1)
     inputs = [(e.x, e.edge_index, edge_features(e, e.edge_index), e.region) for e in events]
     tmp = Path(tempfile.mkdtemp(prefix="trkx-gnn-inference-"))
-    nets = [build(*v[1:], inputs[0], tmp) for v in VARIANTS]
-    times = [[] for _ in VARIANTS]
+    variants = [v for v in VARIANTS if v[4] != "onnx" or onnx_available()]
+    if len(variants) < len(VARIANTS):
+        print("(onnxruntime / onnxscript not installed: the ONNX Runtime row is left out; pip install 'trkx[onnx]')")
+    nets = [build(*v[1:], inputs[0], tmp) for v in variants]
+    times = [[] for _ in variants]
     with torch.no_grad():
         for net, inp in ((n, i) for n in nets for i in inputs):   # warm-up (and compilation)
             net(*inp)
@@ -78,7 +86,7 @@ def main():
     print(f"GNN forward, one thread, {len(events)} test events of {a.pipeline} "
           f"({nodes:,.0f} hits, {edges:,.0f} edges on average), median of {a.repeats}\n")
     print("| variant | s / event | vs first |\n|---|---|---|")
-    for (label, *_), m in zip(VARIANTS, medians):
+    for (label, *_), m in zip(variants, medians):
         print(f"| {label} | {m:.3f} | {medians[0] / m:.2f}× |")
 
 
