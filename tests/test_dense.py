@@ -84,8 +84,9 @@ def test_module_map_chunks_give_the_same_edges(tiny_events):
 
 
 def test_module_map_phi_search_matches_every_pair_test():
-    """The φ-sorted candidate search gives exactly the edges of testing every hit pair of every
-    map entry, with modules straddling φ = ±π and windows that wrap around it."""
+    """The φ-sorted candidate search and the Δη pre-selection give exactly the edges of testing
+    every hit pair of every map entry, with modules straddling φ = ±π and windows that wrap
+    around it."""
     from trkx.event import edge_features_from
     from trkx.stages.graph_construction.module_map import map_edges
     g = torch.Generator().manual_seed(3)
@@ -101,6 +102,7 @@ def test_module_map_phi_search_matches_every_pair_test():
     hi = -lo
     lo[4, 1], hi[4, 1] = -40.0, 40.0          # a Δφ window wider than the turn
     lo[2, 1], hi[2, 1] = 0.5, 2.5             # an asymmetric one
+    lo[[0, 3], 3], hi[[0, 3], 3] = -2.0, 0.5  # asymmetric Δη windows (the pre-selection's feature)
     got = map_edges(mk, r, phi, z, modules, lo, hi, max_candidates=50)
     want = []
     for k, (a, b) in enumerate(modules.tolist()):

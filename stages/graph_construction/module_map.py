@@ -30,7 +30,7 @@ from trkx.stage import GraphConstructor, TrainableStage, register
 from trkx.storage import atomic_path, safe_load
 
 _BITS = 21   # bits per volume / layer / module id in the packed module key
-DZ = EDGE_FEATURES.index("dz")
+DETA = EDGE_FEATURES.index("deta")
 DPHI = EDGE_FEATURES.index("dphi")
 
 
@@ -150,7 +150,7 @@ def _ranges(count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def map_edges(mk: torch.Tensor, r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor, modules: torch.Tensor,
-              lo: torch.Tensor, hi: torch.Tensor, max_candidates: int, dz_index: int = DZ,
+              lo: torch.Tensor, hi: torch.Tensor, max_candidates: int, deta_index: int = DETA,
               dz_scale: float = DZ_SCALE, dphi_index: int = DPHI) -> torch.Tensor:
     """Directed edges (inner, outer) of every hit pair that a map entry (``modules``: (inner key,
     outer key) per entry) connects and whose doublet features lie inside that entry's windows
@@ -197,6 +197,7 @@ def map_edges(mk: torch.Tensor, r: torch.Tensor, phi: torch.Tensor, z: torch.Ten
     rows = torch.cat([torch.arange(src.numel()), torch.arange(src.numel())])
     keep = counts > 0
     starts, counts, rows = starts[keep], counts[keep], rows[keep]
+    eta = torch.asinh(z / r.clamp_min(1e-6))        # as in edge_features_from
     out: list[torch.Tensor] = []
     # chunks of rows holding about max_candidates candidate pairs
     chunk = torch.div(torch.cumsum(counts, 0) - counts, max_candidates, rounding_mode="floor")
@@ -211,10 +212,11 @@ def map_edges(mk: torch.Tensor, r: torch.Tensor, phi: torch.Tensor, z: torch.Ten
         s, d = src[row], order[starts[begin:begin + size][group] + offset]
         e = entry[row]
         begin += size
-        # cheap, conservative pre-selection on Δz (two gathers per candidate), then the exact
-        # test of every window on the survivors
-        dz = (z[d] - z[s]) / dz_scale
-        pre = (dz >= lo[e, dz_index] - 1e-5) & (dz <= hi[e, dz_index] + 1e-5) & (s != d)
+        # the Δη window first (two gathers per candidate, computed exactly as edge_features_from
+        # does, so it drops nothing the full test would keep): at TrackML density a third of the
+        # candidates pass it; then every window on the survivors
+        deta = (eta[d] - eta[s]) * 10.0
+        pre = (deta >= lo[e, deta_index]) & (deta <= hi[e, deta_index]) & (s != d)
         cand, e = torch.stack([s[pre], d[pre]]), e[pre]
         f = edge_features_from(r, phi, z, cand)
         inside = ((f >= lo[e]) & (f <= hi[e])).all(dim=1)
