@@ -335,5 +335,96 @@ def ckf(pipeline):
     click.echo(comparison_markdown(run_ckf_baseline(pipeline)))
 
 
+@main.group()
+def analyze():
+    """Look inside a trained stage (Kortus et al.): Hessian spectrum, loss surfaces, mode
+    connectivity, representation similarity.  Results go to <workdir>/analysis/<stage>/."""
+
+
+def _analysis_options(fn):
+    fn = click.option("--events", "-n", default=2, show_default=True, type=click.IntRange(min=1),
+                      help="Validation events the loss is taken over.")(fn)
+    fn = click.option("--pipeline", "-p", default="configs/pipeline.yaml", show_default=True,
+                      type=click.Path(dir_okay=False, path_type=Path))(fn)
+    return click.argument("stage_yaml", type=click.Path(dir_okay=False, path_type=Path))(fn)
+
+
+def _show(result) -> None:
+    click.echo(result.summary)
+    click.echo(f"{'(cached) ' if result.cached else ''}-> {result.folder}")
+
+
+def _note(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@analyze.command(name="hessian")
+@_analysis_options
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--iterations", default=50, show_default=True, type=click.IntRange(min=1), help="Power iterations per eigenvalue.")
+@click.option("--trace-samples", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--slq-vectors", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--slq-steps", default=20, show_default=True, type=click.IntRange(min=2))
+@_friendly
+def analyze_hessian(stage_yaml, pipeline, events, top_k, iterations, trace_samples, slq_vectors, slq_steps):
+    """Top eigenvalues, trace and eigenvalue density of the loss's Hessian at the trained weights."""
+    from trkx.analysis.commands import run_hessian
+    from trkx.analysis.target import load_target
+    _show(run_hessian(load_target(pipeline, stage_yaml, events), top_k, iterations, trace_samples, slq_vectors,
+                      slq_steps, note=_note))
+
+
+@analyze.command(name="surface")
+@_analysis_options
+@click.option("--directions", type=click.Choice(["hessian", "random"]), default="hessian", show_default=True,
+              help="Top two Hessian eigenvectors, or two filter-normalised random directions.")
+@click.option("--points", default=11, show_default=True, type=click.IntRange(min=3), help="Grid points per axis.")
+@click.option("--extent", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@_friendly
+def analyze_surface(stage_yaml, pipeline, events, directions, points, extent):
+    """Loss, Hamming loss and TPR on a 2D grid (and 1D cuts) around the trained weights."""
+    from trkx.analysis.commands import run_surface
+    from trkx.analysis.target import load_target
+    _show(run_surface(load_target(pipeline, stage_yaml, events), directions, points, extent, note=_note))
+
+
+@analyze.command(name="connect")
+@_analysis_options
+@click.option("--seed-b", type=int, default=None, help="Seed of the second training (default: the stage's + 1000).")
+@click.option("--bezier-steps", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--points", default=11, show_default=True, type=click.IntRange(min=2), help="Points along each path.")
+@_friendly
+def analyze_connect(stage_yaml, pipeline, events, seed_b, bezier_steps, lr, points):
+    """Straight line and trained Bézier curve between two trainings of the stage (other seeds)."""
+    from trkx.analysis.commands import run_connect
+    from trkx.analysis.target import load_target
+    a = load_target(pipeline, stage_yaml, events)
+    b = load_target(pipeline, stage_yaml, events, seed=a.stage.seed + 1000 if seed_b is None else seed_b)
+    _show(run_connect(a, b, bezier_steps, lr, points, note=_note))
+
+
+@analyze.command(name="similarity")
+@_analysis_options
+@click.option("--seed-b", type=int, default=None, help="Compare with the stage trained with this seed "
+              "(default: the stage's + 1000).")
+@click.option("--other-pipeline", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Compare with a stage of another pipeline instead (with --other-stage).")
+@click.option("--other-stage", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@_friendly
+def analyze_similarity(stage_yaml, pipeline, events, seed_b, other_pipeline, other_stage):
+    """Linear CKA between the layers of two models on the same events, and their disagreement."""
+    from trkx.analysis.commands import run_similarity
+    from trkx.analysis.target import load_target
+    a = load_target(pipeline, stage_yaml, events)
+    if (other_pipeline is None) != (other_stage is None):
+        raise ConfigError("--other-pipeline and --other-stage go together")
+    if other_pipeline is not None:
+        b = load_target(other_pipeline, other_stage, events)
+    else:
+        b = load_target(pipeline, stage_yaml, events, seed=a.stage.seed + 1000 if seed_b is None else seed_b)
+    _show(run_similarity(a, b, note=_note))
+
+
 if __name__ == "__main__":
     main()

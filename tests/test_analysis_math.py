@@ -100,3 +100,14 @@ def test_surface_at_the_centre_is_the_trained_loss():
     w = net[0].weight
     d = space.unflatten(d1)["0.weight"]
     assert torch.allclose(d.norm(dim=1), w.norm(dim=1), rtol=1e-5)
+
+
+def test_finite_difference_products_match_autograd():
+    from trkx.analysis.hessian import finite_difference_operator
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    loss = lambda t: (t @ a @ t) ** 2 / 10 + t.sin().sum()          # not a quadratic: H depends on θ
+    theta, v = torch.randn(6, generator=g, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
+    exact = hessian_operator([loss], theta)(v)
+    approx = finite_difference_operator([loss], theta, relative_step=1e-5)(v)
+    assert torch.allclose(approx, exact, rtol=1e-5, atol=1e-6)

@@ -28,6 +28,27 @@ def hessian_operator(losses: Sequence[Callable[[torch.Tensor], torch.Tensor]], t
     return product
 
 
+def finite_difference_operator(losses: Sequence[Callable[[torch.Tensor], torch.Tensor]], theta: torch.Tensor,
+                               relative_step: float = 1e-3) -> HVP:
+    """``v -> H v`` by central differences of gradients, (g(θ + εv) − g(θ − εv)) / 2ε with
+    ε = ``relative_step`` · |θ| / |v|: for losses whose gradient is defined but not
+    differentiable again (the blackbox assignment solver's)."""
+    theta = theta.detach()
+
+    def gradient(point: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(theta)
+        for loss in losses:
+            t = point.clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(loss(t), t)
+            out += g
+        return out / len(losses)
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        eps = relative_step * float(theta.norm().clamp_min(1.0)) / float(v.norm().clamp_min(1e-30))
+        return (gradient(theta + eps * v) - gradient(theta - eps * v)) / (2 * eps)
+    return product
+
+
 def _normalise(v: torch.Tensor) -> torch.Tensor:
     return v / v.norm().clamp_min(1e-30)
 

@@ -22,15 +22,15 @@ def disagreement(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a != b).double().mean()) if a.numel() else float("nan")
 
 
-def layer_outputs(net: nn.Module, layers: list[str], *inputs) -> dict[str, torch.Tensor]:
-    """The outputs of the named submodules of ``net`` in one forward pass on ``inputs``, each
-    flattened to (rows, features); a module called several times (message-passing iterations
-    share weights) keeps its last call."""
+def layer_outputs(net: nn.Module, layers: dict[str, str], *inputs) -> dict[str, torch.Tensor]:
+    """The outputs of ``net``'s submodules in one forward pass on ``inputs``: ``layers`` maps a
+    label to a submodule's dotted path; each output is flattened to (rows, features).  A module
+    called several times (message-passing iterations share weights) keeps its last call."""
     seen: dict[str, torch.Tensor] = {}
     modules = dict(net.named_modules())
-    hooks = [modules[name].register_forward_hook(
-        lambda _m, _i, out, name=name: seen.__setitem__(name, out.detach().reshape(out.shape[0], -1)))
-        for name in layers]
+    hooks = [modules[path].register_forward_hook(
+        lambda _m, _i, out, label=label: seen.__setitem__(label, out.detach().reshape(out.shape[0], -1)))
+        for label, path in layers.items()]
     try:
         with torch.no_grad():
             net(*inputs)

@@ -1,0 +1,111 @@
+"""What ``trkx analyze`` looks at: a trained learned stage of a pipeline (its plain network and its
+training loss) and a few of the pipeline's validation events, as functions of the network's
+flattened parameters."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch_geometric.data import Data
+
+from trkx.analysis.params import FlatParameters
+from trkx.errors import ConfigError
+from trkx.event import edge_features
+from trkx.losses import edge_training_targets
+from trkx.storage import load_event
+
+
+@dataclass
+class AnalysisTarget:
+    """One trained solution of a stage: ``module`` (a ``TrackingModule``: ``net`` and ``loss``),
+    the events it is looked at on, and where its weights came from."""
+    pipe: object
+    stage: object
+    module: object
+    events: list[Data]
+    weights: Path
+    space: FlatParameters = field(init=False)
+
+    def __post_init__(self):
+        self.module.eval()
+        self.space = FlatParameters(self.module.net)
+
+    @property
+    def edge_classifier(self) -> bool:
+        from trkx.training import EdgeClassifierModule
+        return isinstance(self.module, EdgeClassifierModule)
+
+    def outputs(self, theta: torch.Tensor, event: Data) -> torch.Tensor:
+        """The network's output on ``event`` with parameters ``theta``."""
+        return self.space.call(theta, event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
+
+    def event_loss(self, theta: torch.Tensor, event: Data) -> torch.Tensor:
+        """The stage's training loss on one event (condensation: the sum of its terms)."""
+        out = self.outputs(theta, event)
+        if self.edge_classifier:
+            return self.module.loss(out.float(), event)
+        return sum(self.module.loss(out, event).values())
+
+    def batch_losses(self) -> list:
+        """One closure ``theta -> loss`` per event (what the Hessian products average)."""
+        return [lambda theta, e=e: self.event_loss(theta, e) for e in self.events]
+
+    def evaluate(self, theta: torch.Tensor) -> dict[str, float]:
+        """Mean loss over the events and, for an edge classifier, the Hamming loss (share of the
+        weighted edges decided wrongly at score 0.5) and the true-positive rate of the target
+        edges."""
+        loss = wrong = weighted = found = positives = 0.0
+        with torch.no_grad():
+            for event in self.events:
+                out = self.outputs(theta, event)
+                loss += float(self.event_loss(theta, event))
+                if self.edge_classifier:
+                    target, weight = edge_training_targets(event)
+                    keep = (torch.sigmoid(out.float()) >= 0.5).float()
+                    wrong += float(((keep != target).float() * weight).sum())
+                    weighted += float(weight.sum())
+                    found += float((keep * target).sum())
+                    positives += float(target.sum())
+        out = {"loss": loss / len(self.events)}
+        if self.edge_classifier:
+            out["hamming"] = wrong / max(weighted, 1.0)
+            out["tpr"] = found / max(positives, 1.0)
+        return out
+
+    def decisions(self, theta: torch.Tensor) -> torch.Tensor:
+        """Edge decisions at score 0.5 (edge classifier) or outputs, over all events, flattened."""
+        with torch.no_grad():
+            outs = [self.outputs(theta, e) for e in self.events]
+        if self.edge_classifier:
+            return torch.cat([torch.sigmoid(o.float()) >= 0.5 for o in outs])
+        return torch.cat([o.reshape(-1) for o in outs])
+
+
+def load_target(pipeline: str | Path, stage_yaml: str | Path, events: int = 2, seed: int | None = None) -> AnalysisTarget:
+    """The stage of ``pipeline`` named by ``stage_yaml``, trained (or read from the cache) with
+    its own seed or ``seed``, and ``events`` of its validation events (training events where the
+    data has no validation split)."""
+    from trkx.cli import _stage_in_pipeline
+    from trkx.runner import Pipeline
+    from trkx.training import LightningStage, MetricLearningModule
+
+    pipe = Pipeline(pipeline, progress=False)
+    stage = _stage_in_pipeline(pipe, stage_yaml)
+    if not isinstance(stage, LightningStage):
+        raise ConfigError(f"{stage_yaml}: stage '{stage.name}' has no trained network to analyse")
+    if seed is not None:
+        stage = copy.copy(stage)
+        stage.seed, stage.model = seed, None
+    upstream = pipe.upstream_of(stage)
+    weights = pipe.train_stage(stage, upstream)
+    if isinstance(stage.model, MetricLearningModule):
+        raise ConfigError(f"{stage_yaml}: stage '{stage.name}' is an embedding; trkx analyze works on edge "
+                          f"classifiers and condensation stages")
+    split = "val" if upstream.paths["val"] else "train"
+    paths = upstream.paths[split][:events]
+    if not paths:
+        raise ConfigError(f"{pipe.path}: no validation or training events to analyse on")
+    module = copy.deepcopy(stage.model).cpu().float()
+    return AnalysisTarget(pipe, stage, module, [load_event(p) for p in paths], weights)

@@ -1,0 +1,92 @@
+"""`trkx analyze` on the tiny pipeline's GNN: each command writes its table and plots, a second
+call reads them back, the surface's centre is the trained loss, the predict-and-track loss
+(blackbox solver) falls back to finite-difference Hessian products, bad requests exit 2."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from trkx.analysis.target import load_target
+from trkx.cli import main
+
+from conftest import make_pipeline
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("analyze")
+    return make_pipeline(root), root
+
+
+def analyze(*args):
+    result = CliRunner().invoke(main, ["analyze", *map(str, args)])
+    return result
+
+
+def stage_yaml(path):
+    return path.parent / "stages" / "gnn.yaml"
+
+
+def test_hessian_writes_eigenvalues_and_density_then_reads_them_back(tiny):
+    path, root = tiny
+    r = analyze("hessian", stage_yaml(path), "-p", path, "--top-k", 2, "--iterations", 10, "--trace-samples", 4,
+                "--slq-vectors", 1, "--slq-steps", 5)
+    assert r.exit_code == 0, r.output
+    folder = next((root / "work" / "analysis" / "gnn").glob("hessian-*"))
+    results = json.loads((folder / "results.json").read_text())
+    assert len(results["eigenvalues"]) == 2 and abs(results["eigenvalues"][0]) >= abs(results["eigenvalues"][1]) * 0.5
+    assert results["hvp"].startswith("autograd")
+    assert (folder / "density.png").stat().st_size > 1000
+    again = analyze("hessian", stage_yaml(path), "-p", path, "--top-k", 2, "--iterations", 10, "--trace-samples", 4,
+                    "--slq-vectors", 1, "--slq-steps", 5)
+    assert again.exit_code == 0 and "(cached)" in again.output
+
+
+def test_surface_centre_is_the_trained_loss(tiny):
+    path, root = tiny
+    r = analyze("surface", stage_yaml(path), "-p", path, "--directions", "random", "--points", 3)
+    assert r.exit_code == 0, r.output
+    folder = next((root / "work" / "analysis" / "gnn").glob("surface-*"))
+    results = json.loads((folder / "results.json").read_text())
+    target = load_target(path, stage_yaml(path), 2)
+    want = target.evaluate(target.space.flat())
+    assert results["centre"]["loss"] == pytest.approx(want["loss"], rel=1e-5)
+    assert results["centre"]["tpr"] == pytest.approx(want["tpr"], rel=1e-6)
+    assert {"surface_loss.png", "surface_tpr.png", "lines.png"} <= {p.name for p in folder.iterdir()}
+
+
+def test_connect_and_similarity_against_a_second_training(tiny):
+    path, root = tiny
+    r = analyze("connect", stage_yaml(path), "-p", path, "--bezier-steps", 5, "--points", 3)
+    assert r.exit_code == 0, r.output
+    folder = next((root / "work" / "analysis" / "gnn").glob("connect-*"))
+    results = json.loads((folder / "results.json").read_text())
+    assert results["parameter_distance"] > 0                      # two different solutions
+    line = results["linear"]
+    a = load_target(path, stage_yaml(path), 2)
+    assert line["loss"][0] == pytest.approx(a.evaluate(a.space.flat())["loss"], rel=1e-5)   # t = 0 is θa
+    assert "| straight line |" in r.output and (folder / "paths.png").exists()
+    r = analyze("similarity", stage_yaml(path), "-p", path)
+    assert r.exit_code == 0, r.output
+    results = json.loads(next((root / "work" / "analysis" / "gnn").glob("similarity-*")).joinpath("results.json").read_text())
+    assert 0.0 < results["disagreement"] < 0.5
+    cka = torch.tensor(results["cka"])
+    assert ((cka[torch.isfinite(cka)] >= -1e-9) & (cka[torch.isfinite(cka)] <= 1 + 1e-9)).all()
+
+
+def test_blackbox_loss_uses_finite_differences(tmp_path):
+    path = make_pipeline(tmp_path, {"gnn": {"loss": "blackbox", "blackbox_lambda": 5.0, "epochs": 1}})
+    r = analyze("hessian", stage_yaml(path), "-p", path, "--top-k", 1, "--iterations", 3, "--trace-samples", 2,
+                "--slq-vectors", 1, "--slq-steps", 3)
+    assert r.exit_code == 0, r.output
+    results = json.loads(next((tmp_path / "work" / "analysis" / "gnn").glob("hessian-*")).joinpath("results.json").read_text())
+    assert results["hvp"].startswith("central differences")
+
+
+def test_analyze_errors(tiny):
+    path, _ = tiny
+    r = analyze("hessian", path.parent / "stages" / "labeling.yaml", "-p", path)
+    assert r.exit_code == 2 and "no trained network" in r.output
+    r = analyze("similarity", stage_yaml(path), "-p", path, "--other-pipeline", path)
+    assert r.exit_code == 2 and "go together" in r.output
