@@ -111,3 +111,29 @@ def test_finite_difference_products_match_autograd():
     exact = hessian_operator([loss], theta)(v)
     approx = finite_difference_operator([loss], theta, relative_step=1e-5)(v)
     assert torch.allclose(approx, exact, rtol=1e-5, atol=1e-6)
+
+
+class _OnceDifferentiableSquare(torch.autograd.Function):
+    """x² with a backward that cannot be differentiated again."""
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return 2 * x * grad
+
+
+def test_operator_falls_back_to_finite_differences():
+    from trkx.analysis.hessian import choose_operator
+    theta = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    smooth, how = choose_operator([lambda t: (t * t).sum()], theta)
+    assert how.startswith("autograd")
+    notes = []
+    hvp, how = choose_operator([lambda t: _OnceDifferentiableSquare.apply(t).sum()], theta, notes.append)
+    assert how.startswith("central differences") and notes
+    v = torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64)
+    assert torch.allclose(hvp(v), 2 * v) and torch.allclose(smooth(v), 2 * v)

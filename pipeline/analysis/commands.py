@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from trkx.analysis.connect import along_path, bezier_point, linear_point, train_bezier
-from trkx.analysis.hessian import (finite_difference_operator, hessian_operator, hutchinson_trace, slq_spectrum,
-                                   spectral_density, top_eigenpairs)
+from trkx.analysis.hessian import choose_operator, hutchinson_trace, slq_spectrum, spectral_density, top_eigenpairs
 from trkx.analysis.similarity import disagreement, layer_outputs, linear_cka
 from trkx.analysis.surface import filter_normalised_direction, surface
 from trkx.analysis.target import AnalysisTarget
@@ -68,19 +67,8 @@ def _figure():
 
 
 def hessian_products(target: AnalysisTarget, note: Callable[[str], None]) -> tuple[Callable, str]:
-    """The Hessian-vector product of the target's loss: by double back-propagation, or, where the
-    loss is not twice differentiable (the blackbox solver's), by central differences of
-    gradients."""
-    theta = target.space.flat()
-    exact = hessian_operator(target.batch_losses(), theta)
-    probe = torch.randn(target.space.dim, generator=torch.Generator().manual_seed(0))
-    try:
-        value = exact(probe)
-        if torch.isfinite(value).all():
-            return exact, "autograd (double back-propagation)"
-    except RuntimeError as err:
-        note(f"double back-propagation failed ({str(err).splitlines()[0][:80]}); using finite differences")
-    return finite_difference_operator(target.batch_losses(), theta), "central differences of gradients (ε = 1e-3 |θ|)"
+    """The target's Hessian-vector product and how it is computed (``choose_operator``)."""
+    return choose_operator(target.batch_losses(), target.space.flat(), note)
 
 
 def run_hessian(target: AnalysisTarget, top_k: int = 3, iterations: int = 50, trace_samples: int = 20,

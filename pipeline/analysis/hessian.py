@@ -49,6 +49,25 @@ def finite_difference_operator(losses: Sequence[Callable[[torch.Tensor], torch.T
     return product
 
 
+def choose_operator(losses: Sequence[Callable[[torch.Tensor], torch.Tensor]], theta: torch.Tensor,
+                    note: Callable[[str], None] = lambda s: None) -> tuple[HVP, str]:
+    """The Hessian-vector product by double back-propagation where the losses allow it (a
+    product on a probe vector succeeds and is finite), otherwise by central differences of
+    gradients (a loss with a once-differentiable custom backward); and which one, in words.
+    (The blackbox solver's backward is a function of the logits without a graph, so double
+    back-propagation differentiates the network through it and treats the solver's surrogate
+    gradient as locally constant, as PyHessian would.)"""
+    exact = hessian_operator(losses, theta)
+    probe = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
+    try:
+        if torch.isfinite(exact(probe)).all():
+            return exact, "autograd (double back-propagation)"
+        note("double back-propagation gave non-finite products; using finite differences")
+    except RuntimeError as err:
+        note(f"double back-propagation failed ({str(err).splitlines()[0][:80]}); using finite differences")
+    return finite_difference_operator(losses, theta), "central differences of gradients (ε = 1e-3 |θ|)"
+
+
 def _normalise(v: torch.Tensor) -> torch.Tensor:
     return v / v.norm().clamp_min(1e-30)
 
