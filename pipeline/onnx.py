@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,14 @@ def export_onnx(net: nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Pa
     the hit and edge counts left free.  (The heterogeneous network does not pass ``torch.export``
     with free counts: its per-region groups need a data-dependent guard.)"""
     shapes = edge_classifier_shapes()[:len(inputs)]
-    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):   # the exporter's progress lines
-        program = torch.onnx.export(net.eval(), inputs, dynamo=True, dynamic_shapes=shapes, optimize=True)
+    log = logging.getLogger("torch.onnx")       # warnings about torchvision ops trkx does not use
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):   # the exporter's progress lines
+            program = torch.onnx.export(net.eval(), inputs, dynamo=True, dynamic_shapes=shapes, optimize=True)
+    finally:
+        log.setLevel(level)
     with atomic_path(path) as tmp:
         program.save(str(tmp))
 
