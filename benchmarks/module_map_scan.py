@@ -72,7 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"{pipe.path}: no validation events (n_val is 0)")
     train = [load_event(p) for p in out.paths["train"]]
     val = [load_event(p) for p in out.paths["val"]]
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        return _scan(pipe, stage, axes, train, val)
+    finally:
+        torch.set_num_threads(threads)     # a caller in the same process keeps its threads
+
+
+def _scan(pipe, stage, axes: dict, train: list, val: list) -> int:
     ev = pipe.config.evaluation
     head = (f"{len(val)} validation events, map from {len(train)} training events; targets pT > {ev.pt_min} GeV, "
             f">= {ev.min_hits} hits; * = the YAML's setting")

@@ -139,12 +139,7 @@ def run(pipeline, force, no_progress, workers):
 
 
 def _stage_in_pipeline(pipe, stage_yaml: Path):
-    target = stage_yaml.resolve()
-    for stage, path in zip(pipe.stages, pipe.stage_paths):
-        if path.resolve() == target:
-            return stage
-    raise ConfigError(f"{stage_yaml}: not one of the stages of {pipe.path} "
-                      f"({', '.join(str(p) for p in pipe.stage_paths)})")
+    return pipe.stage_for(stage_yaml)
 
 
 @main.command()

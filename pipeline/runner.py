@@ -413,6 +413,15 @@ class Pipeline:
         if not self.progress:
             print(line, file=sys.stderr, flush=True)
 
+    def stage_for(self, stage_yaml: Path) -> Stage:
+        """The stage of this pipeline whose YAML is ``stage_yaml``."""
+        target = Path(stage_yaml).resolve()
+        for stage, path in zip(self.stages, self.stage_paths):
+            if path.resolve() == target:
+                return stage
+        raise ConfigError(f"{stage_yaml}: not one of the stages of {self.path} "
+                          f"({', '.join(str(p) for p in self.stage_paths)})")
+
     def upstream_of(self, stage: Stage) -> StageOutput:
         """Output of the stage before ``stage`` (computing or loading everything up to it)."""
         out = self.run_data()

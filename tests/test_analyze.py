@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from trkx.analysis.target import load_target
 from trkx.cli import main
+from trkx.losses import edge_training_targets
 
 from conftest import make_pipeline
 
@@ -52,9 +53,12 @@ def test_surface_centre_is_the_trained_loss(tiny):
     # the trained module's own forward pass and loss, not the analysis's functional call
     target = load_target(path, stage_yaml(path), 2)
     with torch.no_grad():
-        want = sum(float(target.module.loss(target.module(e).float(), e)) for e in target.events) / len(target.events)
+        logits = [target.module(e).float() for e in target.events]
+    want = sum(float(target.module.loss(o, e)) for o, e in zip(logits, target.events)) / len(target.events)
     assert results["centre"]["loss"] == pytest.approx(want, rel=1e-5)
-    assert 0.5 < results["centre"]["tpr"] <= 1.0
+    targets = [edge_training_targets(e)[0] for e in target.events]
+    kept = sum(float(((torch.sigmoid(o) >= 0.5).float() * t).sum()) for o, t in zip(logits, targets))
+    assert results["centre"]["tpr"] == pytest.approx(kept / sum(float(t.sum()) for t in targets), abs=1e-9)
     assert {"surface_loss.png", "surface_tpr.png", "lines.png"} <= {p.name for p in folder.iterdir()}
 
 

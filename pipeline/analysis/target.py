@@ -87,12 +87,11 @@ def load_target(pipeline: str | Path, stage_yaml: str | Path, events: int = 2, s
     """The stage of ``pipeline`` named by ``stage_yaml``, trained (or read from the cache) with
     its own seed or ``seed``, and ``events`` of its validation events (training events where the
     data has no validation split)."""
-    from trkx.cli import _stage_in_pipeline
     from trkx.runner import Pipeline
     from trkx.training import LightningStage, MetricLearningModule
 
     pipe = Pipeline(pipeline, progress=False)
-    stage = _stage_in_pipeline(pipe, stage_yaml)
+    stage = pipe.stage_for(stage_yaml)
     if not isinstance(stage, LightningStage):
         raise ConfigError(f"{stage_yaml}: stage '{stage.name}' has no trained network to analyse")
     if seed is not None:
