@@ -137,3 +137,11 @@ def test_operator_falls_back_to_finite_differences():
     assert how.startswith("central differences") and notes
     v = torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64)
     assert torch.allclose(hvp(v), 2 * v) and torch.allclose(smooth(v), 2 * v)
+
+
+def test_top_eigenpairs_come_largest_magnitude_first():
+    """A negative eigenvalue of the largest magnitude, found after a positive one: listed first."""
+    a = torch.diag(torch.tensor([10.0, -10.5, 1.0], dtype=torch.float64))
+    hvp = lambda v: a @ v
+    values, vectors = top_eigenpairs(hvp, 3, k=2, iterations=3, tol=0.5, dtype=torch.float64)
+    assert abs(values[0]) >= abs(values[1])

@@ -98,7 +98,10 @@ def top_eigenpairs(hvp: HVP, dim: int, k: int = 1, iterations: int = 100, tol: f
             value = new
         values.append(value)
         vectors.append(v)
-    return values, vectors
+    # power iteration stopped at ``tol`` can settle on a smaller eigenvalue first where the top
+    # ones are close in magnitude; report them largest magnitude first
+    order = sorted(range(k), key=lambda i: -abs(values[i]))
+    return [values[i] for i in order], [vectors[i] for i in order]
 
 
 def hutchinson_trace(hvp: HVP, dim: int, samples: int = 100, seed: int = 0, dtype=torch.float32) -> tuple[float, float]:
