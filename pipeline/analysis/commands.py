@@ -21,6 +21,7 @@ from trkx.analysis.surface import filter_normalised_direction, surface
 from trkx.analysis.target import AnalysisTarget
 from trkx.codehash import code_digest
 from trkx.fingerprint import fingerprint
+from trkx.report import save_figure
 from trkx.storage import read_json, write_json, write_text
 
 
@@ -101,7 +102,6 @@ def run_hessian(target: AnalysisTarget, top_k: int = 3, iterations: int = 50, tr
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density (integrates to the parameter count)")
     ax.set_title(f"Hessian eigenvalue density, stage {target.stage.name}")
-    from trkx.report import save_figure
     save_figure(fig, folder / "density.png")
     seconds = time.perf_counter() - t0
     results = {"eigenvalues": values, "trace": trace, "trace_error": trace_err, "parameters": dim,
@@ -139,7 +139,6 @@ def run_surface(target: AnalysisTarget, directions: str = "hessian", points: int
     plane = surface(target.evaluate, theta, d1, d2, grid, grid)
     lines_1d = {"d1": surface(target.evaluate, theta, d1, None, grid), "d2": surface(target.evaluate, theta, d2, None, grid)}
     plt = _figure()
-    from trkx.report import save_figure
     for key, values in plane.items():
         fig, ax = plt.subplots(figsize=(5, 4))
         cs = ax.contourf(grid, grid, values.T, levels=20)
@@ -186,7 +185,6 @@ def run_connect(a: AnalysisTarget, b: AnalysisTarget, bezier_steps: int = 200, l
     control = train_bezier(a.batch_losses(), theta_a, theta_b, bezier_steps, lr, seed)
     curve = along_path(a.evaluate, lambda t: bezier_point(theta_a, control, theta_b, t), ts)
     plt = _figure()
-    from trkx.report import save_figure
     keys = [k for k in line if k != "t"]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
     for ax, key in zip(np.atleast_1d(axes), keys):
@@ -244,7 +242,7 @@ def run_similarity(a: AnalysisTarget, b: AnalysisTarget, note: Callable[[str], N
     acts_a: dict[str, list] = {}
     acts_b: dict[str, list] = {}
     for event in a.events:
-        inputs = (event.x, event.edge_index, _features(event), event.region)
+        inputs = a.inputs(event)
         for store, target, layers in ((acts_a, a, layers_a), (acts_b, b, layers_b)):
             for name, out in layer_outputs(target.module.net, layers, *inputs).items():
                 store.setdefault(name, []).append(out)
@@ -260,7 +258,6 @@ def run_similarity(a: AnalysisTarget, b: AnalysisTarget, note: Callable[[str], N
     b_on_a = AnalysisTarget(b.pipe, b.stage, b.module, a.events, b.weights)
     differ = disagreement(a.decisions(a.space.flat()), b_on_a.decisions(b.space.flat()))
     plt = _figure()
-    from trkx.report import save_figure
     fig, ax = plt.subplots(figsize=(1.2 * len(names_b) + 2, 1.0 * len(names_a) + 1.5))
     im = ax.imshow(cka, vmin=0, vmax=1, cmap="viridis")
     ax.set_xticks(range(len(names_b)), names_b, rotation=45, ha="right")
@@ -287,7 +284,3 @@ def run_similarity(a: AnalysisTarget, b: AnalysisTarget, note: Callable[[str], N
               "compared.)", "", "![CKA](cka.png)"]
     return _finish(folder, results, lines)
 
-
-def _features(event):
-    from trkx.event import edge_features
-    return edge_features(event, event.edge_index)

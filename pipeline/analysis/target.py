@@ -37,9 +37,14 @@ class AnalysisTarget:
         from trkx.training import EdgeClassifierModule
         return isinstance(self.module, EdgeClassifierModule)
 
+    @staticmethod
+    def inputs(event: Data) -> tuple:
+        """The network's inputs from an event graph (as the training module builds them)."""
+        return event.x, event.edge_index, edge_features(event, event.edge_index), event.region
+
     def outputs(self, theta: torch.Tensor, event: Data) -> torch.Tensor:
         """The network's output on ``event`` with parameters ``theta``."""
-        return self.space.call(theta, event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
+        return self.space.call(theta, *self.inputs(event))
 
     def event_loss(self, theta: torch.Tensor, event: Data) -> torch.Tensor:
         """The stage's training loss on one event (condensation: the sum of its terms)."""
