@@ -389,14 +389,16 @@ def analyze_surface(stage_yaml, pipeline, events, directions, points, extent):
 @click.option("--bezier-steps", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--points", default=11, show_default=True, type=click.IntRange(min=2), help="Points along each path.")
+@click.option("--bezier-loss", type=click.Choice(["stage", "bce"]), default="stage", show_default=True,
+              help="Train the Bézier curve on the stage's own loss or on the edge BCE.")
 @_friendly
-def analyze_connect(stage_yaml, pipeline, events, seed_b, bezier_steps, lr, points):
+def analyze_connect(stage_yaml, pipeline, events, seed_b, bezier_steps, lr, points, bezier_loss):
     """Straight line and trained Bézier curve between two trainings of the stage (other seeds)."""
     from trkx.analysis.commands import run_connect
     from trkx.analysis.target import load_target
     a = load_target(pipeline, stage_yaml, events)
     b = load_target(pipeline, stage_yaml, events, seed=a.stage.seed + 1000 if seed_b is None else seed_b)
-    _show(run_connect(a, b, bezier_steps, lr, points, note=_note))
+    _show(run_connect(a, b, bezier_steps, lr, points, bezier_loss=bezier_loss, note=_note))
 
 
 @analyze.command(name="similarity")

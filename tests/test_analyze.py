@@ -83,13 +83,58 @@ def test_connect_and_similarity_against_a_second_training(tiny):
     assert ((cka[torch.isfinite(cka)] >= -1e-9) & (cka[torch.isfinite(cka)] <= 1 + 1e-9)).all()
 
 
-def test_predict_and_track_loss_is_analysed(tmp_path):
-    path = make_pipeline(tmp_path, {"gnn": {"loss": "blackbox", "blackbox_lambda": 5.0, "epochs": 1}})
+def test_predict_and_track_loss_is_analysed_with_the_assignment_decisions(tmp_path):
+    path = make_pipeline(tmp_path, {"gnn": {"loss": "blackbox", "blackbox_lambda": 5.0, "epochs": 1},
+                                    "labeling": {"method": "assignment", "cut": 0.5}})
     r = analyze("hessian", stage_yaml(path), "-p", path, "--top-k", 1, "--iterations", 3, "--trace-samples", 2,
                 "--slq-vectors", 1, "--slq-steps", 3)
     assert r.exit_code == 0, r.output
     results = json.loads(next((tmp_path / "work" / "analysis" / "gnn").glob("hessian-*")).joinpath("results.json").read_text())
     assert results["hvp"] and all(v == v for v in results["eigenvalues"])   # a method named, no NaN
+    # the chain's own edge decisions (the assignment) beside the 0.5 cut, checked against an
+    # independent dense linear-sum assignment per event
+    from scipy.optimize import linear_sum_assignment
+    target = load_target(path, stage_yaml(path), 2)
+    assert target.edge_choice is not None
+    figures = target.evaluate(target.space.flat())
+    found = positives = 0.0
+    with torch.no_grad():
+        for event in target.events:
+            gain = torch.sigmoid(target.module(event).float()).double() - 0.5
+            src, dst = event.edge_index
+            matrix = torch.zeros(event.num_nodes, event.num_nodes, dtype=torch.float64)
+            matrix[src, dst] = gain.clamp_min(0)
+            rows, cols = linear_sum_assignment(matrix.numpy(), maximize=True)
+            chosen = {(int(a), int(b)) for a, b in zip(rows, cols) if matrix[a, b] > 0}
+            truth, _ = edge_training_targets(event)
+            kept = torch.tensor([(int(a), int(b)) in chosen for a, b in zip(src, dst)])
+            found += float((kept & truth.bool()).sum())
+            positives += float(truth.sum())
+    assert figures["assigned_tpr"] == pytest.approx(found / positives, abs=1e-9)
+    assert 0 <= figures["assigned_hamming"] <= 1
+
+
+def test_cc_pipeline_has_no_assignment_figures_and_bce_bezier_is_the_stage_loss_for_bce(tiny, monkeypatch):
+    path, root = tiny
+    import trkx.analysis.commands as commands
+    fitted_on = []
+    real_train = commands.train_bezier
+    monkeypatch.setattr(commands, "train_bezier", lambda losses, *args: fitted_on.append(losses) or real_train(losses, *args))
+    target = load_target(path, stage_yaml(path), 2)
+    assert target.edge_choice is None and "assigned_tpr" not in target.evaluate(target.space.flat())
+    from trkx.analysis.commands import run_connect
+    b = load_target(path, stage_yaml(path), 2, seed=target.stage.seed + 1000)
+    own = run_connect(target, b, bezier_steps=4, points=3)
+    bce = run_connect(target, b, bezier_steps=4, points=3, bezier_loss="bce")
+    assert bce.folder != own.folder                              # its own analysis ...
+    assert bce.results["bezier"]["loss"] == pytest.approx(own.results["bezier"]["loss"], rel=1e-6)   # ... same curve
+    # the curve is fitted on the stage's training events, not on the validation events it is judged on
+    train_ids = {int(e.event_id) for e in target.training_events()}
+    assert train_ids and not train_ids & {int(e.event_id) for e in target.events}
+    assert f"over {len(train_ids)} training events" in own.summary
+    theta = target.space.flat()
+    want = [float(target.event_loss(theta, e)) for e in target.training_events()]
+    assert [float(f(theta)) for f in fitted_on[0]] == pytest.approx(want, rel=1e-6)
 
 
 def test_analyze_errors(tiny):

@@ -5,7 +5,6 @@ options and the analysis code, so a finished analysis is read back, never recomp
 changed input gives a new folder."""
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from trkx.analysis.similarity import disagreement, layer_outputs, linear_cka
 from trkx.analysis.surface import filter_normalised_direction, surface
 from trkx.analysis.target import AnalysisTarget
 from trkx.codehash import code_digest
+from trkx.errors import ConfigError
 from trkx.fingerprint import fingerprint
 from trkx.report import save_figure
 from trkx.storage import read_json, write_json, write_text
@@ -169,10 +169,17 @@ def run_surface(target: AnalysisTarget, directions: str = "hessian", points: int
 
 
 def run_connect(a: AnalysisTarget, b: AnalysisTarget, bezier_steps: int = 200, lr: float = 1e-3, points: int = 11,
-                seed: int = 0, note: Callable[[str], None] = lambda s: None) -> Analysis:
+                seed: int = 0, bezier_loss: str = "stage", note: Callable[[str], None] = lambda s: None) -> Analysis:
     """Loss, Hamming loss and TPR along the straight line and along a trained quadratic Bézier
-    curve between two solutions of one stage (trained with different seeds)."""
-    options = dict(bezier_steps=bezier_steps, lr=lr, points=points, seed=seed)
+    curve between two solutions of one stage (trained with different seeds), or of two stages
+    with the same network.  The curve is fitted on ``a``'s training events, on its own loss
+    (``bezier_loss`` 'stage') or on the edge BCE ('bce'; Kortus et al. train both), and judged
+    on the analysis (validation) events."""
+    if bezier_loss not in ("stage", "bce"):
+        raise ConfigError(f"bezier_loss must be 'stage' or 'bce', not {bezier_loss!r}")
+    if bezier_loss == "bce" and not a.edge_classifier:
+        raise ConfigError(f"stage '{a.stage.name}' is not an edge classifier: a Bézier curve on the BCE needs edges")
+    options = dict(bezier_steps=bezier_steps, lr=lr, points=points, seed=seed, bezier_loss=bezier_loss)
     folder = _folder(a, "connect", options, (b,))
     if (done := _cached(folder)) is not None:
         return done
@@ -182,7 +189,9 @@ def run_connect(a: AnalysisTarget, b: AnalysisTarget, bezier_steps: int = 200, l
     note("connect: straight line ...")
     line = along_path(a.evaluate, lambda t: linear_point(theta_a, theta_b, t), ts)
     note(f"connect: training the Bézier control point ({bezier_steps} steps) ...")
-    control = train_bezier(a.batch_losses(), theta_a, theta_b, bezier_steps, lr, seed)
+    train = a.training_events()          # the curve is fitted on training events, judged on the analysis events
+    losses = a.batch_losses(None if bezier_loss == "stage" else a.bce_loss(), train)
+    control = train_bezier(losses, theta_a, theta_b, bezier_steps, lr, seed)
     curve = along_path(a.evaluate, lambda t: bezier_point(theta_a, control, theta_b, t), ts)
     plt = _figure()
     keys = [k for k in line if k != "t"]
@@ -196,21 +205,18 @@ def run_connect(a: AnalysisTarget, b: AnalysisTarget, bezier_steps: int = 200, l
     save_figure(fig, folder / "paths.png")
     seconds = time.perf_counter() - t0
 
-    def worst(path: dict) -> dict:
-        out = {"max_loss": float(path["loss"].max())}
-        if "hamming" in path:
-            out.update(max_hamming=float(path["hamming"].max()), min_tpr=float(path["tpr"].min()))
-        return out
     results = {"linear": {k: v.tolist() for k, v in line.items()}, "bezier": {k: v.tolist() for k, v in curve.items()},
-               "linear_worst": worst(line), "bezier_worst": worst(curve),
+               "linear_extremes": path_extremes(line), "bezier_extremes": path_extremes(curve),
                "parameter_distance": float((theta_a - theta_b).norm()), "seconds": seconds, "options": options}
     lines = _header(a, "Mode connectivity") + [
-        f"Second solution: weights {b.weights.parent.name}; ‖θa − θb‖ = {results['parameter_distance']:.4g}; "
-        f"{seconds:.1f} s.", "",
-        "| path | max loss | max Hamming loss ×10⁻³ | min TPR |", "|---|---|---|---|"]
-    for name, w in (("straight line", results["linear_worst"]), ("Bézier curve", results["bezier_worst"])):
-        lines.append(f"| {name} | {w['max_loss']:.4g} | {1e3 * w.get('max_hamming', math.nan):.2f} | "
-                     f"{w.get('min_tpr', math.nan):.4f} |")
+        f"Second solution: weights {b.weights.parent.name} (stage '{b.stage.name}'); "
+        f"‖θa − θb‖ = {results['parameter_distance']:.4g}; Bézier curve trained on the "
+        f"{'stage loss' if bezier_loss == 'stage' else 'edge BCE'} over {len(train)} training events "
+        f"({bezier_steps} steps); {seconds:.1f} s.", "",
+        "Min / max / mean along each path (Hamming losses ×10⁻³):", "",
+        "| path | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for name, ext in (("straight line", results["linear_extremes"]), ("Bézier curve", results["bezier_extremes"])):
+        lines.append(f"| {name} | " + " | ".join(_extremes_cell(k, ext[k]) for k in keys) + " |")
     lines += ["", "| t | " + " | ".join(f"line {k}" for k in keys) + " | " + " | ".join(f"Bézier {k}" for k in keys) + " |",
               "|" + "---|" * (1 + 2 * len(keys))]
     for i, t in enumerate(ts):
@@ -218,6 +224,16 @@ def run_connect(a: AnalysisTarget, b: AnalysisTarget, bezier_steps: int = 200, l
                      + " | ".join(f"{curve[k][i]:.4g}" for k in keys) + " |")
     lines += ["", "![paths](paths.png)"]
     return _finish(folder, results, lines)
+
+
+def path_extremes(path: dict) -> dict:
+    """Min, max and mean of each figure along a path (``along_path``'s arrays)."""
+    return {k: {"min": float(v.min()), "max": float(v.max()), "mean": float(v.mean())} for k, v in path.items() if k != "t"}
+
+
+def _extremes_cell(key: str, ext: dict) -> str:
+    scale = 1e3 if "hamming" in key else 1.0
+    return " / ".join(f"{scale * ext[m]:.4g}" for m in ("min", "max", "mean"))
 
 
 def similarity_layers(target: AnalysisTarget) -> dict[str, str]:
@@ -255,7 +271,7 @@ def run_similarity(a: AnalysisTarget, b: AnalysisTarget, note: Callable[[str], N
             xb = torch.cat(acts_b[nb])
             if xa.shape[0] == xb.shape[0]:
                 cka[i, j] = linear_cka(xa, xb)
-    b_on_a = AnalysisTarget(b.pipe, b.stage, b.module, a.events, b.weights)
+    b_on_a = AnalysisTarget(b.pipe, b.stage, b.module, a.events, b.weights, b.edge_choice)
     differ = disagreement(a.decisions(a.space.flat()), b_on_a.decisions(b.space.flat()))
     plt = _figure()
     fig, ax = plt.subplots(figsize=(1.2 * len(names_b) + 2, 1.0 * len(names_a) + 1.5))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch_geometric.data import Data
@@ -13,19 +14,25 @@ from torch_geometric.data import Data
 from trkx.analysis.params import FlatParameters
 from trkx.errors import ConfigError
 from trkx.event import edge_features
-from trkx.losses import edge_training_targets
+from trkx.losses import EdgeBCELoss, edge_training_targets
 from trkx.storage import load_event
 
 
 @dataclass
 class AnalysisTarget:
     """One trained solution of a stage: ``module`` (a ``TrackingModule``: ``net`` and ``loss``),
-    the events it is looked at on, and where its weights came from."""
+    the events it is looked at on, and where its weights came from.  ``train_paths`` are the
+    stage's training events (what a Bézier curve is fitted on, so that it is judged on others).
+    ``edge_choice`` (event,
+    scores) -> kept edges is the pipeline's track builder where it decides per edge (the
+    assignment), so the figures also say what the chain keeps, as Kortus et al. report them."""
     pipe: object
     stage: object
     module: object
     events: list[Data]
     weights: Path
+    edge_choice: Callable[[Data, torch.Tensor], torch.Tensor] | None = None
+    train_paths: list[Path] = field(default_factory=list)
     space: FlatParameters = field(init=False)
 
     def __post_init__(self):
@@ -53,30 +60,46 @@ class AnalysisTarget:
             return self.module.loss(out.float(), event)
         return sum(self.module.loss(out, event).values())
 
-    def batch_losses(self) -> list:
-        """One closure ``theta -> loss`` per event (what the Hessian products average)."""
-        return [lambda theta, e=e: self.event_loss(theta, e) for e in self.events]
+    def batch_losses(self, loss: Callable | None = None, events: list[Data] | None = None) -> list:
+        """One closure ``theta -> loss`` per event of ``events`` (default: the analysis events,
+        what the Hessian products average): the stage's training loss, or ``loss(output, event)``."""
+        events = self.events if events is None else events
+        if loss is None:
+            return [lambda theta, e=e: self.event_loss(theta, e) for e in events]
+        return [lambda theta, e=e: loss(self.outputs(theta, e).float(), e) for e in events]
+
+    def training_events(self) -> list[Data]:
+        """The stage's training events, read from the cache (the analysis events where none are listed)."""
+        return [load_event(p) for p in self.train_paths] or self.events
+
+    def bce_loss(self) -> EdgeBCELoss:
+        """The stage's edge BCE: its loss where that is the BCE, else the BCE term it carries
+        (the predict-and-track loss's), else a plain one."""
+        own = self.module.loss
+        return own if isinstance(own, EdgeBCELoss) else getattr(own, "bce", EdgeBCELoss())
 
     def evaluate(self, theta: torch.Tensor) -> dict[str, float]:
         """Mean loss over the events and, for an edge classifier, the Hamming loss (share of the
         weighted edges decided wrongly at score 0.5) and the true-positive rate of the target
         edges."""
-        loss = wrong = weighted = found = positives = 0.0
+        loss = 0.0
+        counts = {"": torch.zeros(4), "assigned_": torch.zeros(4)}   # wrong, weighted, found, positives
         with torch.no_grad():
             for event in self.events:
                 out = self.outputs(theta, event)
                 loss += float(self.event_loss(theta, event))
                 if self.edge_classifier:
                     target, weight = edge_training_targets(event)
-                    keep = (torch.sigmoid(out.float()) >= 0.5).float()
-                    wrong += float(((keep != target).float() * weight).sum())
-                    weighted += float(weight.sum())
-                    found += float((keep * target).sum())
-                    positives += float(target.sum())
+                    score = torch.sigmoid(out.float())
+                    counts[""] += _edge_counts(score >= 0.5, target, weight)
+                    if self.edge_choice is not None:
+                        counts["assigned_"] += _edge_counts(self.edge_choice(event, score), target, weight)
         out = {"loss": loss / len(self.events)}
         if self.edge_classifier:
-            out["hamming"] = wrong / max(weighted, 1.0)
-            out["tpr"] = found / max(positives, 1.0)
+            for prefix in ("", "assigned_") if self.edge_choice is not None else ("",):
+                wrong, weighted, found, positives = counts[prefix].tolist()
+                out[f"{prefix}hamming"] = wrong / max(weighted, 1.0)
+                out[f"{prefix}tpr"] = found / max(positives, 1.0)
         return out
 
     def decisions(self, theta: torch.Tensor) -> torch.Tensor:
@@ -88,6 +111,22 @@ class AnalysisTarget:
         return torch.cat([o.reshape(-1) for o in outs])
 
 
+def _edge_counts(keep: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(weighted wrong decisions, weight, target edges kept, target edges) of one event."""
+    keep = keep.float()
+    return torch.tensor([float(((keep != target).float() * weight).sum()), float(weight.sum()),
+                         float((keep * target).sum()), float(target.sum())])
+
+
+def track_builder_choice(pipe, stage) -> Callable | None:
+    """``edge_choice`` of the first stage after ``stage`` that decides per edge
+    (``decides_edges``), or None."""
+    for later in pipe.stages[pipe.stages.index(stage) + 1:]:
+        if getattr(later, "decides_edges", False):
+            return later.edge_choice
+    return None
+
+
 def load_target(pipeline: str | Path, stage_yaml: str | Path, events: int = 2, seed: int | None = None) -> AnalysisTarget:
     """The stage of ``pipeline`` named by ``stage_yaml``, trained (or read from the cache) with
     its own seed or ``seed``, and ``events`` of its validation events (training events where the
@@ -97,6 +136,7 @@ def load_target(pipeline: str | Path, stage_yaml: str | Path, events: int = 2, s
 
     pipe = Pipeline(pipeline, progress=False)
     stage = pipe.stage_for(stage_yaml)
+    edge_choice = track_builder_choice(pipe, stage)
     if not isinstance(stage, LightningStage):
         raise ConfigError(f"{stage_yaml}: stage '{stage.name}' has no trained network to analyse")
     if seed is not None:
@@ -112,4 +152,5 @@ def load_target(pipeline: str | Path, stage_yaml: str | Path, events: int = 2, s
     if not paths:
         raise ConfigError(f"{pipe.path}: no validation or training events to analyse on")
     module = copy.deepcopy(stage.model).cpu().float()
-    return AnalysisTarget(pipe, stage, module, [load_event(p) for p in paths], weights)
+    return AnalysisTarget(pipe, stage, module, [load_event(p) for p in paths], weights, edge_choice,
+                          list(upstream.paths["train"]) if split == "val" else [])

@@ -206,14 +206,7 @@ class TrackLabeling(TrackBuilder):
         elif cfg.method == "walkthrough":
             labels = self._cc_and_walk(ei, score, n)
         else:
-            groups = None
-            if cfg.assignment_mode == "layer_pairs":
-                layer = event.volume_id * 10000 + event.layer_id
-                _, layer = torch.unique(layer, return_inverse=True)
-                n_layers = int(layer.max()) + 1 if layer.numel() else 1
-                groups = layer[ei[0]] * n_layers + layer[ei[1]]
-            chosen = assign_edges(ei, score, cfg.cut, cfg.assignment_solver, groups)
-            labels = connected_component_labels(ei[:, chosen], n, cfg.backend)
+            labels = connected_component_labels(ei[:, self.edge_choice(event, score)], n, cfg.backend)
         if cfg.merge:
             labels = self._merge(labels, event)
         labels = drop_small(labels, cfg.min_hits)
@@ -223,6 +216,23 @@ class TrackLabeling(TrackBuilder):
             labels = renumber(np.where((labels >= 0) & (pt[np.maximum(labels, 0)] >= cfg.min_pt), labels, -1))
         event.track_id = torch.as_tensor(labels, dtype=torch.long)
         return event
+
+    @property
+    def decides_edges(self) -> bool:
+        """Whether the method keeps or drops each edge (the assignment), so ``edge_choice``
+        applies; cc, junction and walkthrough decide per track."""
+        return self.config.method == "assignment"
+
+    def edge_choice(self, event: Data, score: torch.Tensor) -> torch.Tensor:
+        """The edges the assignment keeps from ``score`` (boolean per edge)."""
+        cfg = self.config
+        ei, groups = event.edge_index, None
+        if cfg.assignment_mode == "layer_pairs":    # one assignment per pair of layers
+            layer = event.volume_id * 10000 + event.layer_id
+            _, layer = torch.unique(layer, return_inverse=True)
+            n_layers = int(layer.max()) + 1 if layer.numel() else 1
+            groups = layer[ei[0]] * n_layers + layer[ei[1]]
+        return assign_edges(ei, score, cfg.cut, cfg.assignment_solver, groups)
 
     def _merge(self, labels: np.ndarray, event: Data) -> np.ndarray:
         """Fragments linked by ``fragment_links`` share one label; each keeps at most one
