@@ -360,13 +360,16 @@ def _note(line: str) -> None:
 @click.option("--trace-samples", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--slq-vectors", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--slq-steps", default=20, show_default=True, type=click.IntRange(min=2))
+@click.option("--hvp", type=click.Choice(["auto", "differences"]), default="auto", show_default=True,
+              help="Hessian-vector products by double back-propagation where possible, or by central "
+              "differences of gradients (sees the blackbox solver's surrogate gradient change).")
 @_friendly
-def analyze_hessian(stage_yaml, pipeline, events, top_k, iterations, trace_samples, slq_vectors, slq_steps):
+def analyze_hessian(stage_yaml, pipeline, events, top_k, iterations, trace_samples, slq_vectors, slq_steps, hvp):
     """Top eigenvalues, trace and eigenvalue density of the loss's Hessian at the trained weights."""
     from trkx.analysis.commands import run_hessian
     from trkx.analysis.target import load_target
     _show(run_hessian(load_target(pipeline, stage_yaml, events), top_k, iterations, trace_samples, slq_vectors,
-                      slq_steps, note=_note))
+                      slq_steps, hvp=hvp, note=_note))
 
 
 @analyze.command(name="surface")

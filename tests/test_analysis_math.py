@@ -137,6 +137,11 @@ def test_operator_falls_back_to_finite_differences():
     assert how.startswith("central differences") and notes
     v = torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64)
     assert torch.allclose(hvp(v), 2 * v) and torch.allclose(smooth(v), 2 * v)
+    forced, how = choose_operator([lambda t: (t ** 3).sum()], theta, method="differences")
+    assert how.startswith("central differences")
+    assert torch.allclose(forced(v), 6 * theta * v, rtol=1e-4)      # H = diag(6 θ)
+    with pytest.raises(ValueError, match="'auto' or 'differences'"):
+        choose_operator([lambda t: (t * t).sum()], theta, method="exact")
 
 
 def test_top_eigenpairs_come_largest_magnitude_first():

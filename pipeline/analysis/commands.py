@@ -67,29 +67,30 @@ def _figure():
     return plt
 
 
-def hessian_products(target: AnalysisTarget, note: Callable[[str], None]) -> tuple[Callable, str]:
+def hessian_products(target: AnalysisTarget, note: Callable[[str], None], method: str = "auto") -> tuple[Callable, str]:
     """The target's Hessian-vector product and how it is computed (``choose_operator``)."""
-    return choose_operator(target.batch_losses(), target.space.flat(), note)
+    return choose_operator(target.batch_losses(), target.space.flat(), note, method)
 
 
 def run_hessian(target: AnalysisTarget, top_k: int = 3, iterations: int = 50, trace_samples: int = 20,
-                slq_vectors: int = 2, slq_steps: int = 20, seed: int = 0,
+                slq_vectors: int = 2, slq_steps: int = 20, seed: int = 0, hvp: str = "auto",
                 note: Callable[[str], None] = lambda s: None) -> Analysis:
-    """Top-``top_k`` eigenvalues, Hutchinson trace and SLQ eigenvalue density of the loss's Hessian."""
+    """Top-``top_k`` eigenvalues, Hutchinson trace and SLQ eigenvalue density of the loss's Hessian
+    (products by ``hvp``: 'auto' or 'differences', see ``choose_operator``)."""
     options = dict(top_k=top_k, iterations=iterations, trace_samples=trace_samples, slq_vectors=slq_vectors,
-                   slq_steps=slq_steps, seed=seed)
+                   slq_steps=slq_steps, seed=seed, hvp=hvp)
     folder = _folder(target, "hessian", options)
     if (done := _cached(folder)) is not None:
         return done
     t0 = time.perf_counter()
-    hvp, method = hessian_products(target, note)
+    product, method = hessian_products(target, note, hvp)
     dim = target.space.dim
     note(f"hessian: top {top_k} eigenvalues ({dim:,} parameters) ...")
-    values, vectors = top_eigenpairs(hvp, dim, top_k, iterations, tol=1e-3, seed=seed)
+    values, vectors = top_eigenpairs(product, dim, top_k, iterations, tol=1e-3, seed=seed)
     note("hessian: trace ...")
-    trace, trace_err = hutchinson_trace(hvp, dim, trace_samples, seed=seed)
+    trace, trace_err = hutchinson_trace(product, dim, trace_samples, seed=seed)
     note("hessian: eigenvalue density ...")
-    spectrum = slq_spectrum(hvp, dim, slq_vectors, slq_steps, seed=seed)
+    spectrum = slq_spectrum(product, dim, slq_vectors, slq_steps, seed=seed)
     nodes = np.concatenate([n for n, _ in spectrum])
     span = max(float(np.abs(nodes).max()), 1e-12)
     grid = np.linspace(-1.05 * span, 1.05 * span, 2001)

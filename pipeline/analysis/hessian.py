@@ -50,21 +50,26 @@ def finite_difference_operator(losses: Sequence[Callable[[torch.Tensor], torch.T
 
 
 def choose_operator(losses: Sequence[Callable[[torch.Tensor], torch.Tensor]], theta: torch.Tensor,
-                    note: Callable[[str], None] = lambda s: None) -> tuple[HVP, str]:
-    """The Hessian-vector product by double back-propagation where the losses allow it (a
-    product on a probe vector succeeds and is finite), otherwise by central differences of
-    gradients (a loss with a once-differentiable custom backward); and which one, in words.
+                    note: Callable[[str], None] = lambda s: None, method: str = "auto") -> tuple[HVP, str]:
+    """The Hessian-vector product and how it is computed, in words.  ``method`` 'auto': by
+    double back-propagation where the losses allow it (a product on a probe vector succeeds and
+    is finite), otherwise by central differences of gradients (a loss with a once-differentiable
+    custom backward); 'differences': central differences always.
     (The blackbox solver's backward is a function of the logits without a graph, so double
     back-propagation differentiates the network through it and treats the solver's surrogate
-    gradient as locally constant, as PyHessian would.)"""
-    exact = hessian_operator(losses, theta)
-    probe = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
-    try:
-        if torch.isfinite(exact(probe)).all():
-            return exact, "autograd (double back-propagation)"
-        note("double back-propagation gave non-finite products; using finite differences")
-    except RuntimeError as err:
-        note(f"double back-propagation failed ({str(err).splitlines()[0][:80]}); using finite differences")
+    gradient as locally constant, as PyHessian would: the Hamming term adds no curvature.
+    Differences of gradients see the surrogate gradient change as the solver's choices do.)"""
+    if method not in ("auto", "differences"):
+        raise ValueError(f"Hessian-vector products: method must be 'auto' or 'differences', not {method!r}")
+    if method == "auto":
+        exact = hessian_operator(losses, theta)
+        probe = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
+        try:
+            if torch.isfinite(exact(probe)).all():
+                return exact, "autograd (double back-propagation)"
+            note("double back-propagation gave non-finite products; using finite differences")
+        except RuntimeError as err:
+            note(f"double back-propagation failed ({str(err).splitlines()[0][:80]}); using finite differences")
     return finite_difference_operator(losses, theta), "central differences of gradients (ε = 1e-3 |θ|)"
 
 
