@@ -8,9 +8,10 @@ Per model and seed: the Hessian's top eigenvalue and trace (``trkx.analysis``), 
 back-propagation and, for the first seeds, by central differences of gradients (which see the
 blackbox solver's surrogate gradient change; double back-propagation treats it as constant).  Per model and
 pair of consecutive seeds: mode connectivity along the straight line and along quadratic Bézier
-curves fitted on the training frames (the stage's loss, and for PAT also the edge BCE), reported in the paper's Table 2/3 form
-(min / max / mean Hamming loss and TPR of the chain's per-layer-pair assignment along the path);
-PTT -> PAT (λ = 50) of the same seed as the paper's cross-model rows.  CKA heat maps of PTT
+curves fitted on the training frames (the stage's loss, and for PAT also the edge BCE), reported
+in the paper's Table 2/3 form (min / max / mean Hamming loss and TPR of the chain's per-layer-pair
+assignment along the path); PTT -> PAT (λ = 50) of the same seed (the same initial weights) and
+of consecutive seeds as the paper's cross-model rows.  CKA heat maps of PTT
 against PAT, and of PTT against PTT of another seed for scale.  Models train through the cached
 runner exactly as in ``pct_table.py`` (same configs, same training frames; seeds change only the
 networks' initialisation and batch order); every analysis is cached in the model's workdir.
@@ -170,7 +171,9 @@ def main():
     for graph in ("", "line-graph "):
         ptt, pat = f"{graph}GNN PTT" + (" (BCE)" if graph else " (BCE, edge score)"), f"{graph}GNN PAT (λ = 50)"
         if any(label == ptt for label, *_ in models) and any(label == pat for label, *_ in models):
-            jobs += [(f"{graph}PTT -> PAT (λ = 50)", (ptt, pat), s, s) for s in a.seeds]
+            # same seed: both networks start from the same initial weights; consecutive seeds: they do not
+            jobs += [(f"{graph}PTT -> PAT (λ = 50), same seed", (ptt, pat), s, s) for s in a.seeds]
+            jobs += [(f"{graph}PTT -> PAT (λ = 50), other seed", (ptt, pat), sa, sb) for sa, sb in pairs]
     for name, (la, lb), sa, sb in jobs:
         # PTT's own loss is the BCE: one curve; PAT: its own (Hamming + 0.1 BCE) and the BCE
         curves = [("bezier stage", "stage")] + ([] if "PTT" in la else [("bezier bce", "bce")])
@@ -209,12 +212,13 @@ def main():
              "| model | Hessian-vector products | seeds | top eigenvalue | trace (Hutchinson) |", "|---|---|---|---|---|"]
     for (label, how), rows in hessian.items():
         top, trace = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
-        lines.append(f"| {label} | {how} | {len(rows)} | {top.mean():.4g} ± {top.std():.2g} | "
+        lines.append(f"| {label} | {how.replace('|', '¦')} | {len(rows)} | {top.mean():.4g} ± {top.std():.2g} | "
                      f"{trace.mean():.4g} ± {trace.std():.2g} |")
     lines += ["", "## Mode connectivity (the paper's Table 2/3 form)", "",
               f"Along each path ({a.points} points), the Hamming loss [10⁻³] and TPR [%] of the chain's per-layer-pair "
               f"assignment on the {a.events} validation frames; mean ± std over {len(pairs)} pairs of consecutive seeds "
-              f"(PTT -> PAT: {len(a.seeds)} same-seed pairs); the paper's figures (line-graph networks) in brackets. "
+              f"(PTT -> PAT: {len(a.seeds)} same-seed pairs, whose networks start from the same initial weights, and the "
+              f"{len(pairs)} consecutive pairs); the paper's figures (line-graph networks) in brackets. "
               f"Bézier curves: {a.bezier_steps} Adam steps on the {a.train_frames} training frames, lr {a.bezier_lr:g}, "
               "on the stage's own loss (for PTT: the BCE) or the edge BCE.", ""] + connectivity_table(connects)
     plot_connectivity(connects, work / "connectivity.png")

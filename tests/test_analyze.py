@@ -143,3 +143,13 @@ def test_analyze_errors(tiny):
     assert r.exit_code == 2 and "no trained network" in r.output
     r = analyze("similarity", stage_yaml(path), "-p", path, "--other-pipeline", path)
     assert r.exit_code == 2 and "go together" in r.output
+
+
+def test_similarity_finds_the_line_graph_networks_layers(tmp_path):
+    path = make_pipeline(tmp_path, {"gnn": {"architecture": "line_graph", "epochs": 1}})
+    r = analyze("similarity", stage_yaml(path), "-p", path)
+    assert r.exit_code == 0, r.output
+    results = json.loads(next((tmp_path / "work" / "analysis" / "gnn").glob("similarity-*")).joinpath("results.json").read_text())
+    assert results["layers_a"] == ["body.node_encoder", "body.edge_encoder", "body.edge_network", "body.node_network",
+                                   "decoder"]
+    assert torch.isfinite(torch.tensor(results["cka"]).diagonal()).all()

@@ -239,12 +239,18 @@ def _extremes_cell(key: str, ext: dict) -> str:
 
 def similarity_layers(target: AnalysisTarget) -> dict[str, str]:
     """The layers ``linear_cka`` compares, label -> submodule path: for each of the network's
-    MLPs (encoders, message-passing networks, decoder) its last module, whose output is the MLP's
-    (the edge MLPs run through ``forward_edges``, which calls their layers, not the MLP itself)."""
+    MLPs (encoders, message-passing networks, decoders, at any depth: the line-graph GNN holds an
+    interaction network) its last module, whose output is the MLP's (the edge MLPs run through
+    ``forward_edges``, which calls their layers, not the MLP itself); a top-level child holding
+    none of them counts whole."""
     layers = {}
-    for name, child in target.module.net.named_children():
-        nets = getattr(child, "nets", None)
-        layers[name] = f"{name}.nets.0.{len(nets[0]) - 1}" if nets is not None else name
+    for name, module in target.module.net.named_modules():
+        nets = getattr(module, "nets", None)
+        if nets is not None:
+            layers[name] = f"{name}.nets.0.{len(nets[0]) - 1}"
+    for name, _ in target.module.net.named_children():
+        if not any(label == name or label.startswith(f"{name}.") for label in layers):
+            layers[name] = name
     return layers
 
 

@@ -70,7 +70,7 @@ def choose_operator(losses: Sequence[Callable[[torch.Tensor], torch.Tensor]], th
             note("double back-propagation gave non-finite products; using finite differences")
         except RuntimeError as err:
             note(f"double back-propagation failed ({str(err).splitlines()[0][:80]}); using finite differences")
-    return finite_difference_operator(losses, theta), "central differences of gradients (ε = 1e-3 |θ|)"
+    return finite_difference_operator(losses, theta), "central differences of gradients (ε = 1e-3 ‖θ‖)"
 
 
 def _normalise(v: torch.Tensor) -> torch.Tensor:
