@@ -108,6 +108,12 @@ def simulate(out_dir, events, vertices, particles, pt_min, pt_max, eta, pdg, pyt
     click.echo(f"wrote {len(ids)} events (TrackML CSV) to {out_dir} in {time.perf_counter() - t0:.1f} s")
 
 
+# where the tracks go (trkx.io.tracks), for run and reco alike
+_track_format_option = click.option(
+    "--format", "track_format", type=click.Choice(["csv", "parquet", "root"]), default="csv", show_default=True,
+    help="Track files: TrackML CSV, Parquet or a ROOT TTree (uproot).")
+
+
 def _print_run_summary(pipe, outputs, seconds):
     from trkx.evaluate import evaluate, headline
     for o in outputs:
@@ -129,12 +135,14 @@ def _print_run_summary(pipe, outputs, seconds):
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(min=1),
               help="Processes for per-event inference (forked on this machine) and threads for the ACTS simulation.")
+@_track_format_option
 @_friendly
-def run(pipeline, force, no_progress, workers):
-    """Run the whole chain: data -> stages -> tracks/event<ID>.csv, metrics.json, timing.json."""
+def run(pipeline, force, no_progress, workers, track_format):
+    """Run the whole chain: data -> stages -> tracks/event<ID>.csv (or .parquet, .root), metrics.json,
+    timing.json."""
     from trkx.runner import run_pipeline
     pipe, outputs, seconds = run_pipeline(pipeline, force=force, progress=False if no_progress else None,
-                                          workers=workers)
+                                          workers=workers, track_format=track_format)
     _print_run_summary(pipe, outputs, seconds)
 
 
@@ -295,18 +303,20 @@ def verify(bundle):
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--overwrite", is_flag=True, help="Write into OUT_DIR even if it holds files of something else.")
+@_track_format_option
 @_friendly
-def reco(chain, input_dir, out_dir, eager, threads, no_progress, overwrite):
+def reco(chain, input_dir, out_dir, eager, threads, no_progress, overwrite, track_format):
     """Reconstruct new events with a trained chain (a pipeline YAML, using its cached weights, or an
     exported bundle): TrackML hits (truth optional) or ACTS measurements in INPUT_DIR ->
-    OUT_DIR/event<ID>.csv, timing.json and, with truth, metrics.json.  OUT_DIR must be new, empty or
+    OUT_DIR/event<ID>.csv (or .parquet, .root), timing.json and, with truth, metrics.json.  OUT_DIR must be new, empty or
     an earlier reco output (its files for events no longer in INPUT_DIR are removed).  Never trains."""
     import torch
     from trkx.reco import load_chain, reconstruct
     if threads:
         torch.set_num_threads(threads)
     result = reconstruct(load_chain(chain, exported=not eager), input_dir, out_dir,
-                         progress=False if no_progress else None, overwrite=overwrite)
+                         progress=False if no_progress else None, overwrite=overwrite,
+                         track_format=track_format)
     click.echo(f"{result['events']} events -> {out_dir}\n\n{result['table']}")
     m = result["metrics"]
     if m is not None:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trkx.event import track_edge_truth
+from trkx.io.tracks import find_track_file, read_track_file
 from trkx.metrics import (STYLES, TargetSelection, edge_counts, efficiency_vs, summarize_edge_counts,
                           track_metrics, trackml_score, v_score)
 from trkx.provenance import stamped
@@ -35,12 +36,10 @@ def truth_table(event_paths: list[Path]) -> pd.DataFrame:
 
 
 def read_tracks(tracks_dir: Path, event_ids: list[int]) -> pd.DataFrame:
+    """The hit -> track maps of ``event_ids`` from ``tracks_dir`` (any format of ``trkx.io.tracks``)."""
     frames = []
     for eid in event_ids:
-        path = tracks_dir / f"event{eid}.csv"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: track file not found (run the pipeline first)")
-        df = pd.read_csv(path)
+        df = read_track_file(find_track_file(tracks_dir, eid))[["hit_id", "track_id"]]
         frames.append(df.assign(event_id=eid))
     return pd.concat(frames, ignore_index=True)
 

@@ -2,7 +2,8 @@
 or ACTS measurements), one event at a time, never training.
 
 The chain comes from a pipeline YAML (its cached weights) or from an exported bundle
-(``trkx.bundle``).  Output: ``<out>/event<ID>.csv`` (TrackML submission format), ``timing.json``
+(``trkx.bundle``).  Output: ``<out>/event<ID>.csv`` (TrackML submission format; or ``.parquet``,
+``.root``: ``trkx.io.tracks``), ``timing.json``
 and, where the input has truth, ``metrics.json``.
 """
 from __future__ import annotations
@@ -19,9 +20,10 @@ from trkx.config import ConfigError
 from trkx.errors import DataError
 from trkx.evaluate import event_truth
 from trkx.io import detect_format
+from trkx.io.tracks import track_file, track_table, write_track_file
 from trkx.outdir import check_output_dir, earlier_reco, finish_reco_dir, reco_files_before
 from trkx.provenance import stamped
-from trkx.storage import write_json, write_text
+from trkx.storage import write_json
 from trkx.timing import stopwatch, summarize, timing_table
 
 
@@ -51,13 +53,15 @@ def input_events(directory: Path) -> tuple[list[int], callable]:
 
 
 def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progress: bool | None = None,
-                warmup: bool = False, overwrite: bool = False) -> dict:
+                warmup: bool = False, overwrite: bool = False, track_format: str = "csv") -> dict:
     """Run ``chain`` on every event of ``input_dir``, streaming: read, build, infer, write, forget.
     ``warmup``: run the first event once, untimed, before (torch.compile, allocator, caches).
     ``out_dir`` must be new, empty or an earlier reco output (whose files for events no longer in
     the input are removed), or ``overwrite`` is given (files are written beside what is there).
+    ``track_format``: csv, parquet or root (``trkx.io.tracks``).
     Returns {"events", "timing", "metrics" (None without truth)}."""
     input_dir, out_dir = Path(input_dir), Path(out_dir)
+    track_file(out_dir, 0, track_format)        # an unknown format fails before any work
     check_output_dir(out_dir, "reco output", earlier_reco, overwrite)
     before = reco_files_before(out_dir)
     ids, read = input_events(input_dir)
@@ -90,10 +94,9 @@ def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progre
                 per_stage[stage.name].append(t[0])
         if "track_id" not in event:
             raise ConfigError(f"{chain.origin}: the chain has no track building stage (no track_id to write)")
-        written.append(f"event{event_id}.csv")
-        write_text(out_dir / written[-1],
-                   pd.DataFrame({"hit_id": event.hit_id.numpy(), "track_id": event.track_id.numpy()})
-                   .to_csv(index=False))
+        path = track_file(out_dir, event_id, track_format)
+        write_track_file(track_table(event, track_format), path)
+        written.append(path.name)
         with_truth = with_truth and tables.truth is not None
         if with_truth:
             truth_frames.append(event_truth(event).assign(event_id=event_id))

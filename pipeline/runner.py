@@ -18,18 +18,18 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
 from trkx.codehash import code_digest
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
+from trkx.io.tracks import TRACK_FORMATS, track_table, write_track_file
 from trkx.parallel import infer_one, infer_parallel
 from trkx.provenance import stamped
 from trkx.stage import SPLITS, DataSource, EventSet, Stage, TrackBuilder, load_stage
 from trkx.storage import (CorruptEntryError, UnsafeFileError, clean_stale_temps, entry_lock, load_event, read_json,
-                          safe_load, save_event, write_json, write_text)
+                          safe_load, save_event, write_json)
 from trkx.timing import summarize, timing_table
 
 
@@ -204,8 +204,12 @@ class StageOutput:
 class Pipeline:
     """A pipeline YAML, its data stage and its stages, validated up front."""
 
-    def __init__(self, path: str | Path, progress: bool | None = None, workers: int = 1):
+    def __init__(self, path: str | Path, progress: bool | None = None, workers: int = 1,
+                 track_format: str = "csv"):
         self.path = Path(path)
+        if track_format not in TRACK_FORMATS:
+            raise ConfigError(f"--format: unknown track format {track_format!r} (known: {', '.join(TRACK_FORMATS)})")
+        self.track_format = track_format
         if workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
         self.workers = workers      # processes for per-event inference (and simulation threads)
@@ -467,18 +471,19 @@ class Pipeline:
         return summary
 
     def write_tracks(self, final: StageOutput) -> list[Path]:
-        """``tracks/event<ID>.csv`` (hit_id,track_id) for every test event, if the chain labels hits."""
+        """``tracks/event<ID>.<format>`` (``trkx.io.tracks``) for every test event, if the chain
+        labels hits."""
         written = []
         for src in final.paths["test"]:
             event = load_event(src)
             if "track_id" not in event:
                 return written
-            df = pd.DataFrame({"hit_id": event.hit_id.numpy(), "track_id": event.track_id.numpy()})
-            path = self.workdir / "tracks" / f"{src.stem}.csv"
-            write_text(path, df.to_csv(index=False))
+            path = self.workdir / "tracks" / f"{src.stem}{TRACK_FORMATS[self.track_format]}"
+            write_track_file(track_table(event, self.track_format), path)
             written.append(path)
-        # track files of events no longer in the test split (a lowered n_test) would join a submission
-        for old in (self.workdir / "tracks").glob("event*.csv"):
+        # track files of events no longer in the test split (a lowered n_test), or in another
+        # format, would join a submission
+        for old in (self.workdir / "tracks").glob("event*"):
             if old not in written:
                 old.unlink(missing_ok=True)
         return written
@@ -489,8 +494,8 @@ class Pipeline:
 
 
 def run_pipeline(path: str | Path, force=(), progress: bool | None = None,
-                 workers: int = 1) -> tuple[Pipeline, list[StageOutput], float]:
-    pipe = Pipeline(path, progress=progress, workers=workers)
+                 workers: int = 1, track_format: str = "csv") -> tuple[Pipeline, list[StageOutput], float]:
+    pipe = Pipeline(path, progress=progress, workers=workers, track_format=track_format)
     t0 = time.perf_counter()
     outputs = pipe.run(force=force)
     return pipe, outputs, time.perf_counter() - t0
