@@ -324,6 +324,25 @@ def reco(chain, input_dir, out_dir, eager, threads, no_progress, overwrite, trac
                    f"duplicate rate: {m['duplicate_rate']:.4f}   TrackML score: {m['trackml_score']:.4f}")
 
 
+@main.command()
+@click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.argument("event", type=int, required=False)
+@click.option("--max-edges", default=50_000, show_default=True, type=click.IntRange(min=0),
+              help="Draw at most this many of the graph's edges (a seeded sample).")
+@_friendly
+def display(target, event, max_edges):
+    """Event display of test EVENT (default: the first) of a run: TARGET is its workdir (e.g.
+    runs/default) or its pipeline YAML.  Writes <workdir>/display/event<ID>.html (plotly: x-y, r-z,
+    3D, edges by score; fakes, split tracks and missed particles marked) and a PNG of the same
+    views, shown in report.md."""
+    from trkx.display import display_event
+    result = display_event(target, event, max_edges, progress=sys.stderr.isatty())
+    c = result["counts"]
+    click.echo(f"event {result['event']}: {c['hits']} hits, {c['tracks']} tracks ({c['matched']} matched, "
+               f"{c['split']} split, {c['fake']} fake), {c['missed']} missed target particles, {c['edges']} edges"
+               f"\n-> {result['html']}\n-> {result['png']}")
+
+
 @main.group()
 def baseline():
     """Classical baselines on the pipeline's own test events."""

@@ -159,6 +159,12 @@ def write_report(workdir: Path, title: str = "trkx report") -> Path:
                   "```", ""]
         _timing_plot(timing, plots / "timing.png")
         lines += ["![stage timing](plots/timing.png)", ""]
+    displays = sorted((workdir / "display").glob("event*.png"))
+    if displays:        # `trkx display` pictures, each beside its interactive page
+        lines += ["## Event display (`trkx display`)", ""]
+        for png in displays:
+            lines += [f"![{png.stem}](display/{png.name})", "",
+                      f"Interactive: [display/{png.stem}.html](display/{png.stem}.html)", ""]
     baseline = workdir / "baseline_ckf" / "comparison.md"
     if baseline.exists():
         lines += ["## Classical baseline (`trkx baseline ckf`)", "", baseline.read_text().split("\n", 2)[2], ""]
