@@ -7,6 +7,7 @@ written to a temporary name and renamed, so a killed run leaves no half entry an
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
@@ -130,12 +131,24 @@ def resolve_device(choice: str) -> str:
 
 def training_config(cfg) -> dict:
     """The config fields that training reads: all but the ones the config class lists in
-    ``inference_only`` (for example torch.compile at inference), so they do not retrain."""
+    ``inference_only`` (for example torch.compile at inference) or ``log_only`` (where the logs
+    go), in nested sections too, so they do not retrain."""
     d = config_to_dict(cfg)
-    for klass in type(cfg).__mro__:          # a config class adds its keys to its bases' ones
-        for key in vars(klass).get("inference_only", ()):
-            d.pop(key, None)
+    _drop_untrained(cfg, d)
     return d
+
+
+def _drop_untrained(cfg, d: dict) -> None:
+    for klass in type(cfg).__mro__:          # a config class adds its keys to its bases' ones
+        for key in vars(klass).get("inference_only", ()) + vars(klass).get("log_only", ()):
+            d.pop(key, None)
+    for f in dataclasses.fields(cfg):
+        section = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(section) and isinstance(d.get(f.name), dict):
+            _drop_untrained(section, d[f.name])
+            default = type(section)()
+            if f.metadata.get("omit_default") and d[f.name] == training_config(default):
+                del d[f.name]        # only untrained keys differ: as if the section were absent
 
 
 def cached_seconds(path: Path) -> float | None:
@@ -290,6 +303,7 @@ class Pipeline:
         if hasattr(stage, "checkpoint_dir"):
             stage.log_dir = self.workdir / stage.name / "logs"
             stage.checkpoint_dir = weights.parent / "checkpoints"
+            stage.tracking_dir = self.workdir
             wanted = not force if resume is None else resume
             stage.resume = wanted and usable_checkpoint(stage.checkpoint_dir / "last.ckpt")
             if not stage.resume:
@@ -303,8 +317,10 @@ class Pipeline:
         report = stage.fit(train, val) or {}
         stage.save(weights)
         self.note(f"{stage.name}: trained in {time.perf_counter() - t0:.1f} s")
-        write_json(weights.parent / "train.json",
-                   stamped(report, self.path, {"upstream": upstream.fingerprint, stage.name: weights.parent.name}))
+        train_json = stamped(report, self.path, {"upstream": upstream.fingerprint, stage.name: weights.parent.name})
+        write_json(weights.parent / "train.json", train_json)
+        if hasattr(stage, "finish_tracking"):
+            stage.finish_tracking([weights, weights.parent / "train.json"], train_json["provenance"])
         return weights
 
     def stage_fingerprint(self, stage: Stage, upstream: StageOutput | None, force: bool = False) -> str:

@@ -26,6 +26,7 @@ from trkx.event import edge_features, select_edges
 from trkx.metrics.edges import edge_efficiency_purity
 from trkx.sampling import SamplingConfig, SectorSamples
 from trkx.stage import TrainableStage
+from trkx.tracking import log_config, log_outcome, tracking_logger
 from trkx.storage import atomic_path, first_line, safe_load
 
 
@@ -145,6 +146,12 @@ class TrainerConfig:
     # train on one CPU thread: bit-reproducible across processes (some multithreaded CPU kernels
     # are not, the influencer's backward among them); slower where the step is compute-bound
     deterministic: bool = False
+    # experiment tracking beside the CSV logs (``trkx.tracking``); where logs go, not what is trained
+    logger: Literal["csv", "tensorboard", "mlflow", "wandb"] = "csv"
+    tracking_uri: str | None = None         # mlflow: the store (default: SQLite in <workdir>/mlruns)
+    experiment: str = "trkx"                # mlflow experiment / W&B project
+
+    log_only: ClassVar[tuple[str, ...]] = ("logger", "tracking_uri", "experiment")   # not in the fingerprint
 
     def validate(self) -> None:
         if self.devices < 1 or self.num_nodes < 1 or self.accumulate_grad_batches < 1:
@@ -188,9 +195,11 @@ class SampledTrainingConfig(TrainingConfig):
 
 def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trainer: TrainerConfig | None = None,
                  log_dir: Path | None = None, checkpoint_dir: Path | None = None,
-                 monitor: tuple[str, str] | None = None, callbacks: list | None = None, **kwargs) -> pl.Trainer:
+                 monitor: tuple[str, str] | None = None, callbacks: list | None = None,
+                 tracker=None, **kwargs) -> pl.Trainer:
     """A Lightning trainer for ``epochs`` (or ``trainer.max_epochs``) with the ``trainer`` section's
-    devices and strategy; CSV (and TensorBoard, when installed) logs in ``log_dir``; checkpoints
+    devices and strategy; CSV (and TensorBoard, when installed) logs in ``log_dir``, and
+    ``tracker`` (an MLflow or W&B logger, ``trkx.tracking``) beside them; checkpoints
     (``last.ckpt`` and the best by ``monitor`` = (metric, "min" | "max")) in ``checkpoint_dir``;
     ``callbacks``: more Lightning callbacks (a tuner's pruning)."""
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
@@ -214,6 +223,8 @@ def make_trainer(epochs: int, progress: bool = True, precision: str = "32", trai
         if importlib.util.find_spec("tensorboard") is not None:     # optional: pip install tensorboard
             loggers.append(TensorBoardLogger(str(log_dir), name="tensorboard"))
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    if tracker is not None:
+        loggers.append(tracker)
     if checkpoint_dir is not None:
         from pytorch_lightning.callbacks import ModelCheckpoint
         metric, mode = monitor or ("val_loss", "min")
@@ -413,6 +424,9 @@ class LightningStage(TrainableStage):
         self.checkpoint_dir: Path | None = None
         self.resume = False
         self.callbacks: list = []   # extra Lightning callbacks for ``fit``
+        self.tracking_dir: Path | None = None   # the workdir, where MLflow / W&B runs are kept
+        self.run_name: str | None = None        # the tracked run's name (default: the stage's)
+        self.tracker = None         # the MLflow / W&B logger of the last ``fit`` (closed by ``finish_tracking``)
 
     def build(self, in_dim: int) -> TrackingModule:
         """The Lightning module (its plain network and loss) for ``in_dim`` node features."""
@@ -453,11 +467,15 @@ class LightningStage(TrainableStage):
         report = self.fit_report(val)
         try:
             pruning = [PruningCallback(self.config.compression.pruning)] if self.config.compression.pruning.amount else []
+            self.tracker = tracking_logger(self.config.trainer, self.tracking_dir, self.run_name or self.name) \
+                if self.tracking_dir is not None else None
             trainer = make_trainer(self.config.epochs, self.progress, precision=self.config.precision,
                                    trainer=self.config.trainer, log_dir=self.log_dir, checkpoint_dir=self.checkpoint_dir,
-                                   monitor=model.monitor, callbacks=self.callbacks + pruning)
+                                   monitor=model.monitor, callbacks=self.callbacks + pruning, tracker=self.tracker)
         except ConfigError as err:
             raise ConfigError(f"{self.source or self.name}: {err}") from None
+        if self.tracker is not None and trainer.is_global_zero:
+            log_config(self.tracker, self.config)
         compression = self.config.compression
         if compression.qat_bits:
             add_weight_fake_quant(model.net, compression.qat_bits)
@@ -490,6 +508,12 @@ class LightningStage(TrainableStage):
         self._prepare_inference()
         return {**report, **compressed, "world_size": trainer.world_size,
                 "resumed_from": str(resume) if resume else None, "val_history": model.history}
+
+    def finish_tracking(self, files: list[Path], provenance: dict) -> None:
+        """After the runner saved them: the weights and train.json as the tracked run's artefacts."""
+        if self.tracker is not None:
+            log_outcome(self.tracker, self.name, files, provenance)
+            self.tracker = None
 
     def _prepare_inference(self) -> None:
         """With ``quantize: int8``, inference runs an int8 copy of the trained network (the float

@@ -27,7 +27,7 @@ import pytorch_lightning as pl
 import yaml
 
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
-from trkx.provenance import stamped
+from trkx.provenance import provenance, stamped
 from trkx.runner import Pipeline, seed_everything
 from trkx.stage import EventSet, load_stage
 from trkx.storage import CorruptEntryError, first_line, write_json
@@ -150,6 +150,8 @@ def tune(stage_yaml: Path, pipeline: Path, space_yaml: Path, trials: int, progre
         stage = load_stage(trial_yaml, device=pipe.device, seed=base_stage.seed)
         stage.name, stage.progress = base_stage.name, progress
         stage.log_dir = out / "logs" / f"trial{trial.number}"
+        # with `trainer: {logger: mlflow | wandb}` in the stage YAML, each trial is a tracked run
+        stage.tracking_dir, stage.run_name = pipe.workdir, f"{base_stage.name}-trial{trial.number}"
         stage.callbacks = [OptunaPruning(trial, metric, cfg.pruning_warmup_epochs)]
         seed_everything(stage.seed)
         history = stage.fit(train, val)["val_history"]
@@ -157,7 +159,11 @@ def tune(stage_yaml: Path, pipeline: Path, space_yaml: Path, trials: int, progre
         if not values:
             raise ConfigError(f"{space_yaml}: objective '{metric}' is not among the validation figures "
                               f"({', '.join('val_' + k for k in history[-1]) if history else 'none'})")
-        return max(values) if direction == "maximize" else min(values)
+        value = max(values) if direction == "maximize" else min(values)
+        if stage.tracker is not None:
+            stage.tracker.log_metrics({f"objective_{metric}": value})
+            stage.finish_tracking([trial_yaml], provenance(pipe.path))
+        return value
 
     study.optimize(objective, n_trials=trials, catch=())
     best = study.best_trial
