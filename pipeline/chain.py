@@ -14,3 +14,4 @@ class Chain:
     origin: str                                  # the pipeline YAML or bundle it came from
     evaluation: object | None = None             # the pipeline's EvalConfig, for metrics
     fingerprints: dict[str, str] = field(default_factory=dict)   # each stage's, for provenance
+    exported: bool = True                        # a bundle's exported networks (False: its eager weights)

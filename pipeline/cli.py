@@ -108,6 +108,12 @@ def simulate(out_dir, events, vertices, particles, pt_min, pt_max, eta, pdg, pyt
     click.echo(f"wrote {len(ids)} events (TrackML CSV) to {out_dir} in {time.perf_counter() - t0:.1f} s")
 
 
+# many events on many machines (trkx.cluster), for run and reco alike
+_cluster_option = click.option(
+    "--cluster", default=None, metavar="ADDRESS|local:N",
+    help="Run every event as a Dask task: on a running dask.distributed scheduler (tcp://host:8786) or on a "
+         "local cluster of N worker processes (local:N). The cache and inputs must be on a shared file system.")
+
 # where the tracks go (trkx.io.tracks), for run and reco alike
 _track_format_option = click.option(
     "--format", "track_format", type=click.Choice(["csv", "parquet", "root"]), default="csv", show_default=True,
@@ -136,13 +142,14 @@ def _print_run_summary(pipe, outputs, seconds):
 @click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(min=1),
               help="Processes for per-event inference (forked on this machine) and threads for the ACTS simulation.")
 @_track_format_option
+@_cluster_option
 @_friendly
-def run(pipeline, force, no_progress, workers, track_format):
+def run(pipeline, force, no_progress, workers, track_format, cluster):
     """Run the whole chain: data -> stages -> tracks/event<ID>.csv (or .parquet, .root), metrics.json,
     timing.json."""
     from trkx.runner import run_pipeline
     pipe, outputs, seconds = run_pipeline(pipeline, force=force, progress=False if no_progress else None,
-                                          workers=workers, track_format=track_format)
+                                          workers=workers, track_format=track_format, cluster=cluster)
     _print_run_summary(pipe, outputs, seconds)
 
 
@@ -304,20 +311,25 @@ def verify(bundle):
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--overwrite", is_flag=True, help="Write into OUT_DIR even if it holds files of something else.")
 @_track_format_option
+@_cluster_option
 @_friendly
-def reco(chain, input_dir, out_dir, eager, threads, no_progress, overwrite, track_format):
+def reco(chain, input_dir, out_dir, eager, threads, no_progress, overwrite, track_format, cluster):
     """Reconstruct new events with a trained chain (a pipeline YAML, using its cached weights, or an
     exported bundle): TrackML hits (truth optional) or ACTS measurements in INPUT_DIR ->
     OUT_DIR/event<ID>.csv (or .parquet, .root), timing.json and, with truth, metrics.json.  OUT_DIR must be new, empty or
     an earlier reco output (its files for events no longer in INPUT_DIR are removed).  Never trains."""
     import torch
+    from trkx.cluster import open_cluster, throughput_line
     from trkx.reco import load_chain, reconstruct
     if threads:
         torch.set_num_threads(threads)
-    result = reconstruct(load_chain(chain, exported=not eager), input_dir, out_dir,
-                         progress=False if no_progress else None, overwrite=overwrite,
-                         track_format=track_format)
+    loaded, throughput = load_chain(chain, exported=not eager), {}
+    with open_cluster(cluster, note=click.echo) as client:
+        result = reconstruct(loaded, input_dir, out_dir, progress=False if no_progress else None, overwrite=overwrite,
+                             track_format=track_format, client=client, throughput=throughput)
     click.echo(f"{result['events']} events -> {out_dir}\n\n{result['table']}")
+    if throughput:
+        click.echo(throughput_line("reco", throughput))
     m = result["metrics"]
     if m is not None:
         click.echo(f"\ntrack efficiency: {m['track_efficiency']:.4f}   fake rate: {m['fake_rate']:.4f}   "

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from trkx.chain import Chain
+from trkx.cluster import map_ordered
 from trkx.config import ConfigError
 from trkx.errors import DataError
 from trkx.evaluate import event_truth
@@ -41,7 +42,9 @@ def load_chain(path: str | Path, exported: bool = True) -> Chain:
     path = Path(path)
     if path.is_dir():
         from trkx.bundle import load_bundle
-        return load_bundle(path, exported=exported)
+        chain = load_bundle(path, exported=exported)
+        chain.exported = exported
+        return chain
     return chain_from_pipeline(path)
 
 
@@ -52,15 +55,62 @@ def input_events(directory: Path) -> tuple[list[int], callable]:
     return fmt.list_events(directory), lambda i: fmt.read(directory, i, require_truth=False)
 
 
+def reco_event(chain: Chain, read, input_dir: Path, event_id: int, out_dir: Path, track_format: str) -> dict:
+    """One event through the chain, its track file written: {"stages": seconds per step, "file",
+    "truth": the event's truth table or None, "seconds": in all}."""
+    where = f"{input_dir}: event {event_id}"
+    stages: dict[str, float] = {}
+    t: list[float] = []
+    with stopwatch(t):
+        tables = read(event_id)
+        event = chain.source.event_graph(tables, str(input_dir))
+    stages["read + build"] = t[0]
+    with torch.no_grad():
+        for stage in chain.stages:
+            t = []
+            try:
+                with stopwatch(t):
+                    event = stage.infer(event)
+            except (ValueError, RuntimeError) as err:
+                raise DataError(f"{where}: stage '{stage.name}': {err}") from None
+            stages[stage.name] = t[0]
+    if "track_id" not in event:
+        raise ConfigError(f"{chain.origin}: the chain has no track building stage (no track_id to write)")
+    path = track_file(out_dir, event_id, track_format)
+    write_track_file(track_table(event, track_format), path)
+    truth = event_truth(event).assign(event_id=event_id) if tables.truth is not None else None
+    return {"stages": stages, "file": path.name, "truth": truth, "seconds": sum(stages.values())}
+
+
+_CHAINS: dict[tuple, Chain] = {}     # per cluster worker: the chains it has loaded
+
+
+def _reco_task(origin: str, exported: bool, input_dir: str, event_id: int, out_dir: str, track_format: str) -> dict:
+    key = (origin, exported)
+    if key not in _CHAINS:
+        torch._dynamo.config.disable = True        # eager on workers, as trkx.cluster's stages
+        _CHAINS[key] = load_chain(origin, exported=exported)
+        for stage in _CHAINS[key].stages:
+            if getattr(stage, "model", None) is not None:
+                stage.model.eval()
+    chain = _CHAINS[key]
+    _, read = input_events(Path(input_dir))
+    return reco_event(chain, read, Path(input_dir), event_id, Path(out_dir), track_format)
+
+
 def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progress: bool | None = None,
-                warmup: bool = False, overwrite: bool = False, track_format: str = "csv") -> dict:
+                warmup: bool = False, overwrite: bool = False, track_format: str = "csv", client=None,
+                throughput: dict | None = None) -> dict:
     """Run ``chain`` on every event of ``input_dir``, streaming: read, build, infer, write, forget.
     ``warmup``: run the first event once, untimed, before (torch.compile, allocator, caches).
     ``out_dir`` must be new, empty or an earlier reco output (whose files for events no longer in
     the input are removed), or ``overwrite`` is given (files are written beside what is there).
-    ``track_format``: csv, parquet or root (``trkx.io.tracks``).
+    ``track_format``: csv, parquet or root (``trkx.io.tracks``). ``client``: a dask.distributed
+    Client (``trkx.cluster``): every event a task, on workers that load the chain themselves from
+    its pipeline YAML or bundle (``throughput`` gets each worker's share).
     Returns {"events", "timing", "metrics" (None without truth)}."""
     input_dir, out_dir = Path(input_dir), Path(out_dir)
+    throughput = {} if throughput is None else throughput
     track_file(out_dir, 0, track_format)        # an unknown format fails before any work
     check_output_dir(out_dir, "reco output", earlier_reco, overwrite)
     before = reco_files_before(out_dir)
@@ -76,30 +126,20 @@ def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progre
                 event = stage.infer(event)
     per_stage: dict[str, list[float]] = {"read + build": []} | {s.name: [] for s in chain.stages}
     truth_frames, with_truth, written = [], True, ["timing.json"]
-    for event_id in tqdm(ids, desc="reco", disable=not show, leave=False):
-        where = f"{input_dir}: event {event_id}"
-        t: list[float] = []
-        with stopwatch(t):
-            tables = read(event_id)
-            event = chain.source.event_graph(tables, str(input_dir))
-        per_stage["read + build"].append(t[0])
-        with torch.no_grad():
-            for stage in chain.stages:
-                t = []
-                try:
-                    with stopwatch(t):
-                        event = stage.infer(event)
-                except (ValueError, RuntimeError) as err:
-                    raise DataError(f"{where}: stage '{stage.name}': {err}") from None
-                per_stage[stage.name].append(t[0])
-        if "track_id" not in event:
-            raise ConfigError(f"{chain.origin}: the chain has no track building stage (no track_id to write)")
-        path = track_file(out_dir, event_id, track_format)
-        write_track_file(track_table(event, track_format), path)
-        written.append(path.name)
-        with_truth = with_truth and tables.truth is not None
+    if client is None:
+        results = (reco_event(chain, read, input_dir, i, out_dir, track_format) for i in ids)
+    else:       # --cluster: every event a task; each worker loads the chain once
+        n = len(ids)
+        results = map_ordered(client, _reco_task, [[str(Path(chain.origin).resolve())] * n, [chain.exported] * n,
+                                                   [str(input_dir.resolve())] * n, ids,
+                                                   [str(out_dir.resolve())] * n, [track_format] * n], throughput)
+    for result in tqdm(results, total=len(ids), desc="reco", disable=not show, leave=False):
+        for name, seconds in result["stages"].items():
+            per_stage[name].append(seconds)
+        written.append(result["file"])
+        with_truth = with_truth and result["truth"] is not None
         if with_truth:
-            truth_frames.append(event_truth(event).assign(event_id=event_id))
+            truth_frames.append(result["truth"])
     timing = summarize(per_stage)
     write_json(out_dir / "timing.json", stamped({"unit": "seconds per event", "threads": torch.get_num_threads(),
                                                  "chain": chain.origin, "stages": timing},

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from trkx.cluster import infer_on_cluster, open_cluster, throughput_line
 from trkx.codehash import code_digest
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
@@ -223,6 +224,7 @@ class Pipeline:
         if track_format not in TRACK_FORMATS:
             raise ConfigError(f"--format: unknown track format {track_format!r} (known: {', '.join(TRACK_FORMATS)})")
         self.track_format = track_format
+        self.client = None          # a dask.distributed Client (--cluster): events run as its tasks
         if workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
         self.workers = workers      # processes for per-event inference (and simulation threads)
@@ -391,7 +393,12 @@ class Pipeline:
             else:
                 jobs.append((split, src, dst))
         workers = self.workers if self.device == "cpu" else 1   # forked workers cannot share a CUDA context
-        if workers > 1 and len(jobs) > 1:
+        throughput: dict = {}
+        if self.client is not None and jobs:       # --cluster: every event a Dask task
+            weights = self.weights_path(stage, upstream.fingerprint) if stage.trainable else None
+            times = infer_on_cluster(self.client, self.path.resolve(), self.stages.index(stage), weights,
+                                     [(src, dst) for _, src, dst in jobs], self.device, throughput)
+        elif workers > 1 and len(jobs) > 1:
             times = infer_parallel(stage, [(src, dst) for _, src, dst in jobs], workers, torch.device(self.device))
         else:
             times = (infer_one(stage, src, dst, torch.device(self.device)) for _, src, dst in jobs)
@@ -403,6 +410,8 @@ class Pipeline:
         bar.close()
         self.note(f"{stage.name}: {out.computed} events computed, {out.cached} cached "
                   f"({time.perf_counter() - t0:.1f} s)")
+        if throughput:
+            print(throughput_line(stage.name, throughput), file=sys.stderr, flush=True)
         return out
 
     def _produce(self, source: DataSource, root: Path, out: StageOutput, force: bool) -> None:
@@ -509,9 +518,16 @@ class Pipeline:
         return timing_table({k: data["stages"][k] for k in data["order"]})
 
 
-def run_pipeline(path: str | Path, force=(), progress: bool | None = None,
-                 workers: int = 1, track_format: str = "csv") -> tuple[Pipeline, list[StageOutput], float]:
+def run_pipeline(path: str | Path, force=(), progress: bool | None = None, workers: int = 1,
+                 track_format: str = "csv", cluster: str | None = None) -> tuple[Pipeline, list[StageOutput], float]:
+    """Run the pipeline at ``path``: in this process, on ``workers`` forked ones, or with
+    ``cluster`` (``local:N`` or a Dask scheduler's address: ``trkx.cluster``) one task per event."""
     pipe = Pipeline(path, progress=progress, workers=workers, track_format=track_format)
     t0 = time.perf_counter()
-    outputs = pipe.run(force=force)
+    with open_cluster(cluster, note=lambda line: print(line, file=sys.stderr, flush=True)) as client:
+        pipe.client = client
+        try:
+            outputs = pipe.run(force=force)
+        finally:
+            pipe.client = None
     return pipe, outputs, time.perf_counter() - t0
