@@ -6,7 +6,7 @@ PIP     := $(VENV)/bin/pip
 TORCH_VERSION ?= 2.13.0
 PIPELINE ?= configs/pipeline.yaml
 
-.PHONY: install run test bench eval clean cpp
+.PHONY: install run test bench eval clean cpp docs
 
 install: $(VENV)/.installed
 
@@ -41,8 +41,12 @@ cpp: install
 		&& cmake --build cpp/build -j 2 >> cpp/build.log 2>&1 || (tail -40 cpp/build.log; exit 1)
 	cd cpp/build && ctest --output-on-failure
 
-test: install cpp
+# the documentation site (MkDocs Material, API pages from the docstrings); --strict: a broken link fails
+docs: install
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+test: install cpp docs
 	$(PY) -m pytest -q tests
 
 clean:
-	rm -rf runs .pytest_cache cpp/build cpp/build.log
+	rm -rf runs .pytest_cache cpp/build cpp/build.log site

@@ -106,27 +106,31 @@ def connectivity_table(connects: dict) -> list[str]:
 
 
 def plot_connectivity(connects: dict, out: Path) -> None:
+    """Hamming loss and TPR of the assignment along the path (mean over seed pairs): one column
+    per curve (straight line, Bézier on the stage's loss), one line per model."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from trkx.report import save_figure
     labels = list(dict.fromkeys(label for label, _ in connects))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for curve, style in (("linear", "o-"), ("bezier stage", "s-"), ("bezier bce", "^-")):
-        for label in labels:
-            if (label, curve) not in connects:
+    curves = ("linear", "bezier stage")
+    fig, axes = plt.subplots(2, len(curves), figsize=(11, 6.5), sharex=True, sharey="row")
+    colours = plt.cm.tab10(np.linspace(0, 1, 10))
+    for col, curve in enumerate(curves):
+        for k, label in enumerate(labels):
+            paths = connects.get((label, curve))
+            if not paths:
                 continue
-            paths = connects[(label, curve)]
-            t = paths[0]["t"]
-            ham = np.mean([p["assigned_hamming"] for p in paths], 0)
-            tpr = np.mean([p["assigned_tpr"] for p in paths], 0)
-            axes[0].semilogy(t, 1e3 * ham, style, ms=3, label=f"{label}, {CURVES[curve]}")
-            axes[1].plot(t, 100 * tpr, style, ms=3)
-    axes[0].set_ylabel("Hamming loss of the assignment [1e-3]")
-    axes[1].set_ylabel("TPR of the assignment [%]")
-    for ax in axes:
-        ax.set_xlabel("t along the path (mean over seed pairs)")
-    axes[0].legend(fontsize=6, ncol=1, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+            style = dict(color=colours[k % 10], ls="--" if label.startswith("line-graph") else "-", marker="o", ms=3)
+            axes[0, col].semilogy(paths[0]["t"], 1e3 * np.mean([p["assigned_hamming"] for p in paths], 0),
+                                  label=label, **style)
+            axes[1, col].plot(paths[0]["t"], 100 * np.mean([p["assigned_tpr"] for p in paths], 0), **style)
+        axes[0, col].set_title(CURVES[curve])
+        axes[1, col].set_xlabel("t along the path (mean over seed pairs)")
+    axes[0, 0].set_ylabel("Hamming loss of the assignment [1e-3]")
+    axes[1, 0].set_ylabel("TPR of the assignment [%]")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7)
+    fig.subplots_adjust(bottom=0.2)
     save_figure(fig, out)
 
 
@@ -144,6 +148,8 @@ def main():
     ap.add_argument("--bezier-lr", type=float, default=1e-3)
     ap.add_argument("--points", type=int, default=11, help="Points along each path.")
     ap.add_argument("--surface-points", type=int, default=21, help="Grid points per axis of the 2D surfaces.")
+    ap.add_argument("--surface-extent", type=float, default=0.3,
+                    help="The surfaces span ±this along each eigenvector (1 = a tenth of the weights' norm).")
     ap.add_argument("--models", nargs="+", default=None, help="Only these model labels (default: all six).")
     ap.add_argument("--workdir", default=str(ROOT / "runs" / "pct_landscape"))
     a = ap.parse_args()
@@ -193,15 +199,16 @@ def main():
     for graph in ("", "line-graph "):
         ptt, pat = f"{graph}GNN PTT" + (" (BCE)" if graph else " (BCE, edge score)"), f"{graph}GNN PAT (λ = 50)"
         s0, s1 = a.seeds[0], a.seeds[1 % len(a.seeds)]
-        for name, la, lb, sb in ((f"{graph}PTT vs PAT (λ = 50), seed {s0}", ptt, pat, s0),
-                                 (f"{graph}PTT seed {s0} vs PTT seed {s1}", ptt, ptt, s1)):
+        for name, la, lb, sb in ((f"{graph}PTT seed {s0} vs PAT (λ = 50) seed {s1}", ptt, pat, s1),
+                                 (f"{graph}PTT seed {s0} vs PTT seed {s1}", ptt, ptt, s1),
+                                 (f"{graph}PTT vs PAT (λ = 50), both seed {s0} (the same initial weights)", ptt, pat, s0)):
             if (la, s0) in targets and (lb, sb) in targets and (la, s0) != (lb, sb):
                 sims[name] = run_similarity(targets[(la, s0)], targets[(lb, sb)])
 
     surfaces = {}
     for label in ("GNN PTT (BCE, edge score)", "GNN PAT (λ = 50)"):
         if (label, a.seeds[0]) in targets:
-            surfaces[label] = run_surface(targets[(label, a.seeds[0])], "hessian", a.surface_points, 1.0)
+            surfaces[label] = run_surface(targets[(label, a.seeds[0])], "hessian", a.surface_points, a.surface_extent)
 
     lines = [f"# Loss landscapes of the proton-CT GNNs ({a.phantom} mm phantom)", "",
              f"`python benchmarks/pct_landscape.py --seeds {' '.join(map(str, a.seeds))} --phantom {a.phantom} "
@@ -236,7 +243,7 @@ def main():
             if (r.folder / f"surface_{key}.png").exists():
                 shutil.copy(r.folder / f"surface_{key}.png", work / f"surface_{stem}_{key}.png")
         c = r.results["centre"]
-        lines.append(f"- {label}, seed {a.seeds[0]} ({a.surface_points}²): at the trained point loss {c['loss']:.4g}, "
+        lines.append(f"- {label}, seed {a.seeds[0]} ({a.surface_points}² over ±{a.surface_extent:g}): at the trained point loss {c['loss']:.4g}, "
                      f"assignment Hamming {1e3 * c.get('assigned_hamming', np.nan):.2f}e-3; {r.results['seconds']:.0f} s "
                      f"![](surface_{stem}_loss.png)")
     text = "\n".join(lines) + "\n"

@@ -1,7 +1,7 @@
 """The proton-CT table of Kortus et al. in trkx: track follower, GNN predict-then-track (BCE) and
 predict-and-track (blackbox assignment, λ = 25 / 50 / 75) on the hit graph, and both on the line
 graph (λ = 50, the paper's networks) on 100 / 150 / 200 mm water phantoms,
-tested on readout frames of 50 / 100 / 150 protons; per-frame purity and efficiency (README,
+tested on readout frames of 50 / 100 / 150 protons; per-frame purity and efficiency (docs/methods/proton-ct.md,
 "Proton CT"), mean ± std over training seeds.
 
     python benchmarks/pct_table.py [--seeds 7 8 9] [--train-frames 60] [--test-frames 20]

@@ -6,7 +6,7 @@ Runs the pipeline up to the stage before its track builder (from the cache), the
 chosen split's events with every method (cc, junction, walkthrough, assignment) at every cut,
 and scores each with the pipeline's own evaluation settings: double-majority efficiency, fake and
 duplicate rate, TrackML score, and seconds per event.  ``--split val`` tunes on the validation
-events, so the choice is not made on the test events that the README reports.
+events, so the choice is not made on the test events that the documentation reports.
 """
 import argparse
 import dataclasses

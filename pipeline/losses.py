@@ -180,7 +180,7 @@ def influencer_loss(user: torch.Tensor, influencer: torch.Tensor, obj: torch.Ten
     the squared hinge max(0, margin - Δ_ij)² on ``negatives``, (user i, influencer j) pairs of
     different objects (or noise).  The squared hinges and the repulsion between all nearby
     influencers follow the reference implementation; the linear, per-track form of the talk's
-    slides left every embedding in a shell around its users (README, one-shot tracking)."""
+    slides left every embedding in a shell around its users (docs/methods/one-shot.md)."""
     zero = user.sum() * 0.0
     i, j = same_object_pairs(obj)
     out = {"attractive": zero, "repulsive": zero, "negative": zero}
