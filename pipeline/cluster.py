@@ -2,10 +2,10 @@
 or ``--cluster local:N`` (a ``LocalCluster`` of N single-threaded worker processes, started and
 stopped here).
 
-Every event of a stage is one task. A worker rebuilds the pipeline from its YAML once (the YAML,
-the cache and the inputs must be on a file system the workers share, as on any batch farm),
-loads the stage's trained state from the cache, runs the event and writes it to the cache
-atomically, exactly as one process would; the scheduler only sees paths and seconds. A worker that
+Every event of a stage is one task (``map_ordered``). A worker rebuilds the pipeline from its
+YAML once (``trkx.runner.worker_stage``; the YAML, the cache and the inputs must be on a file
+system the workers share, as on any batch farm), loads the stage's trained state from the cache,
+runs the event and writes it to the cache atomically, exactly as one process would; the scheduler only sees paths and seconds. A worker that
 dies has its tasks run again elsewhere (Dask reschedules them); a half-written entry of the dead
 worker is a temporary file the next writer cleans, never an event. Workers run the stages eagerly
 (no ``torch.compile``), as ``--workers N`` does, and give the same events as one process.
@@ -16,14 +16,11 @@ import logging
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
-import torch
 
 from trkx.config import ConfigError
 
-_STAGES: dict[tuple, object] = {}        # per worker process: the stages it has loaded
 
 
 def parse_cluster(spec: str) -> tuple[str, int | str]:
@@ -76,23 +73,6 @@ def _has_dashboard() -> bool:
     return importlib.util.find_spec("bokeh") is not None
 
 
-def _worker_stage(pipeline: str, index: int, weights: str | None):
-    """The pipeline's stage ``index`` with its trained state, loaded once per worker process."""
-    key = (pipeline, index, weights)
-    if key not in _STAGES:
-        from trkx.runner import Pipeline
-        torch._dynamo.config.disable = True       # eager, as --workers: no compile wait per worker
-        pipe = Pipeline(pipeline, progress=False)
-        stage = pipe.stages[index]
-        if weights is not None:
-            pipe._load_weights(stage, Path(weights))
-            stage.weights_dir = Path(weights).parent
-        if getattr(stage, "model", None) is not None:
-            stage.model.eval()
-        _STAGES[key] = stage
-    return _STAGES[key]
-
-
 def _on_worker(fn, *args):
     """Run ``fn(*args)`` on a worker; returns (its result, the worker's address)."""
     from distributed import get_worker
@@ -116,21 +96,6 @@ def map_ordered(client, fn, arg_lists: list[list], throughput: dict) -> Iterator
             yield result
     finally:
         client.cancel(futures)
-
-
-def _infer_task(pipeline: str, index: int, weights: str | None, src: str, dst: str, device: str) -> float:
-    from trkx.parallel import infer_one
-    return infer_one(_worker_stage(pipeline, index, weights), Path(src), Path(dst), torch.device(device))
-
-
-def infer_on_cluster(client, pipeline: Path, index: int, weights: Path | None, jobs: list[tuple[Path, Path]],
-                     device: str, throughput: dict) -> Iterator[float]:
-    """``infer_one`` of the pipeline's stage ``index`` over ``jobs`` (src, dst) as tasks on the
-    cluster; yields the seconds per event in job order (``throughput``: see ``map_ordered``)."""
-    n = len(jobs)
-    return map_ordered(client, _infer_task, [[str(pipeline)] * n, [index] * n, [str(weights) if weights else None] * n,
-                                            [str(s) for s, _ in jobs], [str(d) for _, d in jobs], [device] * n],
-                       throughput)
 
 
 def throughput_line(stage: str, throughput: dict) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from trkx.cluster import infer_on_cluster, open_cluster, throughput_line
+from trkx.cluster import map_ordered, open_cluster, throughput_line
 from trkx.codehash import code_digest
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
@@ -396,8 +396,11 @@ class Pipeline:
         throughput: dict = {}
         if self.client is not None and jobs:       # --cluster: every event a Dask task
             weights = self.weights_path(stage, upstream.fingerprint) if stage.trainable else None
-            times = infer_on_cluster(self.client, self.path.resolve(), self.stages.index(stage), weights,
-                                     [(src, dst) for _, src, dst in jobs], self.device, throughput)
+            n = len(jobs)
+            times = map_ordered(self.client, cluster_infer_task,
+                                [[str(self.path.resolve())] * n, [self.stages.index(stage)] * n,
+                                 [str(weights) if weights else None] * n, [str(src) for _, src, _ in jobs],
+                                 [str(dst) for *_, dst in jobs], [self.device] * n], throughput)
         elif workers > 1 and len(jobs) > 1:
             times = infer_parallel(stage, [(src, dst) for _, src, dst in jobs], workers, torch.device(self.device))
         else:
@@ -516,6 +519,31 @@ class Pipeline:
     def timing_report(self) -> str:
         data = read_json(self.workdir / "timing.json", "timing file")
         return timing_table({k: data["stages"][k] for k in data["order"]})
+
+
+_WORKER_STAGES: dict[tuple, Stage] = {}     # per cluster worker process: the stages it has loaded
+
+
+def worker_stage(pipeline: str, index: int, weights: str | None) -> Stage:
+    """On a cluster worker: the pipeline's stage ``index`` with its trained state from the cache,
+    loaded once per process (eager: no compile wait per worker, as ``--workers``)."""
+    key = (pipeline, index, weights)
+    if key not in _WORKER_STAGES:
+        torch._dynamo.config.disable = True
+        pipe = Pipeline(pipeline, progress=False)
+        stage = pipe.stages[index]
+        if weights is not None:
+            pipe._load_weights(stage, Path(weights))
+            stage.weights_dir = Path(weights).parent
+        if getattr(stage, "model", None) is not None:
+            stage.model.eval()
+        _WORKER_STAGES[key] = stage
+    return _WORKER_STAGES[key]
+
+
+def cluster_infer_task(pipeline: str, index: int, weights: str | None, src: str, dst: str, device: str) -> float:
+    """One event of one stage as a cluster task (``trkx.cluster.map_ordered``); returns its seconds."""
+    return infer_one(worker_stage(pipeline, index, weights), Path(src), Path(dst), torch.device(device))
 
 
 def run_pipeline(path: str | Path, force=(), progress: bool | None = None, workers: int = 1,
