@@ -104,6 +104,16 @@ def paths(hits: pd.DataFrame, group: str) -> pd.DataFrame:
     return pd.concat([h, gaps]).sort_values([group, "_d"], kind="stable")
 
 
+def marked_paths(hits: pd.DataFrame):
+    """(kind, ``paths`` of its tracks or true particles, how many) for the fakes, the split tracks
+    and the missed target particles that the event has."""
+    for kind in ("fake", "split", "missed"):
+        group = "particle_id" if kind == "missed" else "track_id"
+        chosen = hits[hits.missed] if kind == "missed" else hits[hits.status == kind]
+        if not chosen.empty:
+            yield kind, paths(chosen, group), chosen[group].nunique()
+
+
 def segments(xa, ya, xb, yb) -> tuple[np.ndarray, np.ndarray]:
     """Line-trace coordinates of separate segments a -> b (NaN between them)."""
     gap = np.full_like(xa, np.nan)
@@ -136,14 +146,9 @@ def html_figure(view: EventView, title: str):
                                legendgroup="hits", showlegend=False), 1, 2)
     fig.add_trace(go.Scatter3d(x=h.x, y=h.y, z=h.z, mode="markers", marker=dict(size=1.5, color=colour),
                                text=hover, hoverinfo="text", legendgroup="hits", showlegend=False), 2, 1)
-    for kind in ("fake", "split", "missed"):
-        chosen = h[h.missed] if kind == "missed" else h[h.status == kind]
-        if chosen.empty:
-            continue
-        p = paths(chosen, "particle_id" if kind == "missed" else "track_id")
+    for kind, p, n in marked_paths(h):
         line = dict(color=MARKS[kind], width=2, dash="dot" if kind == "missed" else "solid")
         label = {"fake": "fake tracks", "split": "split tracks", "missed": "missed target particles (truth)"}[kind]
-        n = chosen["particle_id" if kind == "missed" else "track_id"].nunique()
         fig.add_trace(go.Scattergl(x=p.x, y=p.y, mode="lines", line=line, name=f"{label}: {n}",
                                    legendgroup=kind, hoverinfo="skip"), 1, 1)
         fig.add_trace(go.Scattergl(x=p.z, y=p.r, mode="lines", line=line, legendgroup=kind, showlegend=False,
@@ -185,13 +190,8 @@ def png_figure(view: EventView, title: str):
     axes[0].scatter(h.x, h.y, s=1.5, c=colour, lw=0)
     axes[1].scatter(h.z, h.r, s=1.5, c=colour, lw=0)
     axes[2].scatter(h.x, h.y, h.z, s=0.5, c=colour, lw=0)
-    for kind in ("fake", "split", "missed"):
-        chosen = h[h.missed] if kind == "missed" else h[h.status == kind]
-        if chosen.empty:
-            continue
-        p = paths(chosen, "particle_id" if kind == "missed" else "track_id")
+    for kind, p, n in marked_paths(h):
         style = dict(color=MARKS[kind], lw=1.2, ls=":" if kind == "missed" else "-")
-        n = chosen["particle_id" if kind == "missed" else "track_id"].nunique()
         axes[0].plot(p.x, p.y, label=f"{kind}: {n}", **style)
         axes[1].plot(p.z, p.r, **style)
         axes[2].plot(p.x, p.y, p.z, **style)
