@@ -34,6 +34,12 @@ def _friendly(fn):
     return wrapper
 
 
+# many events on many machines (trkx.cluster), for run and reco alike
+_cluster_option = click.option(
+    "--cluster", default=None, metavar="ADDRESS|local:N",
+    help="Run every event as a Dask task: on a running dask.distributed scheduler (tcp://host:8786) or on a "
+         "local cluster of N worker processes (local:N). The cache and inputs must be on a shared file system.")
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trkx")
 def main():
@@ -84,9 +90,10 @@ def stages_():
 @click.option("--first-event-id", default=1000, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Write into OUT_DIR even if it holds files of something else "
               "(event files of the same names are replaced).")
+@_cluster_option
 @_friendly
 def simulate(out_dir, events, vertices, particles, pt_min, pt_max, eta, pdg, pythia, pileup, seed, first_event_id,
-             overwrite):
+             overwrite, cluster):
     """Simulate events with ACTS (generic detector, Fatras, smearing) into TrackML CSVs: a particle
     gun, or Pythia 8 collisions with pile-up (--pythia).  OUT_DIR must be new, empty or an earlier
     `trkx simulate` output."""
@@ -103,16 +110,12 @@ def simulate(out_dir, events, vertices, particles, pt_min, pt_max, eta, pdg, pyt
                 "eta_min": -eta, "eta_max": eta, "pdg": pdg}
     cfg = parse_config(SimulationConfig, keys, "trkx simulate")
     t0 = time.perf_counter()
-    ids = simulate_events(cfg, events, seed, out_dir, first_event_id)
+    from trkx.cluster import open_cluster
+    with open_cluster(cluster, note=click.echo) as client:
+        ids = simulate_events(cfg, events, seed, out_dir, first_event_id, client=client)
     write_json(out_dir / SIMULATE_MARKER, {"kind": "simulate", "events": ids})
     click.echo(f"wrote {len(ids)} events (TrackML CSV) to {out_dir} in {time.perf_counter() - t0:.1f} s")
 
-
-# many events on many machines (trkx.cluster), for run and reco alike
-_cluster_option = click.option(
-    "--cluster", default=None, metavar="ADDRESS|local:N",
-    help="Run every event as a Dask task: on a running dask.distributed scheduler (tcp://host:8786) or on a "
-         "local cluster of N worker processes (local:N). The cache and inputs must be on a shared file system.")
 
 # where the tracks go (trkx.io.tracks), for run and reco alike
 _track_format_option = click.option(

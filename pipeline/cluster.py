@@ -79,17 +79,24 @@ def _on_worker(fn, *args):
     return fn(*args), get_worker().address
 
 
+def _busy_seconds(result) -> float:
+    """A task's own seconds: the result itself, its ``seconds`` item, or 0 (not timed)."""
+    if isinstance(result, float):
+        return result
+    return float(result.get("seconds", 0.0)) if isinstance(result, dict) else 0.0
+
+
 def map_ordered(client, fn, arg_lists: list[list], throughput: dict) -> Iterator:
     """``fn`` over the zipped ``arg_lists`` as cluster tasks; yields the results in order and
-    fills ``throughput`` with the wall time and each worker's events and busy seconds (a result's
-    ``seconds`` item, or its own value when it is a number)."""
+    fills ``throughput`` with the wall time and each worker's events and busy seconds
+    (``_busy_seconds``)."""
     t0 = time.perf_counter()
     futures = client.map(_on_worker, [fn] * len(arg_lists[0]), *arg_lists, pure=False)
     per_worker: dict[str, list[float]] = defaultdict(list)
     try:
         for future in futures:
             result, worker = future.result()
-            per_worker[worker].append(result if isinstance(result, float) else result["seconds"])
+            per_worker[worker].append(_busy_seconds(result))
             # kept up to date at each result: a consumer may stop at the last one it needs
             throughput.update({"wall": time.perf_counter() - t0,
                                "workers": {w: {"events": len(s), "seconds": sum(s)} for w, s in per_worker.items()}})

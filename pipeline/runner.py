@@ -473,6 +473,7 @@ class Pipeline:
             raise ConfigError(f"--force: unknown stage {sorted(unknown)[0]!r} "
                               f"(stages: {', '.join(self.stage_names())})")
         seed_everything(self.config.seed)
+        self.data.client = self.client      # --cluster: the simulation's events are tasks too
         forcing = "all" in force or self.data.name in force
         outputs = [self.run_data(force=forcing)]
         for i, stage in enumerate(self.stages):

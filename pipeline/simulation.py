@@ -221,20 +221,39 @@ def run_acts(cfg: SimulationConfig, n_events: int, seed: int, out_dir: Path, ski
 
 def simulate_events(cfg: SimulationConfig, n_events: int, seed: int, out_dir: str | Path,
                     first_event_id: int = 0, progress: bool = True, threads: int = 1,
-                    base_dir: Path | None = None) -> list[int]:
-    """Simulate ``n_events`` (on ``threads`` ACTS threads) and write them as TrackML CSVs in
-    ``out_dir``; returns the event ids.  The particles carry their origin: ``vertex_id`` (ACTS's
-    primary vertex number), ``hard_scatter`` (from the hard process) and ``primary`` (made by the
-    generator, not by an interaction in the material)."""
+                    base_dir: Path | None = None, client=None) -> list[int]:
+    """Simulate ``n_events`` (on ``threads`` ACTS threads, or with ``client``, a dask.distributed
+    Client, one task per event on its workers) and write them as TrackML CSVs in ``out_dir``;
+    returns the event ids.  The particles carry their origin: ``vertex_id`` (ACTS's primary vertex
+    number), ``hard_scatter`` (from the hard process) and ``primary`` (made by the generator, not
+    by an interaction in the material).  Event k depends on (seed, k) only, so every way gives the
+    same events."""
+    if client is None:
+        return simulate_chunk(cfg, seed, out_dir, first_event_id, 0, n_events, base_dir, threads, progress)
+    from trkx.cluster import map_ordered
+    args = [[cfg] * n_events, [seed] * n_events, [str(Path(out_dir).resolve())] * n_events,
+            [first_event_id] * n_events, list(range(n_events)), [1] * n_events,
+            [base_dir.resolve() if base_dir else None] * n_events]
+    ids: list[int] = []
+    for chunk in tqdm(map_ordered(client, simulate_chunk, args, {}), total=n_events, desc="simulate",
+                      disable=not progress, leave=False):
+        ids += chunk
+    return ids
+
+
+def simulate_chunk(cfg: SimulationConfig, seed: int, out_dir: str | Path, first_event_id: int, start: int,
+                   count: int, base_dir: Path | None = None, threads: int = 1, progress: bool = False) -> list[int]:
+    """Events ``start .. start + count`` of the run (ACTS's ``skip``), as TrackML CSVs with ids
+    ``first_event_id + k``; returns the ids."""
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="trkx-acts-") as tmp:
-        run_acts(cfg, n_events, seed, Path(tmp), threads=threads, base_dir=base_dir, progress=progress)
+        run_acts(cfg, count, seed, Path(tmp), skip=start, threads=threads, base_dir=base_dir, progress=progress)
         ids = []
-        for i in tqdm(range(n_events), desc="convert to TrackML", disable=not progress, leave=False):
-            tables = read_acts_event(tmp, i)
+        for k in tqdm(range(start, start + count), desc="convert to TrackML", disable=not progress, leave=False):
+            tables = read_acts_event(tmp, k)
             p = tables.particles
             p["hard_scatter"] = ((p.vertex_id == 1) & cfg.has_hard_scatter).astype(np.int64)
-            tables.event_id = first_event_id + i
+            tables.event_id = first_event_id + k
             write_trackml_event(out_dir, tables)
             ids.append(tables.event_id)
     return ids

@@ -114,3 +114,14 @@ def test_a_worker_killed_mid_run_changes_nothing(tiny_run, tmp_path, monkeypatch
     # the cache holds every event once, and no temporary file of the dead worker as an event
     entry = other.cachedir / "labeling" / outputs[-1].fingerprint
     assert sorted(p.name for p in (entry / "test").glob("*.pt")) == sorted(p.name for p in outputs[-1].paths["test"])
+
+
+def test_simulation_on_a_local_cluster_gives_the_events_of_one_process(tmp_path):
+    """Event k depends on (seed, k) only: one ACTS task per event on two workers writes the same
+    TrackML files as one process."""
+    args = ["-n", "3", "--vertices", "1", "--particles", "5", "--seed", "11"]
+    for name, extra in (("one", []), ("cluster", ["--cluster", "local:2"])):
+        result = CliRunner().invoke(main, ["simulate", str(tmp_path / name), *args, *extra])
+        assert result.exit_code == 0, result.output
+    one, many = _tracks(tmp_path / "one"), _tracks(tmp_path / "cluster")
+    assert len(one) == 9 and one == many       # hits, particles, truth of 3 events

@@ -231,8 +231,9 @@ class EventSource(DataSource):
         if c.source == "simulate":
             done = raw_dir / ".complete"
             if not done.exists():
+                # with a Dask client (trkx run --cluster) every event is a task on its workers
                 simulate_events(c.simulation, n, c.seed, raw_dir, c.first_event_id, progress, threads=self.workers,
-                                base_dir=self.base_dir)
+                                base_dir=self.base_dir, client=getattr(self, "client", None))
                 done.write_text("ok\n")
             return raw_dir, list(range(c.first_event_id, c.first_event_id + n)), "trackml"
         directory = self._input_dir()
