@@ -26,8 +26,8 @@ from trkx.event import edge_features, select_edges
 from trkx.metrics.edges import edge_efficiency_purity
 from trkx.sampling import SamplingConfig, SectorSamples
 from trkx.stage import TrainableStage
-from trkx.tracking import log_config, log_outcome, tracking_logger
 from trkx.storage import atomic_path, first_line, safe_load
+from trkx.tracking import log_config, log_outcome, tracking_logger
 
 
 class TrainingInterrupted(KeyboardInterrupt):
