@@ -160,8 +160,11 @@ def run_case(case: Case, base: Path, scratch_root: Path) -> Outcome:
     args = case.setup(s)
     keep = case.keep(s)
     before = digest(keep)
+    # trkx sees Ctrl-C as a user would, however this harness was started: a shell's background job
+    # (`cmd &` without job control) ignores SIGINT, and a child would inherit that
     proc = subprocess.Popen(TRKX + args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     if case.signal_after is not None:
         t0 = time.time()
         while proc.poll() is None and not case.signal_after(s) and time.time() - t0 < 300:
