@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from trkx.config import ConfigError
-from trkx.metrics.tracks import match_pairs
+from trkx.metrics.tracks import match_pairs, particle_table
 from trkx.storage import atomic_path, read_json
 
 MARKS = {"fake": "#d62728", "split": "#ff7f0e", "missed": "#000000"}
@@ -71,10 +71,9 @@ def track_status(hits: pd.DataFrame, evaluation) -> pd.DataFrame:
     status[status.index.isin(split_tracks)] = "split"
     out = hits.copy()
     out["status"] = np.where(out.track_id < 0, "none", out.track_id.map(status).fillna("short"))
-    particles = hits[hits.particle_id != 0].groupby("particle_id").agg(pt=("pt", "first"), eta=("eta", "first"),
-                                                                       n=("hit_id", "size"))
-    target = particles.index[(particles.pt >= evaluation.pt_min) & (particles.n >= evaluation.min_hits)
-                             & (particles.eta.abs() <= evaluation.eta_max)]
+    parts = particle_table(hits)          # the target selection of trkx.metrics.tracks
+    target = parts.particle_id[(parts.pt >= evaluation.pt_min) & (parts.nhits >= evaluation.min_hits)
+                               & (parts.eta.abs() <= evaluation.eta_max)]
     out["missed"] = out.particle_id.isin(target) & ~out.particle_id.isin(good.particle_id)
     return out
 

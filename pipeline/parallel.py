@@ -27,6 +27,20 @@ def _start_worker(threads: int) -> None:
     torch._dynamo.config.disable = True
 
 
+def eval_mode(stages) -> None:
+    """Every network of ``stages`` in evaluation mode (inference)."""
+    for stage in stages:
+        if getattr(stage, "model", None) is not None:
+            stage.model.eval()
+
+
+def eager_worker(stages) -> None:
+    """A worker process that loaded ``stages`` itself (``--cluster``): eager, as the forked
+    workers, since a compile wait per worker costs more than it saves; networks in eval mode."""
+    torch._dynamo.config.disable = True
+    eval_mode(stages)
+
+
 def infer_one(stage, src: Path, dst: Path, device: torch.device) -> float:
     """Run ``stage`` on the event at ``src``; write it to ``dst`` (and its inference time next to
     it); returns the seconds."""

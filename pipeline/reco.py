@@ -9,6 +9,7 @@ and, where the input has truth, ``metrics.json``.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -21,8 +22,9 @@ from trkx.config import ConfigError
 from trkx.errors import DataError
 from trkx.evaluate import event_truth
 from trkx.io import detect_format
-from trkx.io.tracks import track_file, track_table, write_track_file
+from trkx.io.tracks import check_track_format, track_file, track_table, write_track_file
 from trkx.outdir import check_output_dir, earlier_reco, finish_reco_dir, reco_files_before
+from trkx.parallel import eager_worker, eval_mode
 from trkx.provenance import stamped
 from trkx.storage import write_json
 from trkx.timing import stopwatch, summarize, timing_table
@@ -82,19 +84,18 @@ def reco_event(chain: Chain, read, input_dir: Path, event_id: int, out_dir: Path
     return {"stages": stages, "file": path.name, "truth": truth, "seconds": sum(stages.values())}
 
 
-_CHAINS: dict[tuple, Chain] = {}     # per cluster worker: the chains it has loaded
+_WORKER_CHAINS: dict[tuple, tuple] = {}     # per cluster worker: (chain, reader) it has loaded
 
 
-def _reco_task(origin: str, exported: bool, input_dir: str, event_id: int, out_dir: str, track_format: str) -> dict:
-    key = (origin, exported)
-    if key not in _CHAINS:
-        torch._dynamo.config.disable = True        # eager on workers, as trkx.cluster's stages
-        _CHAINS[key] = load_chain(origin, exported=exported)
-        for stage in _CHAINS[key].stages:
-            if getattr(stage, "model", None) is not None:
-                stage.model.eval()
-    chain = _CHAINS[key]
-    _, read = input_events(Path(input_dir))
+def _reco_task(origin: str, exported: bool, input_dir: str, out_dir: str, track_format: str, event_id: int) -> dict:
+    """One input event as a cluster task; the worker loads the chain and finds the input's format
+    once (not a directory scan per event)."""
+    key = (origin, exported, input_dir)
+    if key not in _WORKER_CHAINS:
+        chain = load_chain(origin, exported=exported)
+        eager_worker(chain.stages)
+        _WORKER_CHAINS[key] = (chain, input_events(Path(input_dir))[1])
+    chain, read = _WORKER_CHAINS[key]
     return reco_event(chain, read, Path(input_dir), event_id, Path(out_dir), track_format)
 
 
@@ -111,14 +112,12 @@ def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progre
     Returns {"events", "timing", "metrics" (None without truth)}."""
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     throughput = {} if throughput is None else throughput
-    track_file(out_dir, 0, track_format)        # an unknown format fails before any work
+    check_track_format(track_format)            # an unknown format fails before any work
     check_output_dir(out_dir, "reco output", earlier_reco, overwrite)
     before = reco_files_before(out_dir)
     ids, read = input_events(input_dir)
     show = sys.stderr.isatty() if progress is None else progress
-    for stage in chain.stages:
-        if getattr(stage, "model", None) is not None:
-            stage.model.eval()
+    eval_mode(chain.stages)
     if warmup and ids:
         event = chain.source.event_graph(read(ids[0]), str(input_dir))
         with torch.no_grad():
@@ -129,10 +128,9 @@ def reconstruct(chain: Chain, input_dir: str | Path, out_dir: str | Path, progre
     if client is None:
         results = (reco_event(chain, read, input_dir, i, out_dir, track_format) for i in ids)
     else:       # --cluster: every event a task; each worker loads the chain once
-        n = len(ids)
-        results = map_ordered(client, _reco_task, [[str(Path(chain.origin).resolve())] * n, [chain.exported] * n,
-                                                   [str(input_dir.resolve())] * n, ids,
-                                                   [str(out_dir.resolve())] * n, [track_format] * n], throughput)
+        task = partial(_reco_task, str(Path(chain.origin).resolve()), chain.exported, str(input_dir.resolve()),
+                       str(out_dir.resolve()), track_format)
+        results = map_ordered(client, task, [ids], throughput)
     for result in tqdm(results, total=len(ids), desc="reco", disable=not show, leave=False):
         for name, seconds in result["stages"].items():
             per_stage[name].append(seconds)

@@ -15,6 +15,7 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -26,8 +27,8 @@ from trkx.cluster import map_ordered, open_cluster, throughput_line
 from trkx.codehash import code_digest
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
-from trkx.io.tracks import TRACK_FORMATS, track_table, write_track_file
-from trkx.parallel import infer_one, infer_parallel
+from trkx.io.tracks import check_track_format, track_file, track_table, write_track_file
+from trkx.parallel import eager_worker, infer_one, infer_parallel
 from trkx.provenance import stamped
 from trkx.stage import SPLITS, DataSource, EventSet, Stage, TrackBuilder, load_stage
 from trkx.storage import (CorruptEntryError, UnsafeFileError, clean_stale_temps, entry_lock, load_event, read_json,
@@ -221,9 +222,7 @@ class Pipeline:
     def __init__(self, path: str | Path, progress: bool | None = None, workers: int = 1,
                  track_format: str = "csv"):
         self.path = Path(path)
-        if track_format not in TRACK_FORMATS:
-            raise ConfigError(f"--format: unknown track format {track_format!r} (known: {', '.join(TRACK_FORMATS)})")
-        self.track_format = track_format
+        self.track_format = check_track_format(track_format)
         self.client = None          # a dask.distributed Client (--cluster): events run as its tasks
         if workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
@@ -396,11 +395,10 @@ class Pipeline:
         throughput: dict = {}
         if self.client is not None and jobs:       # --cluster: every event a Dask task
             weights = self.weights_path(stage, upstream.fingerprint) if stage.trainable else None
-            n = len(jobs)
-            times = map_ordered(self.client, cluster_infer_task,
-                                [[str(self.path.resolve())] * n, [self.stages.index(stage)] * n,
-                                 [str(weights) if weights else None] * n, [str(src) for _, src, _ in jobs],
-                                 [str(dst) for *_, dst in jobs], [self.device] * n], throughput)
+            task = partial(cluster_infer_task, str(self.path.resolve()), self.stages.index(stage),
+                           str(weights) if weights else None, self.device)
+            times = map_ordered(self.client, task, [[str(src) for _, src, _ in jobs], [str(dst) for *_, dst in jobs]],
+                                throughput)
         elif workers > 1 and len(jobs) > 1:
             times = infer_parallel(stage, [(src, dst) for _, src, dst in jobs], workers, torch.device(self.device))
         else:
@@ -507,7 +505,7 @@ class Pipeline:
             event = load_event(src)
             if "track_id" not in event:
                 return written
-            path = self.workdir / "tracks" / f"{src.stem}{TRACK_FORMATS[self.track_format]}"
+            path = track_file(self.workdir / "tracks", src.stem.removeprefix("event"), self.track_format)
             write_track_file(track_table(event, self.track_format), path)
             written.append(path)
         # track files of events no longer in the test split (a lowered n_test), or in another
@@ -530,19 +528,17 @@ def worker_stage(pipeline: str, index: int, weights: str | None) -> Stage:
     loaded once per process (eager: no compile wait per worker, as ``--workers``)."""
     key = (pipeline, index, weights)
     if key not in _WORKER_STAGES:
-        torch._dynamo.config.disable = True
         pipe = Pipeline(pipeline, progress=False)
         stage = pipe.stages[index]
         if weights is not None:
             pipe._load_weights(stage, Path(weights))
             stage.weights_dir = Path(weights).parent
-        if getattr(stage, "model", None) is not None:
-            stage.model.eval()
+        eager_worker([stage])
         _WORKER_STAGES[key] = stage
     return _WORKER_STAGES[key]
 
 
-def cluster_infer_task(pipeline: str, index: int, weights: str | None, src: str, dst: str, device: str) -> float:
+def cluster_infer_task(pipeline: str, index: int, weights: str | None, device: str, src: str, dst: str) -> float:
     """One event of one stage as a cluster task (``trkx.cluster.map_ordered``); returns its seconds."""
     return infer_one(worker_stage(pipeline, index, weights), Path(src), Path(dst), torch.device(device))
 

@@ -6,6 +6,7 @@ import json
 import math
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -231,14 +232,19 @@ def simulate_events(cfg: SimulationConfig, n_events: int, seed: int, out_dir: st
     if client is None:
         return simulate_chunk(cfg, seed, out_dir, first_event_id, 0, n_events, base_dir, threads, progress)
     from trkx.cluster import map_ordered
-    args = [[cfg] * n_events, [seed] * n_events, [str(Path(out_dir).resolve())] * n_events,
-            [first_event_id] * n_events, list(range(n_events)), [1] * n_events,
-            [base_dir.resolve() if base_dir else None] * n_events]
+    task = partial(simulate_one, cfg, seed, str(Path(out_dir).resolve()), first_event_id,
+                   base_dir.resolve() if base_dir else None)
     ids: list[int] = []
-    for chunk in tqdm(map_ordered(client, simulate_chunk, args, {}), total=n_events, desc="simulate",
+    for chunk in tqdm(map_ordered(client, task, [list(range(n_events))], {}), total=n_events, desc="simulate",
                       disable=not progress, leave=False):
         ids += chunk
     return ids
+
+
+def simulate_one(cfg: SimulationConfig, seed: int, out_dir: str, first_event_id: int, base_dir: Path | None,
+                 k: int) -> list[int]:
+    """Event k alone (a cluster task); the same files as in a run of all events."""
+    return simulate_chunk(cfg, seed, out_dir, first_event_id, k, 1, base_dir)
 
 
 def simulate_chunk(cfg: SimulationConfig, seed: int, out_dir: str | Path, first_event_id: int, start: int,

@@ -21,13 +21,14 @@ LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 
 
-def mlflow_uri(trainer_cfg, workdir: Path) -> str:
-    """The MLflow store a training logs to: ``tracking_uri``, or SQLite under ``<workdir>/mlruns``."""
+def mlflow_store(trainer_cfg, workdir: Path) -> tuple[str, str | None]:
+    """(tracking URI, artefact location) of a training's MLflow runs: ``tracking_uri`` with the
+    store's own artefact place, or by default SQLite and artefacts under ``<workdir>/mlruns``."""
     if trainer_cfg.tracking_uri:
-        return trainer_cfg.tracking_uri
+        return trainer_cfg.tracking_uri, None
     store = Path(workdir).resolve() / "mlruns"
     store.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{store / 'mlflow.db'}"
+    return f"sqlite:///{store / 'mlflow.db'}", (store / "artifacts").as_uri()
 
 
 def tracking_logger(trainer_cfg, workdir: Path, run_name: str):
@@ -45,8 +46,7 @@ def tracking_logger(trainer_cfg, workdir: Path, run_name: str):
         return None
     if kind == "mlflow":
         from pytorch_lightning.loggers import MLFlowLogger
-        uri = mlflow_uri(trainer_cfg, workdir)
-        artifacts = (Path(workdir).resolve() / "mlruns" / "artifacts").as_uri() if not trainer_cfg.tracking_uri else None
+        uri, artifacts = mlflow_store(trainer_cfg, workdir)
         return MLFlowLogger(experiment_name=trainer_cfg.experiment, run_name=run_name, tracking_uri=uri,
                             artifact_location=artifacts, log_model=False)
     from pytorch_lightning.loggers import WandbLogger

@@ -55,7 +55,10 @@ class AnalysisTarget:
 
     def event_loss(self, theta: torch.Tensor, event: Data) -> torch.Tensor:
         """The stage's training loss on one event (condensation: the sum of its terms)."""
-        out = self.outputs(theta, event)
+        return self.loss_of(self.outputs(theta, event), event)
+
+    def loss_of(self, out: torch.Tensor, event: Data) -> torch.Tensor:
+        """The stage's training loss of the network's output ``out`` on ``event``."""
         if self.edge_classifier:
             return self.module.loss(out.float(), event)
         return sum(self.module.loss(out, event).values())
@@ -87,7 +90,7 @@ class AnalysisTarget:
         with torch.no_grad():
             for event in self.events:
                 out = self.outputs(theta, event)
-                loss += float(self.event_loss(theta, event))
+                loss += float(self.loss_of(out, event))
                 if self.edge_classifier:
                     target, weight = edge_training_targets(event)
                     score = torch.sigmoid(out.float())

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trkx.errors import DataError
+from trkx.errors import ConfigError, DataError
 from trkx.storage import atomic_path, write_text
 
 TRACK_FORMATS = {"csv": ".csv", "parquet": ".parquet", "root": ".root"}
@@ -33,11 +33,16 @@ def track_table(event, fmt: str = "csv") -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+def check_track_format(fmt: str) -> str:
+    """``fmt`` if it is a track format, else a ConfigError naming the known ones."""
+    if fmt not in TRACK_FORMATS:
+        raise ConfigError(f"--format: unknown track format {fmt!r} (known: {', '.join(TRACK_FORMATS)})")
+    return fmt
+
+
 def track_file(directory: Path, event_id: int | str, fmt: str = "csv") -> Path:
     """The path of event ``event_id``'s track file in ``fmt``."""
-    if fmt not in TRACK_FORMATS:
-        raise DataError(f"unknown track format {fmt!r} (known: {', '.join(TRACK_FORMATS)})")
-    return Path(directory) / f"event{event_id}{TRACK_FORMATS[fmt]}"
+    return Path(directory) / f"event{event_id}{TRACK_FORMATS[check_track_format(fmt)]}"
 
 
 def write_track_file(table: pd.DataFrame, path: Path) -> None:
