@@ -15,7 +15,6 @@ bundle, when cpp/build/trkx-reco is built and the chain has a C++ port).  Writes
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import subprocess
 import tempfile
@@ -24,15 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from trkx.bundle import export_bundle
 from trkx.compression import sparsity
-from trkx.config import load_yaml
 from trkx.evaluate import evaluate
 from trkx.provenance import stamped
 from trkx.runner import Pipeline
 from trkx.storage import load_event, write_json, write_text
+from trkx.variants import variant_pipeline
 
 TOOL = Path(__file__).parents[1] / "cpp" / "build" / "trkx-reco"
 
@@ -45,31 +43,6 @@ VARIANTS = {   # name -> (keys added to the stage's YAML, weight bits)
     "int8 QAT": ({"compression": {"qat_bits": 8}, "quantize": "int8"}, 8),
     "4-bit QAT": ({"compression": {"qat_bits": 4}, "quantize": "int8"}, 4),
 }
-
-
-def merged(base: dict, extra: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in extra.items():
-        out[k] = merged(out.get(k, {}), v) if isinstance(v, dict) else v
-    return out
-
-
-def variant_pipeline(pipe: Pipeline, stage_name: str, extra: dict, slug: str, tmp: Path) -> Path:
-    """A pipeline YAML: the original with ``stage_name``'s YAML plus ``extra``, its own workdir,
-    the original's cache."""
-    raw = load_yaml(pipe.path)
-    stages = []
-    for stage in pipe.stages:
-        path = Path(stage.source).resolve()
-        if stage.name == stage_name:
-            path = tmp / f"{slug}-{stage.name}.yaml"
-            path.write_text(yaml.safe_dump(merged(load_yaml(Path(stage.source)), extra)))
-        stages.append(str(path))
-    raw.update({"workdir": str((pipe.workdir / "compression" / slug).resolve()), "cachedir": str(pipe.cachedir.resolve()),
-                "data": str(Path(pipe.data.source).resolve()), "stages": stages})
-    out = tmp / f"{slug}.yaml"
-    out.write_text(yaml.safe_dump(raw))
-    return out
 
 
 def python_seconds(stage, upstream_paths: list[Path]) -> float:
@@ -120,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in a.variants:
             extra, bits = VARIANTS[name]
             slug = name.replace(" ", "_").replace("%", "").replace("-", "_")
-            path = variant_pipeline(base, a.stage, extra, slug, Path(tmp))
+            path = variant_pipeline(base, a.stage, extra, base.workdir / "compression" / slug, Path(tmp), slug)
             pipe = Pipeline(path, progress=False)
             outputs = pipe.run()
             metrics = evaluate(pipe, outputs)

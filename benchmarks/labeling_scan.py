@@ -66,7 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     for key in axes:
         if key not in {f.name for f in dataclasses.fields(builder.config)}:
             raise SystemExit(f"--set: '{key}' is not a key of stage '{builder.name}'")
+    if builder.trainable:
+        # a trained builder (TrackNET, say): only the keys its inference reads, on its trained state
+        fixed = [k for k in axes if k not in getattr(builder.config, "inference_only", ())]
+        if fixed:
+            raise SystemExit(f"--set: '{fixed[0]}' is a training key of stage '{builder.name}'; "
+                             f"a scan varies inference keys only")
     events = validation_events(pipe)
+    if builder.trainable:
+        pipe.load_trained()
     rows = [score_setting(pipe, builder, events, dict(zip(axes, values))) for values in itertools.product(*axes.values())]
     current = {k: getattr(builder.config, k) for k in axes}
     lines = [f"{len(events)} validation events, stage '{builder.name}' ({builder.kind}); * = its YAML setting", "",

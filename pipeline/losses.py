@@ -7,6 +7,7 @@ from torch import nn
 from torch_geometric.data import Data
 
 from trkx.event import edge_truth, track_edge_truth
+from trkx.models.tracknet import ellipse_distance
 
 
 def edge_training_targets(event: Data) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,3 +212,58 @@ def track_parameter_loss(log_pt: torch.Tensor, eta: torch.Tensor, event: Data, h
         return log_pt.sum() * 0.0
     target_log_pt = torch.log(event.pt[hits].clamp_min(1e-3))
     return ((log_pt[hits] - target_log_pt) ** 2 + (eta[hits] - event.eta[hits]) ** 2).mean()
+
+
+def tracknet_loss(pred: torch.Tensor, target: torch.Tensor, point_weight: float = 0.9,
+                  area_weight: float = 0.1) -> torch.Tensor:
+    """Ariadne's TrackNETv2 loss: ``point_weight`` times the target's distance from the ellipse's
+    centre in units of its semi-axes (1 on the ellipse's edge) plus ``area_weight`` times the
+    product of the semi-axes (the ellipse's area / π), averaged; ``pred`` (..., 4), ``target``
+    (..., 2)."""
+    d = ellipse_distance(pred, target)
+    return (point_weight * d + area_weight * pred[..., 2] * pred[..., 3]).mean()
+
+
+def super_node_particles(pairs: torch.Tensor, posterior: torch.Tensor, particle_id: torch.Tensor,
+                         n_super: int) -> torch.Tensor:
+    """The particle each super-node stands for: the one with the largest posterior mass among its
+    hits (noise, particle 0, counts like any other, so a noise super-node matches nothing)."""
+    hit, sup = pairs
+    pid = particle_id[hit]
+    keys, inv = torch.unique(torch.stack([sup, pid]), dim=1, return_inverse=True)
+    mass = torch.zeros(keys.shape[1], dtype=posterior.dtype).index_add(0, inv, posterior.detach())
+    best = torch.full((n_super,), -1.0, dtype=posterior.dtype).scatter_reduce(0, keys[0], mass, "amax")
+    winner = torch.nonzero(mass >= best[keys[0]]).squeeze(1)
+    out = torch.zeros(n_super, dtype=particle_id.dtype)
+    out[keys[0, winner]] = keys[1, winner]          # ties: one of the tied particles
+    return out
+
+
+class HierarchicalLoss(nn.Module):
+    """The HGNN's loss: BCE on every (hit, super-node) pair, true where the hit is of the
+    super-node's particle (and not noise), BCE on every super-graph edge, true where its two
+    super-nodes stand for one particle, plus ``embedding_weight`` times a hinge loss in the
+    pooling space on the hit graph's edges (hits of one particle together, others beyond
+    ``margin``), so that the pooling's links follow tracks."""
+
+    def __init__(self, pos_weight: float, embedding_weight: float, margin: float):
+        super().__init__()
+        self.pos_weight, self.embedding_weight, self.margin = pos_weight, embedding_weight, margin
+
+    def forward(self, out: dict, event: Data) -> dict[str, torch.Tensor]:
+        emb = out["emb"]
+        ei = event.edge_index
+        terms = {"embedding": self.embedding_weight * hinge_loss(emb[ei[0]], emb[ei[1]], edge_truth(event, ei),
+                                                                 self.margin)}
+        if out["n_super"]:
+            pid = event.particle_id
+            owner = super_node_particles(out["pairs"], out["posterior"], pid, out["n_super"])
+            hit, sup = out["pairs"]
+            y = ((pid[hit] == owner[sup]) & (pid[hit] != 0)).float()
+            terms["bipartite"] = weighted_bce(out["logit"], y, torch.ones_like(y), self.pos_weight)
+            a, b = out["super_edges"]
+            same = ((owner[a] == owner[b]) & (owner[a] != 0)).float()
+            terms["super_edges"] = weighted_bce(out["super_logit"], same, torch.ones_like(same), self.pos_weight)
+        else:
+            terms["bipartite"] = terms["super_edges"] = emb.sum() * 0.0
+        return terms

@@ -462,8 +462,12 @@ class LightningStage(TrainableStage):
         """Extra figures computed before training (for train.json)."""
         return {}
 
+    def input_dim(self, train) -> int:
+        """The network's input width, from the training events (their node features)."""
+        return train[0].x.shape[1]
+
     def fit(self, train, val) -> dict:
-        model = self._ensure_model(train[0].x.shape[1])
+        model = self._ensure_model(self.input_dim(train))
         report = self.fit_report(val)
         try:
             pruning = [PruningCallback(self.config.compression.pruning)] if self.config.compression.pruning.amount else []

@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 
 from trkx.config import ConfigError
-from trkx.stages.data.transforms import (Compose, DropFakes, DropShort, DropSpinningTracks, MinMaxScale, Normalize,
-                                    PtCut, StandardScale, ToCartesian, ToCylindrical, build_transforms)
+from trkx.stages.data.transforms import (Compose, ConstraintsNormalize, DropFakes, DropShort, DropSpinningTracks,
+                                         MinMaxScale, Normalize, PtCut, StandardScale, ToBuckets, ToCartesian,
+                                         ToCylindrical, build_transforms, length_buckets)
 
 
 @pytest.fixture
@@ -57,3 +58,39 @@ def test_compose_from_yaml(table):
         build_transforms([{"name": "PtCut", "min_p": 1.0}], "data.yaml")
     with pytest.raises(ConfigError, match="Normalize: columns and scales differ"):
         build_transforms([{"name": "Normalize", "columns": ["r"], "scales": [1.0, 2.0]}], "data.yaml")
+
+
+def test_constraints_normalize_uses_the_detector_not_the_event(table):
+    t = ConstraintsNormalize(columns=["x", "z"], constraints={"x": [-200.0, 200.0], "z": [-50.0, 50.0]})(table)
+    assert t.x.tolist()[:3] == pytest.approx([0.15, 0.35, 0.55])      # 2 (x + 200) / 400 - 1
+    assert t.z[0] == pytest.approx(0.2) and t.y.equals(table.y)
+    # one event's own extents do not move the mapping (MinMaxScale's would)
+    half = ConstraintsNormalize(columns=["x"], constraints={"x": [-200.0, 200.0]})(table.iloc[:2])
+    assert half.x.tolist() == pytest.approx([0.15, 0.35])
+
+
+def test_constraints_normalize_rejects_hits_outside_and_bad_constraints(table):
+    with pytest.raises(ValueError, match=r"row 2: x = 110.0 outside"):
+        ConstraintsNormalize(columns=["x"], constraints={"x": [-100.0, 100.0]})(table)
+    with pytest.raises(ConfigError, match="constraints"):
+        build_transforms([{"name": "ConstraintsNormalize", "columns": ["x"], "constraints": {"x": [1.0, 1.0]}}], "data.yaml")
+
+
+def test_to_buckets_groups_tracks_by_length(table):
+    b = ToBuckets()(table)
+    assert b.bucket.tolist() == [0, 2, 2, 2, 2, 3, 3, 3]        # noise, the two 2-hit tracks, the 3-hit one
+    assert b.hit_id.tolist() == [8, 4, 5, 6, 7, 1, 2, 3]           # each track's hits keep their order
+    capped = ToBuckets(min_length=3, max_length=2)
+    with pytest.raises(ValueError):
+        capped.validate()
+    only_long = ToBuckets(min_length=3)(table)
+    assert set(only_long.particle_id) == {0, 1}
+
+
+def test_length_buckets_batches_items_of_one_length():
+    lengths = np.array([3, 5, 3, 3, 5, 4, 3])
+    batches = length_buckets(lengths, batch_size=2)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(7))
+    assert all(len(set(lengths[b])) == 1 and len(b) <= 2 for b in batches)
+    shuffled = length_buckets(lengths, 2, np.random.default_rng(0))
+    assert sorted(np.concatenate(shuffled).tolist()) == list(range(7))

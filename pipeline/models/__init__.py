@@ -12,7 +12,8 @@ from trkx.models.edge_mlp import EdgeMLP, EdgeMLPConfig
 from trkx.models.embedding import EmbeddingNet, EmbeddingNetConfig
 from trkx.models.interaction_gnn import InteractionGNN, InteractionGNNConfig, region_pair
 from trkx.models.line_graph import LineGraphGNN, line_graph_edges
+from trkx.models.so2_gnn import SO2GNN
 from trkx.models.mlp import ACTIVATIONS, GroupedMLP, make_mlp
 
 __all__ = ["ACTIVATIONS", "CondensationConfig", "CondensationGNN", "EdgeMLP", "EdgeMLPConfig", "EmbeddingNet", "EmbeddingNetConfig", "GroupedMLP",
-           "InteractionGNN", "InteractionGNNConfig", "LineGraphGNN", "line_graph_edges", "make_mlp", "region_pair", "split_outputs"]
+           "InteractionGNN", "InteractionGNNConfig", "LineGraphGNN", "SO2GNN", "line_graph_edges", "make_mlp", "region_pair", "split_outputs"]

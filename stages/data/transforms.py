@@ -149,6 +149,79 @@ class PtCut:
         return df[keep].reset_index(drop=True)
 
 
+@_register
+@dataclass
+class ConstraintsNormalize:
+    """Rescale columns to [-1, 1] by the detector's known extents (Ariadne's transform): the same
+    mapping for every event, unlike ``MinMaxScale``'s per-event one.  ``constraints`` gives
+    [min, max] per column; a hit outside them is an error (it cannot be in the detector)."""
+    columns: list[str] = field(default_factory=lambda: ["x", "y", "z"])
+    constraints: dict[str, list[float]] = field(default_factory=lambda: {"x": [-1100.0, 1100.0], "y": [-1100.0, 1100.0],
+                                                                        "z": [-3100.0, 3100.0]})
+
+    def validate(self) -> None:
+        for c in self.columns:
+            lim = self.constraints.get(c)
+            if lim is None or len(lim) != 2 or not lim[0] < lim[1]:
+                raise ValueError(f"ConstraintsNormalize: constraints['{c}'] must be [min, max] with min < max")
+
+    def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
+        _check_columns(df, self.columns, "ConstraintsNormalize")
+        df = df.copy()
+        for c in self.columns:
+            lo, hi = self.constraints[c]
+            outside = (df[c] < lo) | (df[c] > hi)
+            if outside.any():
+                row = int(np.flatnonzero(outside.to_numpy())[0])
+                raise ValueError(f"ConstraintsNormalize: row {row}: {c} = {df[c].iloc[row]} outside the constraints [{lo}, {hi}]")
+            df[c] = constraints_normalize(df[c].to_numpy(), lo, hi)
+        return df
+
+
+def constraints_normalize(values, lo: float, hi: float):
+    """``values`` mapped linearly from [lo, hi] to [-1, 1] (numpy arrays or torch tensors)."""
+    return 2.0 * (values - lo) / (hi - lo) - 1.0
+
+
+@_register
+@dataclass
+class ToBuckets:
+    """Group the hits by the length of their track (Ariadne's transform, for batching tracks of one
+    length together): adds ``bucket``, the number of hits of the hit's particle (capped at
+    ``max_length``; 0 for noise), and orders the rows by bucket, then particle (a stable sort:
+    each particle's hits keep their order).  Particles shorter than ``min_length`` are dropped."""
+    min_length: int = 1
+    max_length: int = 0         # 0: no cap
+
+    def validate(self) -> None:
+        if self.min_length < 1 or self.max_length < 0 or (self.max_length and self.max_length < self.min_length):
+            raise ValueError("ToBuckets: need min_length >= 1 and max_length 0 or >= min_length")
+
+    def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
+        _check_columns(df, ["particle_id"], "ToBuckets")
+        length = df.groupby("particle_id")["particle_id"].transform("size").to_numpy()
+        noise = (df.particle_id == 0).to_numpy()
+        df = df[noise | (length >= self.min_length)].copy()
+        length = length[noise | (length >= self.min_length)]
+        bucket = np.where(df.particle_id.to_numpy() == 0, 0, length)
+        df["bucket"] = np.minimum(bucket, self.max_length) if self.max_length else bucket
+        return df.sort_values(["bucket", "particle_id"], kind="stable").reset_index(drop=True)
+
+
+def length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Batches of item indices, each of one length (``ToBuckets``'s grouping for tensors): items
+    of equal length in batches of at most ``batch_size``, shuffled by ``rng`` when given."""
+    out = []
+    for length in np.unique(lengths):
+        idx = np.flatnonzero(lengths == length)
+        if rng is not None:
+            idx = rng.permutation(idx)
+        out.extend(np.array_split(idx, max(1, -(-idx.size // batch_size))))
+    if rng is not None:
+        out = [out[i] for i in rng.permutation(len(out))]
+    return out
+
+
 class Compose:
     """Apply transforms in order."""
 

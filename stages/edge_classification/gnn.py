@@ -3,6 +3,7 @@
 solver ("predict and track"); mixed precision, gradient checkpointing, torch.compile at inference."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -12,17 +13,34 @@ from torch_geometric.data import Data
 from trkx.aot import AheadOfTimeCompiled
 from trkx.event import EDGE_FEATURES, edge_features, select_edges
 from trkx.losses import AssignmentLoss, EdgeBCELoss
-from trkx.models import InteractionGNN, InteractionGNNConfig, LineGraphGNN
+from trkx.models import InteractionGNN, InteractionGNNConfig, LineGraphGNN, SO2GNN
 from trkx.stage import EdgeClassifier, register
 from trkx.training import EdgeClassifierModule, LightningStage, SampledTrainingConfig, autocast_context
+
+
+@dataclass
+class SO2Config:
+    """The SO(2) network's own keys: its equivariant channels and where r and φ are in ``x``."""
+    vector_channels: int = 4      # equivariant 2-vectors per hit
+    r_column: int = 0             # the column of x holding r (any scale) ...
+    phi_column: int = 1           # ... and the one holding φ / phi_scale (data: features [r, phi, z])
+    phi_scale: float = math.pi
+
+    def validate(self) -> None:
+        if self.vector_channels < 1:
+            raise ValueError("key 'so2.vector_channels': must be >= 1")
+        if self.r_column < 0 or self.phi_column < 0 or self.r_column == self.phi_column:
+            raise ValueError("keys 'so2.r_column' / 'so2.phi_column': two different columns of x")
 
 
 @dataclass
 class GNNConfig(InteractionGNNConfig, SampledTrainingConfig):
     """The network's keys (``InteractionGNNConfig``), the training ones (``SampledTrainingConfig``)
     and the GNN's own (``precision`` is also the inference precision here)."""
-    # interaction: edges scored by the interaction GNN; line_graph: by ``LineGraphGNN`` (Kortus et al.)
-    architecture: Literal["interaction", "line_graph"] = field(default="interaction", metadata={"omit_default": True})
+    # interaction: edges scored by the interaction GNN; line_graph: by ``LineGraphGNN`` (Kortus et al.);
+    # so2: by ``SO2GNN``, invariant under rotations about the beam axis (EuclidNet)
+    architecture: Literal["interaction", "line_graph", "so2"] = field(default="interaction", metadata={"omit_default": True})
+    so2: SO2Config = field(default_factory=SO2Config, metadata={"omit_default": True})
     loss: Literal["bce", "blackbox"] = "bce"    # predict-then-track | predict-and-track
     blackbox_lambda: float = 1.0                # blackbox interpolation λ, in logit units per edge
     bce_weight: float = 0.0                     # BCE added to the Hamming loss in blackbox mode
@@ -36,16 +54,21 @@ class GNNConfig(InteractionGNNConfig, SampledTrainingConfig):
         super().validate()
         if self.blackbox_lambda <= 0:
             raise ValueError("key 'blackbox_lambda': must be positive")
-        if self.architecture == "line_graph" and self.heterogeneous:
-            raise ValueError("key 'heterogeneous': not supported with architecture 'line_graph'")
+        if self.architecture != "interaction" and self.heterogeneous:
+            raise ValueError(f"key 'heterogeneous': not supported with architecture '{self.architecture}'")
 
 
 def gnn_module(node_dim: int, cfg: GNNConfig) -> EdgeClassifierModule:
     """The interaction GNN and its loss, as a Lightning module."""
     loss = EdgeBCELoss(cfg.pos_weight) if cfg.loss == "bce" else \
         AssignmentLoss(cfg.blackbox_lambda, cfg.bce_weight, cfg.pos_weight)
-    net_class = LineGraphGNN if cfg.architecture == "line_graph" else InteractionGNN
-    return EdgeClassifierModule(net_class(node_dim, len(EDGE_FEATURES), cfg), loss, cfg, val_cut=0.5)
+    if cfg.architecture == "so2":
+        s = cfg.so2
+        net = SO2GNN(node_dim, len(EDGE_FEATURES), cfg, s.vector_channels, s.r_column, s.phi_column, s.phi_scale)
+    else:
+        net_class = LineGraphGNN if cfg.architecture == "line_graph" else InteractionGNN
+        net = net_class(node_dim, len(EDGE_FEATURES), cfg)
+    return EdgeClassifierModule(net, loss, cfg, val_cut=0.5)
 
 
 @register("gnn")

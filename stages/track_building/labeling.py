@@ -85,9 +85,10 @@ def renumber(labels: np.ndarray) -> np.ndarray:
 
 
 def drop_small(labels: np.ndarray, min_hits: int) -> np.ndarray:
-    """Set components smaller than ``min_hits`` to -1 and renumber the rest 0..K-1."""
-    sizes = np.bincount(labels)
-    return renumber(np.where(sizes[labels] >= min_hits, labels, -1))
+    """Set components smaller than ``min_hits`` to -1 and renumber the rest 0..K-1 (hits already
+    at -1 stay unassigned)."""
+    sizes = np.bincount(np.maximum(labels, 0))
+    return renumber(np.where((labels >= 0) & (sizes[np.maximum(labels, 0)] >= min_hits), labels, -1))
 
 
 def best_successor_paths(edge_index: torch.Tensor, score: torch.Tensor, n: int) -> torch.Tensor:
