@@ -317,7 +317,9 @@ class Pipeline:
         t0 = time.perf_counter()
         report = stage.fit(train, val) or {}
         stage.save(weights)
-        self.note(f"{stage.name}: trained in {time.perf_counter() - t0:.1f} s")
+        seconds = time.perf_counter() - t0
+        self.note(f"{stage.name}: trained in {seconds:.1f} s")
+        report["train_seconds"] = round(seconds, 1)     # this process's share when it resumed a training
         train_json = stamped(report, self.path, {"upstream": upstream.fingerprint, stage.name: weights.parent.name})
         write_json(weights.parent / "train.json", train_json)
         if hasattr(stage, "finish_tracking"):

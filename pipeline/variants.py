@@ -35,3 +35,21 @@ def variant_pipeline(pipe, stage_name: str, extra: dict, workdir: Path, tmp: Pat
     out = tmp / f"{slug}.yaml"
     out.write_text(yaml.safe_dump(raw))
     return out
+
+
+def with_stage_after(pipe, after: str, stage: dict, workdir: Path, tmp: Path, slug: str) -> Path:
+    """A pipeline YAML written under ``tmp``: ``pipe``'s with the stage ``stage`` (a stage YAML's
+    keys) inserted after stage ``after``, working in ``workdir`` and caching in ``pipe``'s cache."""
+    raw = load_yaml(pipe.path)
+    extra = tmp / f"{slug}-{stage.get('name', stage['stage'])}.yaml"
+    extra.write_text(yaml.safe_dump(stage))
+    stages = []
+    for s in pipe.stages:
+        stages.append(str(Path(s.source).resolve()))
+        if s.name == after:
+            stages.append(str(extra))
+    raw.update({"workdir": str(Path(workdir).resolve()), "cachedir": str(pipe.cachedir.resolve()),
+                "data": str(Path(pipe.data.source).resolve()), "stages": stages})
+    out = tmp / f"{slug}.yaml"
+    out.write_text(yaml.safe_dump(raw))
+    return out

@@ -26,6 +26,8 @@ def test_a_run_stamps_metrics_timing_and_training_reports_and_the_cli_prints_it(
         block = json.loads(artefact.read_text())["provenance"]
         assert block["trkx"] and block["packages"]["torch"] and block["machine"]["cores"] >= 1, artefact
         assert block["date"].endswith("+00:00") and "commit" in block and "dirty" in block
+    for report in sorted(tiny_run[0].cachedir.glob("*/weights-*/train.json")):
+        assert json.loads(report.read_text())["train_seconds"] > 0, report     # what methods.py reads
     for name in ("metrics.json", "timing.json"):
         block = json.loads((work / name).read_text())["provenance"]
         assert block["fingerprints"] == summary and block["pipeline"] == str(path.resolve())

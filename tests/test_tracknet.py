@@ -82,7 +82,7 @@ def test_ellipse_holds_the_next_hit_of_a_straight_track_after_training():
     cfg = config()
     events = [straight_tracks(seed=s) for s in range(3)]
     untrained, stations = train(events, cfg, steps=0)
-    module, _ = train(events, cfg, steps=150)
+    module, _ = train(events, cfg, steps=80)
     test = training_sequences(straight_tracks(seed=9), stations, cfg)
     with torch.no_grad():
         inside = [float((ellipse_distance(*m.terms(test)[:2]) <= 1.0).float().mean()) for m in (untrained, module)]
@@ -93,7 +93,7 @@ def test_follower_rebuilds_separated_tracks_on_barrels_and_on_planes():
     for planes in (False, True):
         cfg = config(max_gap=200.0, min_hits=3)
         events = [straight_tracks(seed=s, planes=planes) for s in range(3)]
-        module, stations = train(events, cfg, steps=200)
+        module, stations = train(events, cfg, steps=100)
         stations["radius"] = torch.tensor([2.0, 2.0], dtype=torch.double)
         event = straight_tracks(seed=7, planes=planes)
         with torch.no_grad():

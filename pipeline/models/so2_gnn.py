@@ -11,7 +11,10 @@ about the beam turns every V into R·V and leaves h alone.  Per message pass:
   edge MLP, as in the interaction GNN;
 - the hit scalars are updated from the summed edge states and |V|²;
 - the vectors move by Σ_j a_ij (V_j - V_i) + b_ij J(V_j - V_i), J the 90° rotation (which commutes
-  with every rotation), with a, b per channel from the edge state, averaged over the hit's edges.
+  with every rotation), with a, b in (-1, 1) per channel from the edge state (tanh), averaged over
+  the hit's edges.
+
+The invariants enter the MLPs through asinh, which keeps their sign and tames their growth.
 
 Everything the decoder sees is invariant, so the scores are too (to rounding).  No LayerNorm
 touches the vectors (it would mix their components)."""
@@ -33,11 +36,13 @@ def rotate90(v: torch.Tensor) -> torch.Tensor:
 
 
 def pair_invariants(vi: torch.Tensor, vj: torch.Tensor) -> torch.Tensor:
-    """Per channel: vi·vj, vi × vj and |vj - vi|², for (E, C, 2) vectors -> (E, 3C)."""
+    """Per channel: vi·vj, vi × vj and |vj - vi|², for (E, C, 2) vectors -> (E, 3C), each through
+    asinh (monotonic, odd: the cross product keeps its sign) so that growing vectors do not
+    saturate the MLPs."""
     dot = (vi * vj).sum(-1)
     cross = vi[..., 0] * vj[..., 1] - vi[..., 1] * vj[..., 0]
     diff = ((vj - vi) ** 2).sum(-1)
-    return torch.cat([dot, cross, diff], -1)
+    return torch.asinh(torch.cat([dot, cross, diff], -1))
 
 
 class SO2GNN(nn.Module):
@@ -83,9 +88,9 @@ class SO2GNN(nn.Module):
             e = self.edge_network(torch.cat([h[src], h[dst], e, pair_invariants(v[src], v[dst])], -1)) + e
             agg_in = scatter(e, dst, 0, dim_size=n, reduce=self.cfg.aggregation)
             agg_out = scatter(e, src, 0, dim_size=n, reduce=self.cfg.aggregation)
-            h = self.node_network(torch.cat([h, agg_in, agg_out, (v ** 2).sum(-1)], -1)) + h
+            h = self.node_network(torch.cat([h, agg_in, agg_out, torch.asinh((v ** 2).sum(-1))], -1)) + h
             # equivariant vector update: each edge pulls both its hits' vectors along their difference
-            a, b = self.vector_coefficients(e).unsqueeze(-1).chunk(2, dim=1)
+            a, b = torch.tanh(self.vector_coefficients(e)).unsqueeze(-1).chunk(2, dim=1)
             d = v[dst] - v[src]
             move = a * d + b * rotate90(d)
             dv = scatter(move, src, 0, dim_size=n, reduce="sum") - scatter(move, dst, 0, dim_size=n, reduce="sum")

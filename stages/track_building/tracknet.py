@@ -3,18 +3,22 @@ station by station and predicts, on the next station, an ellipse where its next 
 the hits inside it are the candidate's continuations.  It reads hits only (no graph, no edge
 scores).
 
-**Stations.** A station is a detector layer (volume, layer).  On planar layers (the pCT frames)
-their order is the beam's; on the collider detector barrel layers and end-cap disks are ordered by
-the mean number of hits a particle of the training events has left before it reaches them, so
-each particle crosses its stations in order (the share of truth steps that go forward in that
-order is in ``train.json``).  A layer is a *barrel* station when its hits spread more in z than in
-r (local coordinates r̄·Δφ and Δz from the candidate's last hit), else a *plane* (Δx, Δy).  The
-steps particles took in training from one layer to another (skipped layers included) are the only
-ones the follower tries.
+**Stations.** A station is a detector layer (volume, layer).  A layer is a *barrel* station when
+its hits spread more in z than in r (local coordinates r̄·Δφ and Δz from the candidate's last
+hit), else a *plane* (the transverse step turned by -φ of the last hit).  The hits are swept by
+their distance from the origin, in ``slices`` slices, and within a slice layer by layer in the
+order of the layers' mean distance: on the collider detector the order in which a particle from
+the beam line crosses barrel layers and end-cap disks, on the pCT planes the beam's.  The share
+of the training truth steps that go forward in the sweep is ``forward_steps`` in ``train.json``
+(the rest stay within one layer: overlapping modules, the second visit below).  The steps
+particles took in training from one layer to another (skipped layers included) are the only ones
+the follower tries.
 
-**Following.** The stations are swept in order.  Every open candidate that may step onto the
-station gets its ellipse; each hit inside (distance ≤ ``ellipse_scale`` in semi-axis units) is a
-possible continuation; conflicts go to the likelier candidate (greedy matching on the Gaussian
+**Following.** Every open candidate that may step onto a cell's station gets its ellipse, its
+semi-axes scaled so that ``inside_quantile`` of the validation next hits fell inside (per step
+kind; ``ellipse_radius`` in ``train.json``) and by ``ellipse_scale``; each free hit inside is a
+possible continuation (a cell is visited twice: a candidate that took a hit may take a second one
+of the same layer); conflicts go to the likelier candidate (greedy matching on the Gaussian
 cost ½ d² + log of the ellipse's area, so that a broad ellipse does not win by its breadth); every
 hit no candidate takes starts a new one.  A candidate is closed once the sweep has moved more than
 ``max_gap`` (distance from the origin) past its last hit.
@@ -22,7 +26,8 @@ hit no candidate takes starts a new one.  A candidate is closed once the sweep h
 **Training** (Lightning, one event per step): the truth particles' hit sequences (pT ≥
 ``train_pt_min``, at least 3 hits, their first ``max_length`` hits), grouped by length
 (``ToBuckets``'s grouping), with Ariadne's loss: the next hit's distance from the ellipse's centre
-in semi-axis units plus ``area_weight`` times the ellipse's area."""
+in semi-axis units (times ``point_weight``) plus ``area_weight`` times the product of the
+semi-axes."""
 from __future__ import annotations
 
 import math
