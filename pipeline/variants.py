@@ -22,7 +22,6 @@ def merged(base: dict, extra: dict) -> dict:
 def variant_pipeline(pipe, stage_name: str, extra: dict, workdir: Path, tmp: Path, slug: str) -> Path:
     """A pipeline YAML written under ``tmp``: ``pipe``'s, with stage ``stage_name``'s YAML plus
     ``extra``, working in ``workdir`` and caching in ``pipe``'s cache."""
-    raw = load_yaml(pipe.path)
     stages = []
     for stage in pipe.stages:
         path = Path(stage.source).resolve()
@@ -30,17 +29,12 @@ def variant_pipeline(pipe, stage_name: str, extra: dict, workdir: Path, tmp: Pat
             path = tmp / f"{slug}-{stage.name}.yaml"
             path.write_text(yaml.safe_dump(merged(load_yaml(Path(stage.source)), extra)))
         stages.append(str(path))
-    raw.update({"workdir": str(Path(workdir).resolve()), "cachedir": str(pipe.cachedir.resolve()),
-                "data": str(Path(pipe.data.source).resolve()), "stages": stages})
-    out = tmp / f"{slug}.yaml"
-    out.write_text(yaml.safe_dump(raw))
-    return out
+    return _write_pipeline(pipe, stages, workdir, tmp, slug)
 
 
 def with_stage_after(pipe, after: str, stage: dict, workdir: Path, tmp: Path, slug: str) -> Path:
     """A pipeline YAML written under ``tmp``: ``pipe``'s with the stage ``stage`` (a stage YAML's
     keys) inserted after stage ``after``, working in ``workdir`` and caching in ``pipe``'s cache."""
-    raw = load_yaml(pipe.path)
     extra = tmp / f"{slug}-{stage.get('name', stage['stage'])}.yaml"
     extra.write_text(yaml.safe_dump(stage))
     stages = []
@@ -48,6 +42,12 @@ def with_stage_after(pipe, after: str, stage: dict, workdir: Path, tmp: Path, sl
         stages.append(str(Path(s.source).resolve()))
         if s.name == after:
             stages.append(str(extra))
+    return _write_pipeline(pipe, stages, workdir, tmp, slug)
+
+
+def _write_pipeline(pipe, stages: list[str], workdir: Path, tmp: Path, slug: str) -> Path:
+    """``pipe``'s YAML with these stage files, ``workdir`` and ``pipe``'s cache, written under ``tmp``."""
+    raw = load_yaml(pipe.path)
     raw.update({"workdir": str(Path(workdir).resolve()), "cachedir": str(pipe.cachedir.resolve()),
                 "data": str(Path(pipe.data.source).resolve()), "stages": stages})
     out = tmp / f"{slug}.yaml"

@@ -259,24 +259,6 @@ def test_module_map_chain_runs_caches_and_scores(tmp_path):
     assert all(o.computed == 0 for o in again)
 
 
-def test_compiled_gnn_scores_equal_eager(tiny_events):
-    from trkx.stages.edge_classification.gnn import GNNStage
-    event = with_graph(tiny_events[0], 300)
-    eager = GNNStage(GNNConfig(hidden=8, n_iterations=2))
-    eager._ensure_model(event.x.shape[1])
-    compiled = GNNStage(GNNConfig(hidden=8, n_iterations=2, compile=True))
-    compiled._ensure_model(event.x.shape[1]).load_state_dict(eager.model.state_dict())
-    with torch.no_grad():
-        a = eager.infer(event.clone()).gnn_score
-        b = compiled.infer(event.clone()).gnn_score
-        smaller = event.clone()
-        smaller.edge_index = smaller.edge_index[:, :200]   # another shape: no recompilation error
-        c = compiled.infer(smaller.clone()).gnn_score
-        d = eager.infer(smaller.clone()).gnn_score
-    assert compiled._compiled is not None
-    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(c, d, atol=1e-5)
-
-
 def test_inference_only_fields_stay_out_of_the_training_fingerprint():
     from trkx.runner import training_config
     from trkx.config import config_to_dict

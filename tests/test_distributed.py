@@ -70,7 +70,7 @@ def test_ddp_on_two_cpu_processes_follows_one_process_with_the_same_effective_ba
 
 
 def test_logs_and_checkpoints_are_written_and_a_killed_training_resumes(tmp_path, tiny_run):
-    path = gnn_pipeline(tmp_path, tiny_run, epochs=60)   # a few seconds: long enough to be killed
+    path = gnn_pipeline(tmp_path, tiny_run, epochs=30)   # a few seconds: long enough to be killed
     root = path.parent.parent
     # upstream first (cached in the shared cache), so the kill below lands in the training
     trkx("infer", "configs/stages/filter.yaml", "-p", "configs/pipeline.yaml", cwd=root)
@@ -93,9 +93,9 @@ def test_logs_and_checkpoints_are_written_and_a_killed_training_resumes(tmp_path
     # `trkx run` resumes by itself ...
     trkx("run", "configs/pipeline.yaml", "--no-progress", cwd=root)
     report = train_report(path)
-    assert report["resumed_from"] and [h["epoch"] for h in report["val_history"]] == list(range(60))
+    assert report["resumed_from"] and [h["epoch"] for h in report["val_history"]] == list(range(30))
     losses = epoch_losses(root / "work" / "gnn" / "logs")
-    assert min(losses) > 0 and max(losses) == 59       # the resumed run's log starts after epoch 0
+    assert min(losses) > 0 and max(losses) == 29       # the resumed run's log starts after epoch 0
     assert (root / "work" / "gnn" / "logs" / "csv").is_dir() and (ckpt_dir / "best.ckpt").is_file()
 
     # ... `trkx train --resume` does when asked, and `trkx train` alone starts over

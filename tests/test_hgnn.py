@@ -77,3 +77,11 @@ def test_network_outputs_and_a_training_step():
     assert set(terms) == {"embedding", "bipartite", "super_edges"} and torch.isfinite(loss)
     assert net.embed[0].weight.grad is not None and net.decoder[0].weight.grad is not None
     assert isinstance(cfg, HGNNConfig)
+
+
+def test_an_empty_event_gives_no_super_nodes_and_no_tracks():
+    cfg = parse_config(HGNNStageConfig, {"hidden": 8}, "hgnn.yaml")
+    net = HierarchicalGNN(3, 6, cfg)
+    with torch.no_grad():
+        out = net(torch.zeros(0, 3), torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, 6))
+    assert out["n_super"] == 0 and assign_hits(out, 0, 0.5, 0.5).size == 0

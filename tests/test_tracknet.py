@@ -103,3 +103,15 @@ def test_follower_rebuilds_separated_tracks_on_barrels_and_on_planes():
                       for p in np.unique(pid))
         assert perfect >= 0.9 * len(np.unique(pid)), (planes, perfect)
         assert bool(stations["barrel"].all()) != planes
+
+
+def test_an_empty_event_gives_no_tracks_and_unassigned_hits_stay_unassigned():
+    from trkx.stages.track_building.labeling import drop_small
+    cfg = config()
+    module, stations = train([straight_tracks(seed=0)], cfg, steps=2)
+    full = straight_tracks(seed=1)
+    none = torch.zeros(full.num_nodes, dtype=torch.bool)
+    empty = Data(num_nodes=0, **{k: full[k][none] for k in ("r", "phi", "z", "volume_id", "layer_id", "module_id")})
+    with torch.no_grad():
+        assert follow(module.net, empty, stations, cfg).size == 0
+    assert drop_small(np.array([-1, 0, 0, 1]), 2).tolist() == [-1, 0, 0, -1]
