@@ -223,6 +223,21 @@ def test_greedy_matching_takes_the_smallest_costs_first():
     assert greedy_matching(a, b, cost).tolist() == [False, False, True, False, True]
 
 
+def test_greedy_matching_equals_the_one_pair_at_a_time_greedy_with_ties():
+    from trkx.stages.track_building.track_follower import greedy_matching
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 40, 600), rng.integers(5, 50, 600)
+    cost = rng.integers(0, 30, 600).astype(float)          # many ties: the earlier pair wins
+    keep, used_a, used_b = np.zeros(600, dtype=bool), set(), set()
+    for i in np.argsort(cost, kind="stable"):               # the reference: one pair at a time
+        if a[i] not in used_a and b[i] not in used_b:
+            keep[i] = True
+            used_a.add(a[i])
+            used_b.add(b[i])
+    assert np.array_equal(greedy_matching(a, b, cost), keep)
+    assert not greedy_matching(a[:0], b[:0], cost[:0]).any()
+
+
 def test_track_follower_is_perfect_on_separated_protons_and_degrades_with_density():
     from trkx.metrics.frames import frame_purity_efficiency
     from trkx.stages.track_building.track_follower import TrackFollower, TrackFollowerConfig

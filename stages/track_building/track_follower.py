@@ -31,17 +31,29 @@ class TrackFollowerConfig:
 
 def greedy_matching(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> np.ndarray:
     """Mask of the candidate pairs (a, b) that greedy matching by increasing cost keeps (each a
-    and each b at most once), in rounds of mutually-best pairs (vectorised)."""
-    order = np.argsort(cost, kind="stable")
+    and each b at most once), in rounds of mutually-best pairs (vectorised; ties go to the earlier
+    pair).  ``a`` and ``b``: non-negative integer ids."""
     keep = np.zeros(a.size, dtype=bool)
-    alive = np.ones(a.size, dtype=bool)
-    while alive.any():
-        live = order[alive[order]]
-        best_a = live[np.unique(a[live], return_index=True)[1]]     # cheapest live pair of each a
-        best_b = live[np.unique(b[live], return_index=True)[1]]
-        mutual = np.intersect1d(best_a, best_b)
-        keep[mutual] = True
-        alive &= ~np.isin(a, a[mutual]) & ~np.isin(b, b[mutual])
+    if not a.size:
+        return keep
+    order = np.argsort(cost, kind="stable")
+    a_sorted, b_sorted = a[order], b[order]
+    used_a = np.zeros(int(a.max()) + 1, dtype=bool)
+    used_b = np.zeros(int(b.max()) + 1, dtype=bool)
+    live = np.arange(a.size)                   # positions (in cost order) of the pairs still possible
+    while live.size:
+        la, lb = a_sorted[live], b_sorted[live]
+        rank = np.arange(live.size)
+        # each a's (and b's) cheapest live pair, by scatter-min of the rank (no sort per round)
+        first_a = np.full(used_a.size, live.size)
+        np.minimum.at(first_a, la, rank)
+        first_b = np.full(used_b.size, live.size)
+        np.minimum.at(first_b, lb, rank)
+        mutual = (first_a[la] == rank) & (first_b[lb] == rank)
+        keep[order[live[mutual]]] = True
+        used_a[la[mutual]] = True
+        used_b[lb[mutual]] = True
+        live = live[~used_a[la] & ~used_b[lb]]
     return keep
 
 
