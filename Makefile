@@ -45,8 +45,10 @@ cpp: install
 docs: install
 	$(VENV)/bin/mkdocs build --strict --quiet
 
+# the suite on both cores (pytest-xdist; one module's tests stay on one worker, so that its
+# fixtures are built once)
 test: install cpp docs
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadscope tests
 
 clean:
 	rm -rf runs .pytest_cache cpp/build cpp/build.log site

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import tempfile
 import time
@@ -35,13 +36,18 @@ from trkx.variants import variant_pipeline
 TOOL = Path(__file__).parents[1] / "cpp" / "build" / "trkx-reco"
 
 VARIANTS = {   # name -> (keys added to the stage's YAML, weight bits)
-    "fp32": ({}, 32),
-    "pruned 50%": ({"compression": {"pruning": {"amount": 0.5}}}, 32),
-    "pruned 70%": ({"compression": {"pruning": {"amount": 0.7}}}, 32),
-    "pruned 90%": ({"compression": {"pruning": {"amount": 0.9}}}, 32),
-    "int8 PTQ": ({"quantize": "int8"}, 8),
-    "int8 QAT": ({"compression": {"qat_bits": 8}, "quantize": "int8"}, 8),
-    "4-bit QAT": ({"compression": {"qat_bits": 4}, "quantize": "int8"}, 4),
+    "fp32": ({}, "32"),
+    "pruned 50%": ({"compression": {"pruning": {"amount": 0.5}}}, "32"),
+    "pruned 70%": ({"compression": {"pruning": {"amount": 0.7}}}, "32"),
+    "pruned 90%": ({"compression": {"pruning": {"amount": 0.9}}}, "32"),
+    "pruned 50%, structured": ({"compression": {"pruning": {"amount": 0.5, "structured": True}}}, "32"),
+    "bf16": ({"quantize": "bf16"}, "16"),
+    # a smaller network instead of a compressed one (issue 24: fewer message-passing iterations)
+    "4 iterations, bf16": ({"n_iterations": 4, "quantize": "bf16"}, "16"),
+    # int8: all but the first layer of each MLP (``trkx.compression.quantize_int8``)
+    "int8 PTQ": ({"quantize": "int8"}, "8 / 32"),
+    "int8 QAT": ({"compression": {"qat_bits": 8}, "quantize": "int8"}, "8 / 32"),
+    "4-bit QAT": ({"compression": {"qat_bits": 4}, "quantize": "int8"}, "4 / 32"),
 }
 
 
@@ -92,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="trkx-compression-") as tmp:
         for name in a.variants:
             extra, bits = VARIANTS[name]
-            slug = name.replace(" ", "_").replace("%", "").replace("-", "_")
+            extra = {"quantize": "none", **extra}        # fp32 unless the variant says otherwise
+            slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
             path = variant_pipeline(base, a.stage, extra, base.workdir / "compression" / slug, Path(tmp), slug)
             pipe = Pipeline(path, progress=False)
             outputs = pipe.run()

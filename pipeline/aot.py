@@ -26,8 +26,11 @@ def edge_classifier_shapes() -> tuple[dict, ...]:
     return {0: hits}, {1: edges}, {0: edges}, {0: hits}
 
 
-def package_name(device: str, code: str) -> str:
-    return f"aoti-frozen-{device}-torch{torch.__version__}-{code}.pt2"
+def package_name(device: str, code: str, numbers: str = "none") -> str:
+    """The kept package's file name; ``numbers`` is the stage's ``quantize`` mode (a bf16 package
+    and an fp32 one of the same weights lie side by side)."""
+    kind = "" if numbers == "none" else f"{numbers}-"
+    return f"aoti-frozen-{device}-{kind}torch{torch.__version__}-{code}.pt2"
 
 
 def compile_package(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes, path: Path,
@@ -96,7 +99,8 @@ class AheadOfTimeCompiled:
         from trkx.codehash import code_digest
         if self.weights_dir is None:
             return None
-        return self.weights_dir / package_name(self.device.type, code_digest(type(self).__module__))
+        numbers = getattr(self.config, "quantize", "none")
+        return self.weights_dir / package_name(self.device.type, code_digest(type(self).__module__), numbers)
 
     def _aot(self, inputs: tuple[torch.Tensor, ...]) -> Callable | None:
         """The network compiled ahead of time (from the kept package when there is one); None

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
-from trkx.compression import (CompressionConfig, PruningCallback, add_weight_fake_quant, quantize_int8,
+from trkx.compression import (CompressionConfig, PruningCallback, add_weight_fake_quant, quantized_network,
                               remove_weight_fake_quant, sparsity)
 from trkx.config import ConfigError
 from trkx.event import edge_features, select_edges
@@ -181,8 +181,9 @@ class TrainingConfig:
     trainer: TrainerConfig = trainer_field()   # Lightning: devices, strategy (DDP), ...
     # pruning and quantisation-aware training (``trkx.compression``)
     compression: CompressionConfig = field(default_factory=CompressionConfig, metadata={"omit_default": True})
-    # int8: inference through the dynamically quantised network (CPU; not in the training fingerprint)
-    quantize: Literal["none", "int8"] = field(default="none", metadata={"omit_default": True})
+    # inference through a narrower copy of the trained network (not in the training fingerprint):
+    # int8, torch's dynamically quantised linear layers (CPU); bf16, weights and activations in bfloat16
+    quantize: Literal["none", "int8", "bf16"] = field(default="none", metadata={"omit_default": True})
 
     inference_only: ClassVar[tuple[str, ...]] = ("quantize",)
 
@@ -520,15 +521,15 @@ class LightningStage(TrainableStage):
             self.tracker = None
 
     def _prepare_inference(self) -> None:
-        """With ``quantize: int8``, inference runs an int8 copy of the trained network (the float
-        one is kept for ``save``)."""
+        """With ``quantize: int8`` or ``bf16``, inference runs a narrower copy of the trained
+        network (the float one is kept for ``save``)."""
         self._float_net = None
-        if self.config.quantize == "int8":
-            if self.device.type != "cpu":
+        if self.config.quantize != "none":
+            if self.config.quantize == "int8" and self.device.type != "cpu":
                 raise ConfigError(f"{self.source or self.name}: 'quantize: int8' runs on the CPU only "
                                   f"(device is {self.device.type})")
             self._float_net = self.model.net
-            self.model.net = quantize_int8(self._float_net)
+            self.model.net = quantized_network(self._float_net, self.config.quantize)
 
     def save(self, path):
         quantized, float_net = self.model.net, getattr(self, "_float_net", None)

@@ -21,7 +21,7 @@ def test_variants_share_the_cache_and_fill_the_table(tmp_path, monkeypatch):
     rows = {r["variant"]: r for r in json.loads((tmp_path / "work" / "compression" / "compression.json")
                                               .read_text())["rows"]}
     assert rows["fp32"]["sparsity"] == 0.0 and rows["pruned 50%"]["sparsity"] > 0.49
-    assert rows["int8 PTQ"]["bits"] == 8 and rows["int8 PTQ"]["weights"] == rows["fp32"]["weights"]
+    assert rows["int8 PTQ"]["bits"] == "8 / 32" and rows["int8 PTQ"]["weights"] == rows["fp32"]["weights"]
     # one data entry and one module map for all variants; two trainings of the GNN (int8 reuses fp32's)
     assert len(list((tmp_path / "cache" / "data").iterdir())) == 1
     assert len(list((tmp_path / "cache" / "gnn").glob("weights-*"))) == 2

@@ -92,7 +92,7 @@ class GNNStage(AheadOfTimeCompiled, LightningStage, EdgeClassifier):
         (AOTInductor, dynamic hit and edge counts) once per trained weights, the package kept
         beside them and loaded by every later process; under mixed precision, or where the
         network cannot be exported, ``torch.compile`` for dynamic shapes; an int8 network, and
-        graphs of fewer than two hits or edges, run eagerly."""
+        graphs of fewer than two hits or edges, run eagerly (a bf16 one compiles like fp32)."""
         # (a worker process of ``--workers`` turns compilation off: compiled kernels keep the
         # thread count they were made for)
         if not self.config.compile or self.exported or self.config.quantize == "int8" or \
@@ -105,8 +105,8 @@ class GNNStage(AheadOfTimeCompiled, LightningStage, EdgeClassifier):
         return self._compiled
 
     def aot_enabled(self) -> bool:
-        """Whether inference runs ahead-of-time compiled (``compile`` in fp32, not int8)."""
-        return self.config.compile and self.config.precision == "32" and self.config.quantize == "none"
+        """Whether inference runs ahead-of-time compiled (``compile`` in fp32 or bf16, not int8)."""
+        return self.config.compile and self.config.precision == "32" and self.config.quantize != "int8"
 
     def cpp_lines(self) -> list[str]:
         lines = super().cpp_lines()
