@@ -92,3 +92,40 @@ def test_cugraph_same_labels_as_scipy():
     rng = np.random.default_rng(0)
     ei = torch.as_tensor(rng.integers(0, 2000, (2, 1500)))
     assert (connected_component_labels(ei, 2000, "cugraph") == connected_component_labels(ei, 2000, "scipy")).all()
+
+
+def test_forward_candidates_need_fewer_hits():
+    """min_hits 5, but 3 hits suffice from |eta| 3 on: a 3-hit forward track stays, a 3-hit central
+    one and every 2-hit one go; a 5-hit central track stays whatever the forward rule."""
+    central = [(30., 0.), (70., 10.), (120., 20.)]                # |eta| ~ 0.2
+    forward = [(30., 600.), (60., 1200.), (90., 1800.)]           # cot theta 20: |eta| ~ 3.7
+    long_central = [(30., 0.), (70., 5.), (120., 10.), (170., 15.), (260., 20.)]
+    short_forward = [(30., 600.), (60., 1200.)]
+    tracks = [central, forward, long_central, short_forward]
+    r, z, edges, start = [], [], [], 0
+    for hits in tracks:
+        r += [h[0] for h in hits]
+        z += [h[1] for h in hits]
+        edges += [(start + i, start + i + 1) for i in range(len(hits) - 1)]
+        start += len(hits)
+    n = start
+    e = graph(n, edges, [.9] * len(edges))
+    e.r, e.z, e.phi = torch.tensor(r), torch.tensor(z), torch.zeros(n)
+    fwd = [{"abs_eta": 3.0, "min_hits": 3}]
+    from trkx.stages.track_building.labeling import ForwardHits
+    labels = label(e.clone(), "cc", min_hits=5, min_hits_eta=[ForwardHits(**f) for f in fwd])
+    kept = [sorted(set(labels[a:b])) for a, b in ((0, 3), (3, 6), (6, 11), (11, 13))]
+    assert kept[0] == [-1] and kept[3] == [-1]
+    assert len(kept[1]) == 1 and kept[1][0] >= 0 and len(kept[2]) == 1 and kept[2][0] >= 0
+    assert len({kept[1][0], kept[2][0]}) == 2
+    plain = label(e.clone(), "cc", min_hits=5)
+    assert (plain[:6] == -1).all() and (plain[6:11] >= 0).all()
+
+
+@pytest.mark.parametrize("value, message", [([{"abs_eta": 3.0}], "min_hits_eta[0].min_hits"),
+                                            ([{"abs_eta": -1.0, "min_hits": 3}], "min_hits_eta[0]"),
+                                            (3, "min_hits_eta")])
+def test_forward_hits_config_errors_name_the_key(value, message):
+    from trkx.config import ConfigError, parse_config
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_config(LabelingConfig, {"min_hits_eta": value}, "labeling.yaml")

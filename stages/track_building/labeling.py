@@ -132,6 +132,32 @@ def track_pt_estimate(track_id: torch.Tensor, r: torch.Tensor, phi: torch.Tensor
     return (0.299792458 * bfield_tesla * radius_m).float()
 
 
+def track_eta_estimate(track_id: torch.Tensor, r: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Pseudorapidity of each track 0..K-1 from the (r, z) line through its innermost and outermost
+    hit (insensitive to where along the beam line the particle was made); a track whose hits all
+    lie at one radius gets +-inf."""
+    on = track_id >= 0
+    tid, rr, zz = track_id[on], r[on].double(), z[on].double()
+    n_tracks = int(tid.max()) + 1 if tid.numel() else 0
+    order = torch.argsort(tid * (rr.max() + 1) + rr) if tid.numel() else tid   # by track, then radius
+    counts = torch.bincount(tid, minlength=n_tracks)
+    first = torch.cumsum(counts, 0) - counts
+    last = first + counts - 1
+    rr, zz = rr[order], zz[order]
+    dr, dz = rr[last] - rr[first], zz[last] - zz[first]
+    cot = torch.where(dr > 0, dz / dr.clamp_min(1e-12), torch.sign(dz) * float("inf"))
+    return torch.asinh(cot).float()
+
+
+@dataclass
+class ForwardHits:
+    """Candidates at ``abs_eta`` or beyond need only ``min_hits`` hits: a forward particle
+    crosses fewer layers before it leaves the detector (ITk's track selection asks fewer hits
+    at larger |eta| in the same way)."""
+    abs_eta: float
+    min_hits: int
+
+
 # fragment merging: at equal fit the nearer fragment is preferred (500 mm of gap weigh as much as
 # chi2 = 1; chosen on the TrackML-like validation events, fake rate 0.0100 -> 0.0094)
 MERGE_GAP_SCALE = 500.0
@@ -145,6 +171,8 @@ class LabelingConfig:
     walk_cut: float = 0.1            # walkthrough follows edges above this score inside merged components
     min_hits: int = 3                # shorter candidates are left unassigned (-1)
     min_pt: float = 0.0              # GeV: candidates whose curvature says less are left unassigned
+    # fewer hits asked of forward candidates (|eta| from their innermost and outermost hit)
+    min_hits_eta: list[ForwardHits] = field(default_factory=list, metadata={"omit_default": True})
     bfield_tesla: float = 2.0        # solenoid field, for the pT estimate
     backend: Literal["auto", "scipy", "cugraph"] = "auto"
     assignment_mode: Literal["global", "layer_pairs"] = "global"
@@ -163,6 +191,9 @@ class LabelingConfig:
             raise ValueError("keys 'cut' and 'walk_cut' must lie in [0, 1]")
         if self.min_hits < 1:
             raise ValueError("key 'min_hits': must be >= 1")
+        for i, fwd in enumerate(self.min_hits_eta):
+            if not fwd.abs_eta >= 0 or fwd.min_hits < 1:
+                raise ValueError(f"key 'min_hits_eta[{i}]': abs_eta must be >= 0 and min_hits >= 1")
         if self.merge_min_hits < 3:
             raise ValueError("key 'merge_min_hits': must be >= 3 (a circle needs three hits)")
         for key in ("merge_phi_window", "merge_cot_window", "merge_tol_xy", "merge_tol_z", "merge_max_gap"):
@@ -184,6 +215,8 @@ class TrackLabeling(TrackBuilder):
             raise NoCppPort("labeling method 'assignment' has no C++ port")
         if c.merge:
             raise NoCppPort("labeling with 'merge: true' (fragment merging) has no C++ port")
+        if c.min_hits_eta:
+            raise NoCppPort("labeling with 'min_hits_eta' (forward hit requirement) has no C++ port")
         return [f"labeling {self.name} method {c.method} cut {c.cut!r} walk_cut {c.walk_cut!r} "
                 f"min_hits {c.min_hits} min_pt {c.min_pt!r} bfield_tesla {c.bfield_tesla!r}"]
 
@@ -210,13 +243,29 @@ class TrackLabeling(TrackBuilder):
             labels = connected_component_labels(ei[:, self.edge_choice(event, score)], n, cfg.backend)
         if cfg.merge:
             labels = self._merge(labels, event)
-        labels = drop_small(labels, cfg.min_hits)
+        labels = self._select_by_hits(labels, event)
         if cfg.min_pt > 0 and labels.max(initial=-1) >= 0:
             # track selection, like the CKF's pT cut: soft loopers come out in many short arcs
             pt = track_pt_estimate(torch.as_tensor(labels), event.r, event.phi, cfg.bfield_tesla).numpy()
             labels = renumber(np.where((labels >= 0) & (pt[np.maximum(labels, 0)] >= cfg.min_pt), labels, -1))
         event.track_id = torch.as_tensor(labels, dtype=torch.long)
         return event
+
+    def _select_by_hits(self, labels: np.ndarray, event: Data) -> np.ndarray:
+        """Candidates shorter than ``min_hits`` (or than their |eta| range's ``min_hits_eta``) are
+        left unassigned; the rest are renumbered 0..K-1."""
+        cfg = self.config
+        fewest = min([cfg.min_hits] + [f.min_hits for f in cfg.min_hits_eta])
+        labels = drop_small(labels, fewest)
+        if not cfg.min_hits_eta or labels.max(initial=-1) < 0:
+            return labels
+        eta = track_eta_estimate(torch.as_tensor(labels), event.r, event.z).abs().numpy()
+        needed = np.full(eta.size, cfg.min_hits)
+        for fwd in sorted(cfg.min_hits_eta, key=lambda f: f.abs_eta):    # a few ranges, not per hit
+            needed = np.where(eta >= fwd.abs_eta, fwd.min_hits, needed)
+        sizes = np.bincount(labels[labels >= 0], minlength=eta.size)
+        keep = sizes >= needed
+        return renumber(np.where((labels >= 0) & keep[np.maximum(labels, 0)], labels, -1))
 
     @property
     def decides_edges(self) -> bool:
