@@ -111,17 +111,23 @@ def best_successor_paths(edge_index: torch.Tensor, score: torch.Tensor, n: int) 
     return chosen & (pos == first_in[dst])
 
 
+def hits_by_track_and_radius(track_id: torch.Tensor, r: torch.Tensor, other: torch.Tensor):
+    """The assigned hits' r and ``other`` (float64) sorted by track 0..K-1, then by radius, with
+    each track's first position in that order and its number of hits."""
+    on = track_id >= 0
+    tid, rr, oo = track_id[on], r[on].double(), other[on].double()
+    n_tracks = int(tid.max()) + 1 if tid.numel() else 0
+    order = torch.argsort(tid * (rr.max() + 1) + rr) if tid.numel() else tid
+    counts = torch.bincount(tid, minlength=n_tracks)
+    return rr[order], oo[order], torch.cumsum(counts, 0) - counts, counts
+
+
 def track_pt_estimate(track_id: torch.Tensor, r: torch.Tensor, phi: torch.Tensor, bfield_tesla: float) -> torch.Tensor:
     """Transverse momentum (GeV) of each track 0..K-1 from the circle through its innermost,
     middle and outermost hit in the transverse plane (all hits of a helix lie on one circle,
     whatever the number of turns); straight or degenerate tracks get +inf."""
-    on = track_id >= 0
-    tid, rr, pp = track_id[on], r[on].double(), phi[on].double()
-    n_tracks = int(tid.max()) + 1 if tid.numel() else 0
-    order = torch.argsort(tid * (rr.max() + 1) + rr) if tid.numel() else tid   # by track, then radius
-    counts = torch.bincount(tid, minlength=n_tracks)
-    start = torch.cumsum(counts, 0) - counts
-    x, y = (rr * torch.cos(pp))[order], (rr * torch.sin(pp))[order]
+    rr, pp, start, counts = hits_by_track_and_radius(track_id, r, phi)
+    x, y = rr * torch.cos(pp), rr * torch.sin(pp)
     a, b, c = start, start + counts // 2, start + counts - 1
     ab = torch.hypot(x[b] - x[a], y[b] - y[a])
     bc = torch.hypot(x[c] - x[b], y[c] - y[b])
@@ -136,14 +142,8 @@ def track_eta_estimate(track_id: torch.Tensor, r: torch.Tensor, z: torch.Tensor)
     """Pseudorapidity of each track 0..K-1 from the (r, z) line through its innermost and outermost
     hit (insensitive to where along the beam line the particle was made); a track whose hits all
     lie at one radius gets +-inf."""
-    on = track_id >= 0
-    tid, rr, zz = track_id[on], r[on].double(), z[on].double()
-    n_tracks = int(tid.max()) + 1 if tid.numel() else 0
-    order = torch.argsort(tid * (rr.max() + 1) + rr) if tid.numel() else tid   # by track, then radius
-    counts = torch.bincount(tid, minlength=n_tracks)
-    first = torch.cumsum(counts, 0) - counts
+    rr, zz, first, counts = hits_by_track_and_radius(track_id, r, z)
     last = first + counts - 1
-    rr, zz = rr[order], zz[order]
     dr, dz = rr[last] - rr[first], zz[last] - zz[first]
     cot = torch.where(dr > 0, dz / dr.clamp_min(1e-12), torch.sign(dz) * float("inf"))
     return torch.asinh(cot).float()
