@@ -202,6 +202,8 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         kind, src, dst = sys.argv[2:5]
+        from trkx.runtime import keep_freed_memory
+        keep_freed_memory()            # as the command line does: the same allocator for chain and CKF
         Path(dst).write_text(json.dumps(CHILDREN[kind](*json.loads(Path(src).read_text()))))
         sys.exit(0)
     sys.exit(main())

@@ -58,6 +58,8 @@ def main():
     source and the stages in order (configs/pipeline.yaml).  Intermediate event graphs are
     cached per stage under the pipeline's workdir, keyed by config, upstream, weights and
     input files; every stage's inference is timed."""
+    from trkx.runtime import keep_freed_memory
+    keep_freed_memory()
 
 
 @main.command(name="stages")

@@ -117,9 +117,9 @@ def triplet_keep(edges: torch.Tensor, layer_key: torch.Tensor, r: torch.Tensor, 
     order = torch.argsort(src.double() + frac)
     skey = src.double()[order] + frac[order]
     # one search per in-edge whose layer pair begins a triplet
-    pair = rank[src] * n_layers + rank[dst]
-    valid = (rank[src] >= 0) & (rank[dst] >= 0)
-    pair = torch.where(valid, pair, 0)
+    rank_src, rank_dst = rank[src], rank[dst]
+    valid = (rank_src >= 0) & (rank_dst >= 0)
+    pair = torch.where(valid, rank_src * n_layers + rank_dst, 0)
     w_lo, w_hi = search_lo[pair], search_hi[pair]
     rows = torch.nonzero(valid & torch.isfinite(w_lo)).squeeze(1)
     base, c = dst[rows].double(), cot[rows].double()
@@ -127,16 +127,21 @@ def triplet_keep(edges: torch.Tensor, layer_key: torch.Tensor, r: torch.Tensor, 
     f_hi = (torch.atan(c + w_hi[rows].double() / dcot_scale + eps) / math.pi + 0.5).clamp(0.0, 1.0 - 1e-12)
     start = torch.searchsorted(skey, base + f_lo)
     count = (torch.searchsorted(skey, base + f_hi, right=True) - start).clamp(min=0)
-    # expand (in-edge, candidate out-edge) pairs
-    first = torch.repeat_interleave(rows, count)
-    local = torch.arange(first.numel()) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-    second = order[torch.repeat_interleave(start, count) + local]
-    ok_layer = rank[dst[second]] >= 0
-    cell = (pair[first] * n_layers + rank[dst[second]].clamp(min=0))
-    g = torch.where(ok_layer, table[cell].long(), -1)
+    # (in-edge, candidate out-edge) pairs: the in-edge as a position in ``rows``, the out-edge as a
+    # position in the sorted order (consecutive per in-edge: one repeat_interleave, no per-pair gather
+    # through ``order``)
+    k = torch.repeat_interleave(count)
+    pos = (start - (torch.cumsum(count, 0) - count))[k] + torch.arange(k.numel())
+    third = rank_dst[order][pos]           # the layer of the out-edge's outer hit
+    g = torch.where(third >= 0, table[pair[rows][k] * n_layers + third.clamp(min=0)].long(), -1)
     gi = g.clamp(min=0)
-    f = triplet_features(psi, cot, first, second, turn_scale, dcot_scale)
-    inside = (g >= 0) & ((f >= lo[gi]) & (f <= hi[gi])).all(dim=1)
-    keep[first[inside]] = True
-    keep[second[inside]] = True
+    # Δcot θ inside its own triplet's window first (the search used the union over the outer
+    # layers), then the turning angle on the survivors; both as ``triplet_features`` computes them
+    dcot = (cot[order][pos] - cot[rows][k]) * dcot_scale
+    sel = torch.nonzero((g >= 0) & (dcot >= lo[:, 1][gi]) & (dcot <= hi[:, 1][gi])).squeeze(1)
+    k, pos, gi = k[sel], pos[sel], gi[sel]
+    turn = (torch.remainder(psi[order][pos] - psi[rows][k] + math.pi, 2 * math.pi) - math.pi) * turn_scale
+    inside = (turn >= lo[:, 0][gi]) & (turn <= hi[:, 0][gi])
+    keep[rows[k[inside]]] = True
+    keep[order[pos[inside]]] = True
     return keep

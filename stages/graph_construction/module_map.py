@@ -142,11 +142,12 @@ def _windows(group: torch.Tensor, n_groups: int, feats: torch.Tensor) -> tuple[t
     return lo, hi
 
 
-def _ranges(count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For groups of ``count`` items: each item's group and its position inside the group."""
-    group = torch.repeat_interleave(torch.arange(count.numel()), count)
-    local = torch.arange(group.numel()) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-    return group, local
+def _expand(start: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ranges [start, start + count): each item's range and its position (start + offset),
+    from one ``repeat_interleave`` (the positions of a range are consecutive)."""
+    group = torch.repeat_interleave(count)
+    shift = start - (torch.cumsum(count, 0) - count)
+    return group, shift[group] + torch.arange(group.numel())
 
 
 def map_edges(mk: torch.Tensor, r: torch.Tensor, phi: torch.Tensor, z: torch.Tensor, modules: torch.Tensor,
@@ -168,36 +169,43 @@ def map_edges(mk: torch.Tensor, r: torch.Tensor, phi: torch.Tensor, z: torch.Ten
     key = rank.double() + frac
     order = torch.argsort(key)
     skey = key[order]
+    # where each module's hits begin and end in the sorted order
+    module_start = torch.searchsorted(skey, torch.arange(uniq.numel() + 1, dtype=torch.float64))
     pos_a = torch.searchsorted(uniq, modules[:, 0].contiguous()).clamp(max=uniq.numel() - 1)
     pos_b = torch.searchsorted(uniq, modules[:, 1].contiguous()).clamp(max=uniq.numel() - 1)
     live = torch.nonzero((uniq[pos_a] == modules[:, 0]) & (uniq[pos_b] == modules[:, 1])).squeeze(1)
-    rank_a, rank_b = pos_a[live].double(), pos_b[live].double()
-    start_a = torch.searchsorted(skey, rank_a)
-    n_a = torch.searchsorted(skey, rank_a + 1.0) - start_a
+    a, b = pos_a[live], pos_b[live]
     # one row per (entry, inner hit)
-    row_entry, local = _ranges(n_a)
-    src = order[start_a[row_entry] + local]
+    row_entry, at = _expand(module_start[a], module_start[a + 1] - module_start[a])
+    src = order[at]
     entry = live[row_entry]
-    rb = rank_b[row_entry]
+    rb = b[row_entry]
+    rb_f = rb.double()
+    # window columns as contiguous vectors (a gather per column, not a 2-D gather)
+    lo_cols, hi_cols = lo.t().contiguous(), hi.t().contiguous()
     # the Δφ window as fractions of the turn, shifted so that its low end lies in [0, 1)
     eps = 1e-6     # rad: float32 φ rounding; the exact window test below decides
-    f_lo = (phi[src].double() + lo[entry, dphi_index].double() / 10.0 - eps + math.pi) / (2 * math.pi)
-    f_hi = (phi[src].double() + hi[entry, dphi_index].double() / 10.0 + eps + math.pi) / (2 * math.pi)
+    phi_src = phi[src].double()
+    f_lo = (phi_src + lo_cols[dphi_index][entry].double() / 10.0 - eps + math.pi) / (2 * math.pi)
+    f_hi = (phi_src + hi_cols[dphi_index][entry].double() / 10.0 + eps + math.pi) / (2 * math.pi)
     turn = torch.floor(f_lo)
     f_lo, f_hi = f_lo - turn, torch.minimum(f_hi - turn, f_lo - turn + 1.0)
-    s1 = torch.searchsorted(skey, rb + f_lo)
-    e1 = torch.searchsorted(skey, rb + f_hi.clamp(max=1.0 - 1e-12), right=True)
-    e1 = torch.where(f_hi >= 1.0, torch.searchsorted(skey, rb + 1.0), e1)
-    # the part of a window beyond φ = +π continues at φ = -π
-    s2 = torch.searchsorted(skey, rb)
-    e2 = torch.where(f_hi > 1.0, torch.searchsorted(skey, rb + (f_hi - 1.0).clamp(min=0.0), right=True), s2)
-    e2 = torch.minimum(e2, s1)
+    b_end = module_start[rb + 1]
+    s1 = torch.searchsorted(skey, rb_f + f_lo)
+    e1 = torch.searchsorted(skey, rb_f + f_hi.clamp(max=1.0 - 1e-12), right=True)
+    e1 = torch.where(f_hi >= 1.0, b_end, e1)
+    # the part of a window beyond φ = +π continues at φ = -π (searched only where there is one)
+    wraps = torch.nonzero(f_hi > 1.0).squeeze(1)
+    s2 = module_start[rb[wraps]]
+    e2 = torch.searchsorted(skey, rb_f[wraps] + (f_hi[wraps] - 1.0), right=True)
+    e2 = torch.minimum(e2, s1[wraps])
     starts = torch.cat([s1, s2])
     counts = torch.cat([e1 - s1, e2 - s2]).clamp(min=0)
-    rows = torch.cat([torch.arange(src.numel()), torch.arange(src.numel())])
+    rows = torch.cat([torch.arange(src.numel()), wraps])
     keep = counts > 0
     starts, counts, rows = starts[keep], counts[keep], rows[keep]
     eta = torch.asinh(z / r.clamp_min(1e-6))        # as in edge_features_from
+    deta_lo, deta_hi = lo_cols[deta_index], hi_cols[deta_index]
     out: list[torch.Tensor] = []
     # chunks of rows holding about max_candidates candidate pairs
     chunk = torch.div(torch.cumsum(counts, 0) - counts, max_candidates, rounding_mode="floor")
@@ -206,20 +214,21 @@ def map_edges(mk: torch.Tensor, r: torch.Tensor, phi: torch.Tensor, z: torch.Ten
     for size in sizes:
         if size == 0:
             continue
-        c = counts[begin:begin + size]
-        group, offset = _ranges(c)
+        group, at = _expand(starts[begin:begin + size], counts[begin:begin + size])
         row = rows[begin:begin + size][group]
-        s, d = src[row], order[starts[begin:begin + size][group] + offset]
+        s, d = src[row], order[at]
         e = entry[row]
         begin += size
         # the Δη window first (two gathers per candidate, computed exactly as edge_features_from
         # does, so it drops nothing the full test would keep): at TrackML density a third of the
         # candidates pass it; then every window on the survivors
         deta = (eta[d] - eta[s]) * 10.0
-        pre = (deta >= lo[e, deta_index]) & (deta <= hi[e, deta_index]) & (s != d)
+        pre = torch.nonzero((deta >= deta_lo[e]) & (deta <= deta_hi[e]) & (s != d)).squeeze(1)
         cand, e = torch.stack([s[pre], d[pre]]), e[pre]
         f = edge_features_from(r, phi, z, cand)
-        inside = ((f >= lo[e]) & (f <= hi[e])).all(dim=1)
+        inside = torch.ones(e.numel(), dtype=torch.bool)
+        for j in range(f.shape[1]):
+            inside &= (f[:, j] >= lo_cols[j][e]) & (f[:, j] <= hi_cols[j][e])
         out.append(cand[:, inside])
     return torch.cat(out, dim=1) if len(out) > 0 else torch.zeros(2, 0, dtype=torch.long)
 
