@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -91,13 +92,14 @@ def run_chain(pipeline: str, acts_dir: str, n: int) -> dict:
 CHILDREN = {"ckf": simulate_and_ckf, "chain": run_chain}
 
 
-def in_child(kind: str, *args) -> dict:
+def in_child(kind: str, *args, env: dict | None = None) -> dict:
     """``CHILDREN[kind](*args)`` in a fresh Python process (its own peak RSS, nothing shared with
-    the others); arguments and result travel as JSON files."""
+    the others; ``env`` added to its environment); arguments and result travel as JSON files."""
     with tempfile.TemporaryDirectory(prefix="trkx-scan-") as tmp:
         src, dst = Path(tmp) / "args.json", Path(tmp) / "result.json"
         src.write_text(json.dumps(args))
-        proc = subprocess.run([sys.executable, __file__, "--child", kind, str(src), str(dst)])
+        proc = subprocess.run([sys.executable, __file__, "--child", kind, str(src), str(dst)],
+                              env={**os.environ, **(env or {})})
         if proc.returncode != 0:
             raise RuntimeError(f"the {kind} process failed (exit {proc.returncode})")
         return json.loads(dst.read_text())
@@ -203,7 +205,8 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         kind, src, dst = sys.argv[2:5]
         from trkx.runtime import keep_freed_memory
-        keep_freed_memory()            # as the command line does: the same allocator for chain and CKF
-        Path(dst).write_text(json.dumps(CHILDREN[kind](*json.loads(Path(src).read_text()))))
+        kept = keep_freed_memory()     # as the command line does: the same allocator for chain and CKF
+        result = CHILDREN[kind](*json.loads(Path(src).read_text()))
+        Path(dst).write_text(json.dumps({**result, "freed_memory_kept": kept}))
         sys.exit(0)
     sys.exit(main())

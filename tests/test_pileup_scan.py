@@ -1,6 +1,7 @@
 """benchmarks/pileup_scan.py end to end on a tiny chain trained on Z -> mu mu + pile-up events."""
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,8 @@ import pytest
 from conftest import make_pipeline
 
 pytest.importorskip("pythia8mc")
-_spec = importlib.util.spec_from_file_location("pileup_scan", Path(__file__).parents[1] / "benchmarks" / "pileup_scan.py")
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+_spec = importlib.util.spec_from_file_location("pileup_scan", BENCHMARKS / "pileup_scan.py")
 pileup_scan = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pileup_scan)
 
@@ -41,6 +43,19 @@ def test_scan_runs_the_chain_and_the_ckf_at_each_mu(zmumu_chain):
         assert 0 <= r["chain"]["scores"]["ckf"]["track_efficiency"] <= 1
     table = (out / "scan.md").read_text()
     assert "chain / CKF" in table and (out / "scan.png").stat().st_size > 0
+    # the allocator benchmark on the scan's events: both settings run the same chain to the same tracks
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import allocator
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert allocator.main([str(path), str(out / "mu6"), "--events", "1"]) == 0
+    rows = json.loads((out / "mu6" / "allocator.json").read_text())
+    assert list(rows) == list(allocator.SETTINGS)
+    assert [r["freed_memory_kept"] for r in rows.values()] == [False, True]
+    effs = {r["scores"]["gnn"]["track_efficiency"] for r in rows.values()}
+    assert len(effs) == 1 and "freed memory kept / glibc defaults" in (out / "mu6" / "allocator.md").read_text()
+    assert allocator.main([str(path), str(root), "--events", "1"]) == 2      # no ckf/ there
 
 
 def test_scan_refuses_gun_events_and_the_training_seed(zmumu_chain, tmp_path):
