@@ -20,6 +20,7 @@ import re
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +52,21 @@ VARIANTS = {   # name -> (keys added to the stage's YAML, weight bits)
 }
 
 
-def python_seconds(stage, upstream_paths: list[Path]) -> float:
-    """The stage's seconds per test event on one thread, after one untimed warm-up event."""
+@contextmanager
+def one_thread():
+    """torch on one thread inside the block (compiled networks are compiled for it there)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        times = []
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def python_seconds(stage, upstream_paths: list[Path]) -> float:
+    """The stage's seconds per test event on one thread, after one untimed warm-up event."""
+    times = []
+    with one_thread():
         for k, p in enumerate([upstream_paths[0]] + list(upstream_paths)):
             event = load_event(p)
             with torch.no_grad():
@@ -64,14 +74,14 @@ def python_seconds(stage, upstream_paths: list[Path]) -> float:
                 stage.infer(event)
                 if k:
                     times.append(time.perf_counter() - t0)
-        return float(np.mean(times))
-    finally:
-        torch.set_num_threads(threads)
+    return float(np.mean(times))
 
 
 def cpp_seconds(path: Path, pipe: Pipeline, outputs, stage_name: str, work: Path) -> float | None:
-    """The stage's seconds per event in the C++ tool (one thread, after a warm-up event)."""
-    manifest = export_bundle(path, work / "bundle", overwrite=True)
+    """The stage's seconds per event in the C++ tool (one thread, after a warm-up event; the bundle
+    exported on one thread, so that its compiled network is written for one)."""
+    with one_thread():
+        manifest = export_bundle(path, work / "bundle", overwrite=True)
     if not manifest["cpp"]["supported"] or not TOOL.exists():
         return None
     csv = pipe.cachedir / "data" / outputs[0].fingerprint / "csv"

@@ -31,24 +31,24 @@ from trkx.storage import write_json, write_text
 TOOL = Path(__file__).parents[1] / "cpp" / "build" / "trkx-reco"
 
 
-def canonical(track_id: np.ndarray) -> np.ndarray:
-    """Track ids renumbered by first appearance (-1 kept): equal arrays = equal hit partitions."""
-    out = np.full(track_id.shape, -1)
-    on = track_id >= 0
-    _, first, inv = np.unique(track_id[on], return_index=True, return_inverse=True)
-    rank = np.empty(first.size, dtype=np.int64)
-    rank[np.argsort(first)] = np.arange(first.size)
-    out[on] = rank[inv]
-    return out
+def same_track(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per hit: whether its track is the same set of hits in both labelings (``-1``: no track;
+    two unassigned hits agree).  A track is the same where all its hits share one label in the
+    other labeling and that label's hits all share this track."""
+    pairs = pd.DataFrame({"a": a, "b": b})
+    b_per_a = pairs.groupby("a").b.transform("nunique").to_numpy()
+    a_per_b = pairs.groupby("b").a.transform("nunique").to_numpy()
+    both_free = (a < 0) & (b < 0)
+    return both_free | ((a >= 0) & (b >= 0) & (b_per_a == 1) & (a_per_b == 1))
 
 
 def differing_hits(a: Path, b: Path, ids: list[int]) -> float:
-    """Fraction of hits whose track (as a partition of the hits) differs between two track dirs."""
+    """Fraction of hits whose track (as a set of hits) differs between two track dirs."""
     diff = total = 0
     for i in ids:
         x, y = pd.read_csv(a / f"event{i}.csv"), pd.read_csv(b / f"event{i}.csv")
         y = y.set_index("hit_id").loc[x.hit_id]
-        diff += int((canonical(x.track_id.to_numpy()) != canonical(y.track_id.to_numpy())).sum())
+        diff += int((~same_track(x.track_id.to_numpy(), y.track_id.to_numpy())).sum())
         total += len(x)
     return diff / total
 

@@ -26,11 +26,18 @@ def edge_classifier_shapes() -> tuple[dict, ...]:
     return {0: hits}, {1: edges}, {0: edges}, {0: hits}
 
 
-def package_name(device: str, code: str, numbers: str = "none") -> str:
+def package_name(device: str, code: str, numbers: str = "none", threads: int | None = None) -> str:
     """The kept package's file name; ``numbers`` is the stage's ``quantize`` mode (a bf16 package
-    and an fp32 one of the same weights lie side by side)."""
+    and an fp32 one of the same weights lie side by side), ``threads`` the torch thread count it
+    is compiled for (default: the current one).
+
+    Inductor writes a CPU kernel for the thread count of the process that compiles it: compiled
+    on two threads, a reduction keeps per-thread buffers and merges them, which costs a
+    one-thread run 40% of the dense GNN's time (0.375 against 0.268 s per event; see
+    docs/methods/edge-classification.md).  So each thread count gets its own package."""
     kind = "" if numbers == "none" else f"{numbers}-"
-    return f"aoti-frozen-{device}-{kind}torch{torch.__version__}-{code}.pt2"
+    threads = torch.get_num_threads() if threads is None else threads
+    return f"aoti-frozen-{device}-{kind}t{threads}-torch{torch.__version__}-{code}.pt2"
 
 
 def compile_package(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes, path: Path,
@@ -38,9 +45,11 @@ def compile_package(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_sh
     """Export ``net`` on ``inputs`` (dimensions ``dynamic_shapes`` free) and compile it to ``path``.
 
     ``freeze``: the weights become constants, folded and laid out for the CPU's kernels
-    (``benchmarks/deploy.py`` and ``benchmarks/gnn_inference.py`` measure it against the unfrozen
-    package).  A frozen package gave other scores in LibTorch's C++ loader than in Python's (a
-    third of the tracks of a tiny event differed), so a bundle's package is not frozen."""
+    (``benchmarks/gnn_inference.py`` measures it against the unfrozen package).  The kernels are
+    written for the current torch thread count (see ``package_name``).  A bundle's package is not
+    frozen: LibTorch's C++ loader runs a frozen bf16 package wrongly (on a dense event of the
+    benchmark, 216 of 1,999 tracks as Python's from the same file) where Python's loader runs it
+    right; the unfrozen one gives the same tracks in both."""
     with torch.no_grad():
         program = torch.export.export(net.eval(), inputs, dynamic_shapes=dynamic_shapes)
     with atomic_path(path) as tmp:
@@ -113,9 +122,9 @@ class AheadOfTimeCompiled:
             return None
 
     def export_aot(self, event, path: Path) -> bool:
-        """The compiled network for a bundle, at ``path``, compiled now on ``event`` (not frozen:
-        it also runs in C++, see ``compile_package``); False where inference is not compiled ahead
-        of time."""
+        """The compiled network for a bundle, at ``path``, compiled now on ``event`` for the
+        current thread count (not frozen: it also runs in C++, see ``compile_package``); False where
+        inference is not compiled ahead of time."""
         from trkx.event import edge_features
         if not self.aot_enabled():
             return False

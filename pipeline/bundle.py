@@ -123,6 +123,7 @@ def _write_bundle(pipe, fps: dict[str, str], out: Path) -> dict:
             stage.export(event).save(str(out / entry["torchscript"]))
         if hasattr(stage, "export_aot") and stage.export_aot(event, out / "aoti" / f"{stage.name}.pt2"):
             entry["aoti"] = f"aoti/{stage.name}.pt2"
+            entry["aoti_threads"] = torch.get_num_threads()    # its kernels are written for this count
         with torch.no_grad():
             event = stage.infer(event)
         chain.append(entry)
@@ -153,6 +154,7 @@ class ManifestStage:
     weights: str | None = None
     torchscript: str | None = None
     aoti: str | None = None       # the network compiled ahead of time (AOTInductor package)
+    aoti_threads: int | None = None   # the torch thread count it was compiled for
 
 
 @dataclass
@@ -242,6 +244,10 @@ def load_bundle(path: str | Path, exported: bool = True):
             raise ConfigError(f"{manifest_path}: stage '{entry.name}' does not match its fingerprint "
                               f"(its config, weights or place in the chain changed after export)")
         if exported and entry.aoti is not None and hasattr(stage, "use_compiled"):
+            if entry.aoti_threads is not None and entry.aoti_threads != torch.get_num_threads():
+                print(f"{path / entry.aoti}: compiled for {entry.aoti_threads} thread(s), running on "
+                      f"{torch.get_num_threads()} (slower than it could be: `trkx export --threads "
+                      f"{torch.get_num_threads()}` compiles it for this count)", file=sys.stderr)
             try:
                 stage.use_compiled(path / entry.aoti)
             except Exception as err:     # another torch, another CPU, a damaged file

@@ -264,12 +264,18 @@ def bench(pipeline, repeats, graph_building, scaling):
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR even if it is not an earlier bundle (never the "
               "current directory or one holding the pipeline's workdir or cache).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads the compiled networks are written for (default: torch's choice); run "
+                   "the bundle (`trkx reco --threads`, the C++ tool's --threads) with the same count.")
 @_friendly
-def export(pipeline, out_dir, overwrite):
+def export(pipeline, out_dir, overwrite, threads):
     """Export a trained pipeline as a self-contained bundle: configs, weights, TorchScript
     networks (for C++), the chain for the C++ tool and a manifest with each file's sha256.
     OUT_DIR must be new, empty or an earlier bundle.  Trains nothing."""
     from trkx.bundle import export_bundle
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
     manifest = export_bundle(pipeline, out_dir, overwrite=overwrite)
     cpp = manifest["cpp"]
     click.echo(f"wrote {out_dir} ({len(manifest['stages'])} stages; C++ tool: "

@@ -36,7 +36,7 @@ def test_compiled_package_is_kept_and_reloaded(tiny_events, tmp_path, monkeypatc
     with torch.no_grad():
         want = eager.infer(event.clone()).gnn_score
         got = first.infer(event.clone()).gnn_score
-    packages = list(tmp_path.glob("aoti-frozen-cpu-torch*.pt2"))
+    packages = list(tmp_path.glob(f"aoti-frozen-cpu-t{torch.get_num_threads()}-torch*.pt2"))
     assert len(packages) == 1 and torch.allclose(want, got, atol=1e-5)
 
     # a later process: loads the package, compiles nothing
@@ -69,10 +69,37 @@ def test_compiled_package_is_kept_and_reloaded(tiny_events, tmp_path, monkeypatc
     assert calls == [packages[0]] and packages[0].read_bytes() == good
 
 
+def test_each_thread_count_gets_its_own_compiled_network(tiny_events, tmp_path, monkeypatch):
+    """Inductor writes kernels for the thread count it compiles at, so a process that changes its
+    thread count (``trkx baseline ckf`` times on one) compiles, or loads, another package."""
+    assert aot.package_name("cpu", "abc", threads=1) != aot.package_name("cpu", "abc", threads=2)
+    assert aot.package_name("cpu", "abc") == aot.package_name("cpu", "abc", threads=torch.get_num_threads())
+    event = with_graph(tiny_events[0], 300)
+    stage = _stage(tmp_path)
+    stage._ensure_model(event.x.shape[1])
+    made = []
+
+    def fake_aot(inputs):
+        made.append((torch.get_num_threads(), stage._package_path().name))
+        return stage.model.net
+    monkeypatch.setattr(stage, "_aot", fake_aot)
+    inputs = (event.x, event.edge_index, torch.zeros(event.edge_index.shape[1], 6), event.region)
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 1, 2):
+            torch.set_num_threads(n)
+            stage.network(inputs)
+    finally:
+        torch.set_num_threads(threads)
+    assert [n for n, _ in made] == [1, 2]                     # compiled once per count, then reused
+    assert "-t1-" in made[0][1] and "-t2-" in made[1][1]
+
+
 @pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
 def test_compiled_gnn_goes_into_the_bundle_and_runs_in_cpp(tmp_path):
     """A chain with ``compile: true``: the bundle carries a compiled package (not frozen, unlike
-    the run's), and `trkx reco` from the bundle and the C++ tool both run it, with the same tracks."""
+    the run's), and `trkx reco` from the bundle and the C++ tool (at the export's thread count and
+    at one thread) both run it, with the same tracks."""
     from trkx.runner import run_pipeline
     gnn = {"compile": True, "sampling": {"eta_sectors": 2, "phi_sectors": 2}, "epochs": 3}
     path = make_pipeline(tmp_path, {"gnn": gnn, "labeling": {"method": "junction"}},
@@ -84,6 +111,7 @@ def test_compiled_gnn_goes_into_the_bundle_and_runs_in_cpp(tmp_path):
     assert CliRunner().invoke(main, ["export", str(path), str(tmp_path / "bundle")]).exit_code == 0
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     assert [s.get("aoti") for s in manifest["stages"]] == [None, "aoti/gnn.pt2", None]
+    assert manifest["stages"][1]["aoti_threads"] == torch.get_num_threads()
     assert "aoti aoti/gnn.pt2" in (tmp_path / "bundle" / "chain.txt").read_text()
     ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
     result = CliRunner().invoke(main, ["reco", str(tmp_path / "bundle"), str(tmp_path / "hits"), str(tmp_path / "py"),
@@ -91,5 +119,46 @@ def test_compiled_gnn_goes_into_the_bundle_and_runs_in_cpp(tmp_path):
     assert result.exit_code == 0, result.output
     _run_cpp(tmp_path / "bundle", tmp_path / "hits", ids, tmp_path / "cpp")
     assert _same_track_files(tmp_path / "cpp", tmp_path / "py", ids)
+    _run_cpp(tmp_path / "bundle", tmp_path / "hits", ids, tmp_path / "cpp1", "--threads", "1")
+    assert _same_track_files(tmp_path / "cpp1", tmp_path / "py", ids)
     # and nearly those of `trkx run` (the frozen package's scores differ in the last digits)
     assert deploy.differing_hits(pipe.workdir / "tracks", tmp_path / "py", ids) < 0.02
+
+
+
+@pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
+def test_a_bf16_gnn_runs_its_torchscript_network_in_cpp(tmp_path):
+    """A compiled bf16 GNN: the bundle keeps the package for Python, but the C++ tool's chain
+    names the TorchScript network (LibTorch's loader runs bf16 packages wrongly on dense events),
+    whose tracks are those of Python's eager bf16 network."""
+    from trkx.runner import run_pipeline
+    gnn = {"compile": True, "quantize": "bf16", "sampling": {"eta_sectors": 2, "phi_sectors": 2}, "epochs": 3}
+    path = make_pipeline(tmp_path, {"gnn": gnn, "labeling": {"method": "junction"}},
+                         stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
+                         cachedir=str(tmp_path / "cache"))
+    pipe, outputs, _ = run_pipeline(path, progress=False)
+    assert CliRunner().invoke(main, ["export", str(path), str(tmp_path / "bundle")]).exit_code == 0
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["stages"][1]["aoti"] == "aoti/gnn.pt2"
+    chain = (tmp_path / "bundle" / "chain.txt").read_text()
+    assert "classifier gnn torchscript/gnn.pt" in chain and "aoti" not in chain
+    ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
+    _run_cpp(tmp_path / "bundle", tmp_path / "hits", ids, tmp_path / "cpp")
+    # the same weights run eagerly (compile is not part of the training fingerprint: no retraining)
+    path = make_pipeline(tmp_path, {"gnn": {**gnn, "compile": False}, "labeling": {"method": "junction"}},
+                         stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
+                         cachedir=str(tmp_path / "cache"))
+    eager, _, _ = run_pipeline(path, progress=False)
+    assert len(list((tmp_path / "cache" / "gnn").glob("weights-*/model.pt"))) == 1
+    assert _same_track_files(tmp_path / "cpp", eager.workdir / "tracks", ids)
+
+def test_same_track_compares_tracks_as_sets_of_hits():
+    """deploy.py's agreement: a hit agrees where its track is the same set of hits in both
+    labelings, whatever the ids; one merged or shortened track marks only its own hits."""
+    import numpy as np
+    a = np.array([0, 0, 1, 1, -1, 2, 2])
+    assert deploy.same_track(a, np.array([5, 5, 3, 3, -1, 7, 7])).all()
+    assert deploy.same_track(a, np.array([0, 0, 1, 1, -1, 1, 1])).tolist() == [True, True, False, False, True, False, False]
+    assert deploy.same_track(a, np.array([0, 0, 1, -1, -1, 2, 2])).tolist() == [True, True, False, False, True, True, True]
+    # an early split shifts no later track (renumbering by first appearance would mark them all)
+    assert deploy.same_track(np.array([0, 0, 0, 1, 1, 2, 2]), np.array([0, 0, 9, 1, 1, 2, 2])).sum() == 4

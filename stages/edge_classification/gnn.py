@@ -98,19 +98,29 @@ class GNNStage(AheadOfTimeCompiled, LightningStage, EdgeClassifier):
         if not self.config.compile or self.exported or self.config.quantize == "int8" or \
                 torch._dynamo.config.disable or min(inputs[0].shape[0], inputs[1].shape[1]) < 2:
             return self.model.net
-        if getattr(self, "_compiled", None) is None:
-            self._compiled = self._aot(inputs) if self.aot_enabled() else None
-            if self._compiled is None:
-                self._compiled = torch.compile(self.model.net, dynamic=True)
-        return self._compiled
+        # one compiled network per thread count: inductor's kernels are written for the count
+        # they are compiled at (see trkx.aot.package_name)
+        compiled = getattr(self, "_compiled", None)
+        if compiled is None:
+            compiled = self._compiled = {}
+        threads = torch.get_num_threads()
+        if threads not in compiled:
+            net = self._aot(inputs) if self.aot_enabled() else None
+            compiled[threads] = net if net is not None else torch.compile(self.model.net, dynamic=True)
+        return compiled[threads]
 
     def aot_enabled(self) -> bool:
         """Whether inference runs ahead-of-time compiled (``compile`` in fp32 or bf16, not int8)."""
         return self.config.compile and self.config.precision == "32" and self.config.quantize != "int8"
 
     def cpp_lines(self) -> list[str]:
+        """The C++ tool runs the compiled package where there is one, except in bf16: LibTorch's
+        loader runs a bf16 package wrongly on the dense events (docs/methods/edge-classification.md),
+        so there the tool runs the TorchScript network, as Python's eager one."""
         lines = super().cpp_lines()
-        return [f"{lines[0]} aoti aoti/{self.name}.pt2"] if self.aot_enabled() else lines
+        if self.aot_enabled() and self.config.quantize != "bf16":
+            return [f"{lines[0]} aoti aoti/{self.name}.pt2"]
+        return lines
 
     def infer(self, event: Data) -> Data:
         event = event.to(self.device)
