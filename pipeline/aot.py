@@ -33,7 +33,7 @@ def package_name(device: str, code: str, numbers: str = "none", threads: int | N
 
     Inductor writes a CPU kernel for the thread count of the process that compiles it: compiled
     on two threads, a reduction keeps per-thread buffers and merges them, which costs a
-    one-thread run 40% of the dense GNN's time (0.375 against 0.268 s per event; see
+    one-thread run about 40% of the dense GNN's time (``benchmarks/aot_threads.py``; see
     docs/methods/edge-classification.md).  So each thread count gets its own package."""
     kind = "" if numbers == "none" else f"{numbers}-"
     threads = torch.get_num_threads() if threads is None else threads
@@ -47,9 +47,10 @@ def compile_package(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_sh
     ``freeze``: the weights become constants, folded and laid out for the CPU's kernels
     (``benchmarks/gnn_inference.py`` measures it against the unfrozen package).  The kernels are
     written for the current torch thread count (see ``package_name``).  A bundle's package is not
-    frozen: LibTorch's C++ loader runs a frozen bf16 package wrongly (on a dense event of the
-    benchmark, 216 of 1,999 tracks as Python's from the same file) where Python's loader runs it
-    right; the unfrozen one gives the same tracks in both."""
+    frozen (the C++ tool runs an unfrozen fp32 package with Python's tracks); LibTorch's C++
+    loader runs a bf16 package wrongly, frozen or not (on a dense event of the benchmark, 216 of
+    1,999 tracks as Python's from the same frozen file), so the C++ tool runs a bf16 network as
+    TorchScript (``GNNStage.cpp_lines``)."""
     with torch.no_grad():
         program = torch.export.export(net.eval(), inputs, dynamic_shapes=dynamic_shapes)
     with atomic_path(path) as tmp:
