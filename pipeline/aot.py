@@ -40,19 +40,34 @@ def package_name(device: str, code: str, numbers: str = "none", threads: int | N
     return f"aoti-frozen-{device}-{kind}t{threads}-torch{torch.__version__}-{code}.pt2"
 
 
+def contiguous(inputs) -> tuple[torch.Tensor, ...]:
+    """The inputs in row-major layout.  A package is compiled for the strides of the inputs it was
+    exported on and reads any other layout wrongly (a column-major ``x``, as the data stage's
+    ``torch.stack(..., dim=1)`` makes it, against the C++ tool's row-major one flipped 4.6% of a
+    dense event's edges across 0.5), so packages are exported and called on contiguous inputs."""
+    return tuple(t.contiguous() for t in inputs)
+
+
+class ContiguousCall:
+    """A loaded package that makes its inputs contiguous before running (see ``contiguous``)."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def __call__(self, *inputs: torch.Tensor):
+        return self.runner(*contiguous(inputs))
+
+
 def compile_package(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes, path: Path,
                     freeze: bool = True) -> None:
     """Export ``net`` on ``inputs`` (dimensions ``dynamic_shapes`` free) and compile it to ``path``.
 
     ``freeze``: the weights become constants, folded and laid out for the CPU's kernels
     (``benchmarks/gnn_inference.py`` measures it against the unfrozen package).  The kernels are
-    written for the current torch thread count (see ``package_name``).  A bundle's package is not
-    frozen (the C++ tool runs an unfrozen fp32 package with Python's tracks); LibTorch's C++
-    loader runs a bf16 package wrongly, frozen or not (on a dense event of the benchmark, 216 of
-    1,999 tracks as Python's from the same frozen file), so the C++ tool runs a bf16 network as
-    TorchScript (``GNNStage.cpp_lines``)."""
+    written for the current torch thread count (see ``package_name``) and the contiguous layout
+    of the inputs (see ``contiguous``)."""
     with torch.no_grad():
-        program = torch.export.export(net.eval(), inputs, dynamic_shapes=dynamic_shapes)
+        program = torch.export.export(net.eval(), contiguous(inputs), dynamic_shapes=dynamic_shapes)
     with atomic_path(path) as tmp:
         staging = tmp.with_suffix(".pt2")      # the packager wants the .pt2 suffix
         try:
@@ -77,7 +92,7 @@ class CompiledNetwork(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         if any(inputs[i].shape[d] < 2 for i, d in self.free_dims):
             return self.fallback(*inputs)
-        return self.runner(*inputs)
+        return self.runner(*contiguous(inputs))
 
 
 def aot_network(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes, package: Path | None) -> Callable:
@@ -85,7 +100,7 @@ def aot_network(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes
     and kept there (``package`` None: a temporary file, for this process only)."""
     if package is not None and package.is_file():
         try:
-            return torch._inductor.aoti_load_package(str(package))
+            return ContiguousCall(torch._inductor.aoti_load_package(str(package)))
         except Exception as err:       # damaged or foreign: compiled again
             print(f"{package}: cannot load the compiled network ({type(err).__name__}); compiling it again",
                   file=sys.stderr)
@@ -93,7 +108,7 @@ def aot_network(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes
         package = Path(tempfile.mkdtemp(prefix="trkx-aoti-")) / "net.pt2"
     package.parent.mkdir(parents=True, exist_ok=True)
     compile_package(net, inputs, dynamic_shapes, package)
-    return torch._inductor.aoti_load_package(str(package))
+    return ContiguousCall(torch._inductor.aoti_load_package(str(package)))
 
 
 class AheadOfTimeCompiled:
@@ -124,13 +139,13 @@ class AheadOfTimeCompiled:
 
     def export_aot(self, event, path: Path) -> bool:
         """The compiled network for a bundle, at ``path``, compiled now on ``event`` for the
-        current thread count (not frozen: it also runs in C++, see ``compile_package``); False where
-        inference is not compiled ahead of time."""
+        current thread count and frozen, as the kept package is (the C++ tool passes contiguous
+        inputs, for which it is compiled); False where inference is not compiled ahead of time."""
         from trkx.event import edge_features
         if not self.aot_enabled():
             return False
         inputs = (event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
-        compile_package(self.model.net, inputs, edge_classifier_shapes(), path, freeze=False)
+        compile_package(self.model.net, inputs, edge_classifier_shapes(), path)
         return True
 
     def use_compiled(self, package: Path) -> None:

@@ -97,9 +97,9 @@ def test_each_thread_count_gets_its_own_compiled_network(tiny_events, tmp_path, 
 
 @pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
 def test_compiled_gnn_goes_into_the_bundle_and_runs_in_cpp(tmp_path):
-    """A chain with ``compile: true``: the bundle carries a compiled package (not frozen, unlike
-    the run's), and `trkx reco` from the bundle and the C++ tool (at the export's thread count and
-    at one thread) both run it, with the same tracks."""
+    """A chain with ``compile: true``: the bundle carries a compiled (frozen) package, and `trkx
+    reco` from the bundle and the C++ tool (at the export's thread count and at one thread) both
+    run it, with the same tracks."""
     from trkx.runner import run_pipeline
     gnn = {"compile": True, "sampling": {"eta_sectors": 2, "phi_sectors": 2}, "epochs": 3}
     path = make_pipeline(tmp_path, {"gnn": gnn, "labeling": {"method": "junction"}},
@@ -121,16 +121,15 @@ def test_compiled_gnn_goes_into_the_bundle_and_runs_in_cpp(tmp_path):
     assert _same_track_files(tmp_path / "cpp", tmp_path / "py", ids)
     _run_cpp(tmp_path / "bundle", tmp_path / "hits", ids, tmp_path / "cpp1", "--threads", "1")
     assert _same_track_files(tmp_path / "cpp1", tmp_path / "py", ids)
-    # and nearly those of `trkx run` (the frozen package's scores differ in the last digits)
+    # and nearly those of `trkx run` (another compilation: scores differ in the last digits)
     assert deploy.differing_hits(pipe.workdir / "tracks", tmp_path / "py", ids) < 0.02
 
 
 
 @pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
-def test_a_bf16_gnn_runs_its_torchscript_network_in_cpp(tmp_path):
-    """A compiled bf16 GNN: the bundle keeps the package for Python, but the C++ tool's chain
-    names the TorchScript network (LibTorch's loader runs bf16 packages wrongly on dense events),
-    whose tracks are those of Python's eager bf16 network."""
+def test_a_compiled_bf16_gnn_runs_its_package_in_cpp(tmp_path):
+    """A compiled bf16 GNN: the bundle's package runs in `trkx reco` and in the C++ tool (whose
+    inputs are row-major where Python's hit features are column-major), with the same tracks."""
     from trkx.runner import run_pipeline
     gnn = {"compile": True, "quantize": "bf16", "sampling": {"eta_sectors": 2, "phi_sectors": 2}, "epochs": 3}
     path = make_pipeline(tmp_path, {"gnn": gnn, "labeling": {"method": "junction"}},
@@ -138,19 +137,33 @@ def test_a_bf16_gnn_runs_its_torchscript_network_in_cpp(tmp_path):
                          cachedir=str(tmp_path / "cache"))
     pipe, outputs, _ = run_pipeline(path, progress=False)
     assert CliRunner().invoke(main, ["export", str(path), str(tmp_path / "bundle")]).exit_code == 0
-    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
-    assert manifest["stages"][1]["aoti"] == "aoti/gnn.pt2"
-    chain = (tmp_path / "bundle" / "chain.txt").read_text()
-    assert "classifier gnn torchscript/gnn.pt" in chain and "aoti" not in chain
+    assert "aoti aoti/gnn.pt2" in (tmp_path / "bundle" / "chain.txt").read_text()
     ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
+    result = CliRunner().invoke(main, ["reco", str(tmp_path / "bundle"), str(tmp_path / "hits"), str(tmp_path / "py"),
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
     _run_cpp(tmp_path / "bundle", tmp_path / "hits", ids, tmp_path / "cpp")
-    # the same weights run eagerly (compile is not part of the training fingerprint: no retraining)
-    path = make_pipeline(tmp_path, {"gnn": {**gnn, "compile": False}, "labeling": {"method": "junction"}},
-                         stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
-                         cachedir=str(tmp_path / "cache"))
-    eager, _, _ = run_pipeline(path, progress=False)
-    assert len(list((tmp_path / "cache" / "gnn").glob("weights-*/model.pt"))) == 1
-    assert _same_track_files(tmp_path / "cpp", eager.workdir / "tracks", ids)
+    assert _same_track_files(tmp_path / "cpp", tmp_path / "py", ids)
+
+
+def test_a_package_reads_any_input_layout(tiny_events, tmp_path):
+    """Compiled on a column-major x (as the data stage makes it), a package given a row-major one
+    (as the C++ tool passes it) scores as the eager network: inputs are made contiguous at export
+    and at every call."""
+    event = with_graph(tiny_events[0], 300)
+    stage = _stage(tmp_path)
+    stage._ensure_model(event.x.shape[1])
+    column_major = event.x.t().contiguous().t()
+    assert not column_major.is_contiguous()
+    from trkx.event import edge_features
+    efeat = edge_features(event, event.edge_index)
+    with torch.no_grad():
+        want = stage.model.net(event.x.contiguous(), event.edge_index, efeat, event.region)
+        compiled = stage._aot((column_major, event.edge_index, efeat, event.region))
+        got = compiled(event.x.contiguous(), event.edge_index, efeat, event.region)
+        again = compiled(column_major, event.edge_index, efeat, event.region)
+    assert torch.allclose(got, want, atol=1e-4) and torch.allclose(again, want, atol=1e-4)
+
 
 def test_same_track_compares_tracks_as_sets_of_hits():
     """deploy.py's agreement: a hit agrees where its track is the same set of hits in both

@@ -114,13 +114,8 @@ class GNNStage(AheadOfTimeCompiled, LightningStage, EdgeClassifier):
         return self.config.compile and self.config.precision == "32" and self.config.quantize != "int8"
 
     def cpp_lines(self) -> list[str]:
-        """The C++ tool runs the compiled package where there is one, except in bf16: LibTorch's
-        loader runs a bf16 package wrongly on the dense events (docs/methods/edge-classification.md),
-        so there the tool runs the TorchScript network, as Python's eager one."""
         lines = super().cpp_lines()
-        if self.aot_enabled() and self.config.quantize != "bf16":
-            return [f"{lines[0]} aoti aoti/{self.name}.pt2"]
-        return lines
+        return [f"{lines[0]} aoti aoti/{self.name}.pt2"] if self.aot_enabled() else lines
 
     def infer(self, event: Data) -> Data:
         event = event.to(self.device)
