@@ -96,12 +96,14 @@ def test_each_thread_count_gets_its_own_compiled_network(tiny_events, tmp_path, 
 
 
 @pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
-def test_compiled_gnn_goes_into_the_bundle_and_runs_in_cpp(tmp_path):
-    """A chain with ``compile: true``: the bundle carries a compiled (frozen) package, and `trkx
-    reco` from the bundle and the C++ tool (at the export's thread count and at one thread) both
-    run it, with the same tracks."""
+@pytest.mark.parametrize("quantize", ["none", "bf16"])
+def test_compiled_gnn_goes_into_the_bundle_and_runs_in_cpp(tmp_path, quantize):
+    """A chain with ``compile: true`` (fp32, bf16): the bundle carries a compiled (frozen) package,
+    and `trkx reco` from the bundle and the C++ tool (at the export's thread count and at one
+    thread; its inputs are row-major where Python's hit features are column-major) both run it,
+    with the same tracks."""
     from trkx.runner import run_pipeline
-    gnn = {"compile": True, "sampling": {"eta_sectors": 2, "phi_sectors": 2}, "epochs": 3}
+    gnn = {"compile": True, "quantize": quantize, "sampling": {"eta_sectors": 2, "phi_sectors": 2}, "epochs": 3}
     path = make_pipeline(tmp_path, {"gnn": gnn, "labeling": {"method": "junction"}},
                          stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
                          cachedir=str(tmp_path / "cache"))
@@ -124,26 +126,6 @@ def test_compiled_gnn_goes_into_the_bundle_and_runs_in_cpp(tmp_path):
     # and nearly those of `trkx run` (another compilation: scores differ in the last digits)
     assert deploy.differing_hits(pipe.workdir / "tracks", tmp_path / "py", ids) < 0.02
 
-
-
-@pytest.mark.skipif(not CPP_TOOL.exists(), reason="the C++ tool is not built (make cpp)")
-def test_a_compiled_bf16_gnn_runs_its_package_in_cpp(tmp_path):
-    """A compiled bf16 GNN: the bundle's package runs in `trkx reco` and in the C++ tool (whose
-    inputs are row-major where Python's hit features are column-major), with the same tracks."""
-    from trkx.runner import run_pipeline
-    gnn = {"compile": True, "quantize": "bf16", "sampling": {"eta_sectors": 2, "phi_sectors": 2}, "epochs": 3}
-    path = make_pipeline(tmp_path, {"gnn": gnn, "labeling": {"method": "junction"}},
-                         stages=["stages/module_map.yaml", "stages/gnn.yaml", "stages/labeling.yaml"],
-                         cachedir=str(tmp_path / "cache"))
-    pipe, outputs, _ = run_pipeline(path, progress=False)
-    assert CliRunner().invoke(main, ["export", str(path), str(tmp_path / "bundle")]).exit_code == 0
-    assert "aoti aoti/gnn.pt2" in (tmp_path / "bundle" / "chain.txt").read_text()
-    ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
-    result = CliRunner().invoke(main, ["reco", str(tmp_path / "bundle"), str(tmp_path / "hits"), str(tmp_path / "py"),
-                                       "--no-progress"])
-    assert result.exit_code == 0, result.output
-    _run_cpp(tmp_path / "bundle", tmp_path / "hits", ids, tmp_path / "cpp")
-    assert _same_track_files(tmp_path / "cpp", tmp_path / "py", ids)
 
 
 def test_a_package_reads_any_input_layout(tiny_events, tmp_path):
