@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from trkx.aot import compile_package, edge_classifier_shapes
-from trkx.event import edge_features
+from trkx.aot import compile_package, edge_classifier_shapes, load_package
 from trkx.provenance import stamped
 from trkx.runner import Pipeline
 from trkx.storage import load_event, write_json, write_text
@@ -28,8 +27,7 @@ def classifier_inputs(pipe, outputs, event_index: int):
     event = load_event(outputs[0].paths["test"][event_index])
     for stage in pipe.stages:
         if hasattr(stage, "aot_enabled") and stage.aot_enabled():
-            inputs = (event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
-            return stage, inputs
+            return stage, stage.example_inputs(event)
         with torch.no_grad():
             event = stage.infer(event)
     raise SystemExit(f"{pipe.path}: no stage compiles its network ahead of time (compile: true)")
@@ -57,18 +55,20 @@ def main(argv=None) -> int:
     net = stage.model.net.eval()
     start = torch.get_num_threads()
     seconds = {}
-    with tempfile.TemporaryDirectory(prefix="trkx-aot-threads-") as tmp:
-        runners = {}
-        for n in args.threads:
-            torch.set_num_threads(n)
-            path = Path(tmp) / f"t{n}.pt2"
-            compile_package(net, inputs, edge_classifier_shapes(), path)
-            runners[n] = torch._inductor.aoti_load_package(str(path))
-        for run_at in args.threads:
-            torch.set_num_threads(run_at)
-            for made_at, run in runners.items():
-                seconds[(made_at, run_at)] = seconds_per_call(run, inputs, args.repeat)
-    torch.set_num_threads(start)
+    try:
+        with tempfile.TemporaryDirectory(prefix="trkx-aot-threads-") as tmp:
+            runners = {}
+            for n in args.threads:
+                torch.set_num_threads(n)
+                path = Path(tmp) / f"t{n}.pt2"
+                compile_package(net, inputs, edge_classifier_shapes(), path)
+                runners[n] = load_package(path)
+            for run_at in args.threads:
+                torch.set_num_threads(run_at)
+                for made_at, run in runners.items():
+                    seconds[(made_at, run_at)] = seconds_per_call(run, inputs, args.repeat)
+    finally:
+        torch.set_num_threads(start)
     lines = [f"# {stage.name}'s compiled network by thread count: {args.pipeline}, test event {args.event} "
              f"({inputs[0].shape[0]} hits, {inputs[1].shape[1]} edges), seconds per call", "",
              "| compiled at | " + " | ".join(f"run at {n} thread(s)" for n in args.threads) + " |",

@@ -58,6 +58,11 @@ class ContiguousCall:
         return self.runner(*contiguous(inputs))
 
 
+def load_package(path: Path) -> ContiguousCall:
+    """A compiled package from ``path``, called on contiguous inputs."""
+    return ContiguousCall(torch._inductor.aoti_load_package(str(path)))
+
+
 def compile_package(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes, path: Path,
                     freeze: bool = True) -> None:
     """Export ``net`` on ``inputs`` (dimensions ``dynamic_shapes`` free) and compile it to ``path``.
@@ -85,14 +90,14 @@ class CompiledNetwork(nn.Module):
 
     def __init__(self, package: Path, fallback: nn.Module, dynamic_shapes):
         super().__init__()
-        self.package, self.fallback = str(package), fallback
+        self.fallback = fallback
         self.free_dims = [(i, d) for i, dims in enumerate(dynamic_shapes) for d in dims]
-        self.runner = torch._inductor.aoti_load_package(self.package)
+        self.runner = load_package(package)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         if any(inputs[i].shape[d] < 2 for i, d in self.free_dims):
             return self.fallback(*inputs)
-        return self.runner(*contiguous(inputs))
+        return self.runner(*inputs)
 
 
 def aot_network(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes, package: Path | None) -> Callable:
@@ -100,7 +105,7 @@ def aot_network(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes
     and kept there (``package`` None: a temporary file, for this process only)."""
     if package is not None and package.is_file():
         try:
-            return ContiguousCall(torch._inductor.aoti_load_package(str(package)))
+            return load_package(package)
         except Exception as err:       # damaged or foreign: compiled again
             print(f"{package}: cannot load the compiled network ({type(err).__name__}); compiling it again",
                   file=sys.stderr)
@@ -108,7 +113,7 @@ def aot_network(net: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_shapes
         package = Path(tempfile.mkdtemp(prefix="trkx-aoti-")) / "net.pt2"
     package.parent.mkdir(parents=True, exist_ok=True)
     compile_package(net, inputs, dynamic_shapes, package)
-    return ContiguousCall(torch._inductor.aoti_load_package(str(package)))
+    return load_package(package)
 
 
 class AheadOfTimeCompiled:
@@ -141,11 +146,9 @@ class AheadOfTimeCompiled:
         """The compiled network for a bundle, at ``path``, compiled now on ``event`` for the
         current thread count and frozen, as the kept package is (the C++ tool passes contiguous
         inputs, for which it is compiled); False where inference is not compiled ahead of time."""
-        from trkx.event import edge_features
         if not self.aot_enabled():
             return False
-        inputs = (event.x, event.edge_index, edge_features(event, event.edge_index), event.region)
-        compile_package(self.model.net, inputs, edge_classifier_shapes(), path)
+        compile_package(self.model.net, self.example_inputs(event), edge_classifier_shapes(), path)
         return True
 
     def use_compiled(self, package: Path) -> None:

@@ -244,10 +244,11 @@ def load_bundle(path: str | Path, exported: bool = True):
             raise ConfigError(f"{manifest_path}: stage '{entry.name}' does not match its fingerprint "
                               f"(its config, weights or place in the chain changed after export)")
         if exported and entry.aoti is not None and hasattr(stage, "use_compiled"):
-            if entry.aoti_threads is not None and entry.aoti_threads != torch.get_num_threads():
-                print(f"{path / entry.aoti}: compiled for {entry.aoti_threads} thread(s), running on "
-                      f"{torch.get_num_threads()} (slower than it could be: `trkx export --threads "
-                      f"{torch.get_num_threads()}` compiles it for this count)", file=sys.stderr)
+            threads = torch.get_num_threads()
+            if entry.aoti_threads is not None and entry.aoti_threads != threads:
+                print(f"{path / entry.aoti}: compiled for {entry.aoti_threads} thread(s), running on {threads} "
+                      f"(slower than it could be: `trkx export --threads {threads}` compiles it for this "
+                      "count)", file=sys.stderr)
             try:
                 stage.use_compiled(path / entry.aoti)
             except Exception as err:     # another torch, another CPU, a damaged file

@@ -100,9 +100,7 @@ class GNNStage(AheadOfTimeCompiled, LightningStage, EdgeClassifier):
             return self.model.net
         # one compiled network per thread count: inductor's kernels are written for the count
         # they are compiled at (see trkx.aot.package_name)
-        compiled = getattr(self, "_compiled", None)
-        if compiled is None:
-            compiled = self._compiled = {}
+        compiled = self.__dict__.setdefault("_compiled", {})
         threads = torch.get_num_threads()
         if threads not in compiled:
             net = self._aot(inputs) if self.aot_enabled() else None
