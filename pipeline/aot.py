@@ -129,7 +129,7 @@ class AheadOfTimeCompiled:
         from trkx.codehash import code_digest
         if self.weights_dir is None:
             return None
-        numbers = getattr(self.config, "quantize", "none")
+        numbers = self.numbers
         return self.weights_dir / package_name(self.device.type, code_digest(type(self).__module__), numbers)
 
     def _aot(self, inputs: tuple[torch.Tensor, ...]) -> Callable | None:

@@ -56,7 +56,7 @@ def _stage_yaml(stage, out: Path | None = None) -> dict:
         copy.parent.mkdir(exist_ok=True)
         shutil.copy(module.__file__, copy)
         head["plugin"] = f"../plugins/{copy.name}"       # relative to stages/
-    return {**head, **config_to_dict(stage.config)}
+    return {**head, **stage.resolved_config()}
 
 
 def _cpp_chain(pipe) -> tuple[list[str] | None, str]:

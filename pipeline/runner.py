@@ -190,7 +190,7 @@ def entry_fingerprint(stage: Stage, upstream_fp: str | None, weights: Path | Non
     weights (by tensor content), what else it read (``input_digest``) and, with ``code``, the code
     it runs.  Without ``code`` it is the content fingerprint a bundle checks (a bundle must load
     in a later trkx)."""
-    parts = [stage.kind, config_to_dict(stage.config)] + ([stage_code(stage)] if code else [])
+    parts = [stage.kind, stage.resolved_config()] + ([stage_code(stage)] if code else [])
     if upstream_fp is not None:
         parts.append(upstream_fp)
     if weights is not None:

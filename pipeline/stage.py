@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Iterator, Sequence
 import torch
 from torch_geometric.data import Data
 
-from trkx.config import ConfigError, load_yaml, parse_config
+from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.storage import load_event
 
 STAGES: dict[str, type["Stage"]] = {}
@@ -60,6 +60,12 @@ class Stage:
         self.seed = seed
         self.source = Path(source) if source is not None else None   # the YAML it was read from
         self.progress = True   # progress bars while training; the runner sets it
+
+    def resolved_config(self) -> dict:
+        """The config as this stage runs it here, as a dict: its cache fingerprint and a bundle's
+        copy of its YAML are made from it (a stage with a setting chosen by the machine, such as
+        ``quantize: auto``, writes what it chose)."""
+        return config_to_dict(self.config)
 
     def input_digest(self) -> dict | None:
         """What the stage reads besides its config, upstream events and weights (input files, say),

@@ -8,6 +8,7 @@ import csv
 import importlib.util
 import logging
 import random
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,8 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
-from trkx.compression import (CompressionConfig, PruningCallback, add_weight_fake_quant, quantized_network,
-                              remove_weight_fake_quant, sparsity)
+from trkx.compression import (CompressionConfig, PruningCallback, add_weight_fake_quant, native_bfloat16,
+                              quantized_network, remove_weight_fake_quant, resolve_quantize, sparsity)
 from trkx.config import ConfigError
 from trkx.event import edge_features, select_edges
 from trkx.metrics.edges import edge_efficiency_purity
@@ -182,8 +183,9 @@ class TrainingConfig:
     # pruning and quantisation-aware training (``trkx.compression``)
     compression: CompressionConfig = field(default_factory=CompressionConfig, metadata={"omit_default": True})
     # inference through a narrower copy of the trained network (not in the training fingerprint):
-    # int8, torch's dynamically quantised linear layers (CPU); bf16, weights and activations in bfloat16
-    quantize: Literal["none", "int8", "bf16"] = field(default="none", metadata={"omit_default": True})
+    # int8, torch's dynamically quantised linear layers (CPU); bf16, weights and activations in bfloat16;
+    # auto, bf16 where the device multiplies bf16 fast and fp32 elsewhere (``trkx.compression.resolve_quantize``)
+    quantize: Literal["none", "int8", "bf16", "auto"] = field(default="none", metadata={"omit_default": True})
 
     inference_only: ClassVar[tuple[str, ...]] = ("quantize",)
 
@@ -410,6 +412,16 @@ def autocast_context(precision: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """``message`` on stderr, once per process."""
+    if message not in _warned:
+        _warned.add(message)
+        print(message, file=sys.stderr)
+
+
 class LightningStage(TrainableStage):
     """A stage whose state is the Lightning module ``build(in_dim)`` returns (in_dim: node
     features), trained on one event (or sector sample) per step; weights are saved with ``in_dim``."""
@@ -520,16 +532,37 @@ class LightningStage(TrainableStage):
             log_outcome(self.tracker, self.name, files, provenance)
             self.tracker = None
 
+    @property
+    def numbers(self) -> str:
+        """The inference numbers this stage runs on its device: ``quantize`` with ``auto`` resolved
+        (``none``, ``int8`` or ``bf16``)."""
+        return resolve_quantize(getattr(self.config, "quantize", "none"), self.device)
+
+    def resolved_config(self) -> dict:
+        """The config with ``quantize: auto`` replaced by the numbers it runs here (the scores
+        depend on them)."""
+        d = super().resolved_config()
+        if d.get("quantize") == "auto":
+            d["quantize"] = self.numbers
+            if d["quantize"] == "none":       # as an explicit 'none' is written: the default, omitted
+                del d["quantize"]
+        return d
+
     def _prepare_inference(self) -> None:
-        """With ``quantize: int8`` or ``bf16``, inference runs a narrower copy of the trained
-        network (the float one is kept for ``save``)."""
+        """With ``quantize: int8`` or ``bf16`` (or ``auto`` resolved to bf16), inference runs a
+        narrower copy of the trained network (the float one is kept for ``save``)."""
         self._float_net = None
-        if self.config.quantize != "none":
-            if self.config.quantize == "int8" and self.device.type != "cpu":
+        numbers = self.numbers
+        if numbers != "none":
+            if numbers == "int8" and self.device.type != "cpu":
                 raise ConfigError(f"{self.source or self.name}: 'quantize: int8' runs on the CPU only "
                                   f"(device is {self.device.type})")
+            if numbers == "bf16" and not native_bfloat16(self.device):
+                _warn_once(f"{self.source or self.name}: 'quantize: bf16' on a {self.device.type} without fast "
+                          "bfloat16 products (no AVX-512 here): emulated, several times slower than fp32; "
+                          "'quantize: auto' runs fp32 on such machines")
             self._float_net = self.model.net
-            self.model.net = quantized_network(self._float_net, self.config.quantize)
+            self.model.net = quantized_network(self._float_net, numbers)
 
     def save(self, path):
         quantized, float_net = self.model.net, getattr(self, "_float_net", None)

@@ -192,3 +192,60 @@ def test_quantized_gnn_round_trips_through_the_bundle_to_the_cpp_tool(tmp_path, 
     ids = _test_event_csvs(pipe, outputs, tmp_path / "hits")
     _run_cpp(tmp_path / "bundle", tmp_path / "hits", ids, tmp_path / "cpp")
     assert _same_track_files(tmp_path / "cpp", pipe.workdir / "tracks", ids)
+
+
+@pytest.fixture
+def fast_bf16(monkeypatch):
+    """Set whether the machine multiplies bf16 fast (``native_bfloat16``), as a function."""
+    import trkx.compression
+    import trkx.training
+
+    def set_native(native: bool) -> None:
+        for module in (trkx.compression, trkx.training):
+            monkeypatch.setattr(module, "native_bfloat16", lambda device: native)
+    return set_native
+
+
+def _gnn_stage(quantize: str):
+    from trkx.stages.edge_classification.gnn import GNNStage
+    return GNNStage(parse_config(GNNConfig, {"hidden": 8, "quantize": quantize}, "gnn.yaml"))
+
+
+def test_quantize_auto_is_bf16_only_where_bf16_is_fast(fast_bf16):
+    from trkx.compression import resolve_quantize
+    cpu = torch.device("cpu")
+    fast_bf16(True)
+    assert resolve_quantize("auto", cpu) == "bf16" and _gnn_stage("auto").numbers == "bf16"
+    fast_bf16(False)
+    assert resolve_quantize("auto", cpu) == "none" and _gnn_stage("auto").numbers == "none"
+    assert [resolve_quantize(m, cpu) for m in ("none", "int8", "bf16")] == ["none", "int8", "bf16"]
+
+
+def test_quantize_auto_caches_and_bundles_what_it_resolved_to(fast_bf16):
+    """The cache key of ``auto`` is the key of the mode it ran (so an fp32 result is never served
+    as a bf16 one), and a bundle's copy of the YAML names that mode."""
+    from trkx.bundle import _stage_yaml
+    from trkx.runner import entry_fingerprint
+    keys = {}
+    for native, explicit in ((True, "bf16"), (False, "none")):
+        fast_bf16(native)
+        auto = _gnn_stage("auto")
+        keys[native] = entry_fingerprint(auto, "upstream", None)
+        assert keys[native] == entry_fingerprint(_gnn_stage(explicit), "upstream", None)
+        assert _stage_yaml(auto).get("quantize", "none") == explicit
+    assert keys[True] != keys[False]
+
+
+def test_bf16_without_fast_bf16_warns_once(fast_bf16, capsys):
+    fast_bf16(False)
+    for _ in range(2):
+        stage = _gnn_stage("bf16")
+        stage._ensure_model(3)
+        stage._prepare_inference()
+        assert isinstance(stage.model.net, Bfloat16Network)      # it runs what was asked
+    assert capsys.readouterr().err.count("without fast bfloat16 products") == 1
+    fast_bf16(True)
+    stage = _gnn_stage("auto")
+    stage._ensure_model(3)
+    stage._prepare_inference()
+    assert isinstance(stage.model.net, Bfloat16Network) and capsys.readouterr().err == ""

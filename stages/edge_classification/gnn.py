@@ -95,7 +95,7 @@ class GNNStage(AheadOfTimeCompiled, LightningStage, EdgeClassifier):
         graphs of fewer than two hits or edges, run eagerly (a bf16 one compiles like fp32)."""
         # (a worker process of ``--workers`` turns compilation off: compiled kernels keep the
         # thread count they were made for)
-        if not self.config.compile or self.exported or self.config.quantize == "int8" or \
+        if not self.config.compile or self.exported or self.numbers == "int8" or \
                 torch._dynamo.config.disable or min(inputs[0].shape[0], inputs[1].shape[1]) < 2:
             return self.model.net
         # one compiled network per thread count: inductor's kernels are written for the count
@@ -109,7 +109,7 @@ class GNNStage(AheadOfTimeCompiled, LightningStage, EdgeClassifier):
 
     def aot_enabled(self) -> bool:
         """Whether inference runs ahead-of-time compiled (``compile`` in fp32 or bf16, not int8)."""
-        return self.config.compile and self.config.precision == "32" and self.config.quantize != "int8"
+        return self.config.compile and self.config.precision == "32" and self.numbers != "int8"
 
     def cpp_lines(self) -> list[str]:
         lines = super().cpp_lines()
