@@ -22,6 +22,7 @@ AVX-512 BF16 instructions where the CPU has them).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -218,6 +219,7 @@ def _to(value, dtype: torch.dtype):
     return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
 
+@functools.cache
 def native_bfloat16(device: torch.device) -> bool:
     """Whether ``device`` has a fast bfloat16 matrix product: a CUDA GPU that supports bf16, or a
     CPU on which oneDNN runs bf16 (AVX-512; AVX512-BF16 and AMX in hardware).  On an AVX2-only CPU

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import importlib.util
 import logging
 import random
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -22,7 +23,7 @@ from torch_geometric.data import Data
 
 from trkx.compression import (CompressionConfig, PruningCallback, add_weight_fake_quant, native_bfloat16,
                               quantized_network, remove_weight_fake_quant, resolve_quantize, sparsity)
-from trkx.config import ConfigError
+from trkx.config import ConfigError, config_to_dict
 from trkx.event import edge_features, select_edges
 from trkx.metrics.edges import edge_efficiency_purity
 from trkx.sampling import SamplingConfig, SectorSamples
@@ -412,14 +413,10 @@ def autocast_context(precision: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-_warned: set[str] = set()
-
-
+@functools.cache
 def _warn_once(message: str) -> None:
     """``message`` on stderr, once per process."""
-    if message not in _warned:
-        _warned.add(message)
-        print(message, file=sys.stderr)
+    print(message, file=sys.stderr)
 
 
 class LightningStage(TrainableStage):
@@ -541,12 +538,9 @@ class LightningStage(TrainableStage):
     def resolved_config(self) -> dict:
         """The config with ``quantize: auto`` replaced by the numbers it runs here (the scores
         depend on them)."""
-        d = super().resolved_config()
-        if d.get("quantize") == "auto":
-            d["quantize"] = self.numbers
-            if d["quantize"] == "none":       # as an explicit 'none' is written: the default, omitted
-                del d["quantize"]
-        return d
+        if getattr(self.config, "quantize", "none") != "auto":
+            return super().resolved_config()
+        return config_to_dict(replace(self.config, quantize=self.numbers))
 
     def _prepare_inference(self) -> None:
         """With ``quantize: int8`` or ``bf16`` (or ``auto`` resolved to bf16), inference runs a
