@@ -53,6 +53,17 @@ def infer_one(stage, src: Path, dst: Path, device: torch.device) -> float:
     return times[0]
 
 
+def warm_up(stage, src: Path, device: torch.device) -> float:
+    """Seconds of ``stage.warm_up`` on the event at ``src``: a stage that prepares itself once
+    before its first event (a compile) declares ``warm_up(event)``; the runner times it apart
+    from the per-event figures (``timing.json``'s ``startup``)."""
+    event = load_event(src)
+    times: list[float] = []
+    with torch.no_grad(), stopwatch(times, device):
+        stage.warm_up(event)
+    return times[0]
+
+
 def _run(job: tuple[Path, Path, torch.device]) -> float:
     return infer_one(_STAGE, *job)
 

@@ -28,7 +28,7 @@ from trkx.codehash import code_digest
 from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
 from trkx.io.tracks import check_track_format, track_file, track_table, write_track_file
-from trkx.parallel import eager_worker, infer_one, infer_parallel
+from trkx.parallel import eager_worker, infer_one, infer_parallel, warm_up
 from trkx.provenance import stamped
 from trkx.stage import SPLITS, DataSource, EventSet, Stage, TrackBuilder, load_stage
 from trkx.storage import (CorruptEntryError, UnsafeFileError, clean_stale_temps, entry_lock, load_event, read_json,
@@ -59,6 +59,7 @@ class PipelineConfig:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
 
 
+STARTUP_JSON = "startup.time.json"    # in a stage's entry: the warm-up seconds of the run that computed it
 ROLE_WORDS = {"data": "data source", "embedding": "embedding", "graph_construction": "graph construction",
               "edge_classification": "edge classification", "track_building": "track building"}
 
@@ -214,6 +215,7 @@ class StageOutput:
     computed: int = 0
     cached: int = 0
     seconds: dict[str, float] = field(default_factory=dict)   # test-event id -> inference seconds
+    startup: float | None = None    # seconds of the stage's warm-up (a compile) before its events were timed
 
 
 class Pipeline:
@@ -395,6 +397,9 @@ class Pipeline:
                 jobs.append((split, src, dst))
         workers = self.workers if self.device == "cpu" else 1   # forked workers cannot share a CUDA context
         throughput: dict = {}
+        startup = root / STARTUP_JSON
+        if jobs:        # the warm-up of the process that computes the events (none for workers)
+            startup.unlink(missing_ok=True)
         if self.client is not None and jobs:       # --cluster: every event a Dask task
             weights = self.weights_path(stage, upstream.fingerprint) if stage.trainable else None
             task = partial(cluster_infer_task, str(self.path.resolve()), self.stages.index(stage),
@@ -404,6 +409,8 @@ class Pipeline:
         elif workers > 1 and len(jobs) > 1:
             times = infer_parallel(stage, [(src, dst) for _, src, dst in jobs], workers, torch.device(self.device))
         else:
+            if jobs and hasattr(stage, "warm_up"):   # a compile is timed apart, not as the first event's time
+                write_json(startup, {"seconds": warm_up(stage, jobs[0][1], torch.device(self.device))})
             times = (infer_one(stage, src, dst, torch.device(self.device)) for _, src, dst in jobs)
         for (split, src, _), seconds in zip(jobs, times):
             out.computed += 1
@@ -411,6 +418,7 @@ class Pipeline:
                 out.seconds[src.stem] = seconds
             bar.update(1)
         bar.close()
+        out.startup = cached_seconds(startup)
         self.note(f"{stage.name}: {out.computed} events computed, {out.cached} cached "
                   f"({time.perf_counter() - t0:.1f} s)")
         if throughput:
@@ -495,7 +503,9 @@ class Pipeline:
         summary = summarize(per_stage)
         write_json(self.workdir / "timing.json", stamped({"unit": "seconds per test event", "device": self.device,
                                                           "stages": summary, "order": list(summary),
-                                                          "per_event": {o.name: o.seconds for o in outputs[1:]}},
+                                                          "per_event": {o.name: o.seconds for o in outputs[1:]},
+                                                          "startup": {o.name: o.startup for o in outputs[1:]
+                                                                      if o.startup is not None}},
                                                          self.path, fingerprints(outputs)))
         return summary
 
@@ -519,7 +529,12 @@ class Pipeline:
 
     def timing_report(self) -> str:
         data = read_json(self.workdir / "timing.json", "timing file")
-        return timing_table({k: data["stages"][k] for k in data["order"]})
+        table = timing_table({k: data["stages"][k] for k in data["order"]})
+        startup = {k: v for k, v in data.get("startup", {}).items() if v >= 0.05}
+        if startup:
+            table += "\nwarm-up before the timed events (once per process, a compile): " + \
+                ", ".join(f"{k} {v:.1f} s" for k, v in startup.items())
+        return table
 
 
 _WORKER_STAGES: dict[tuple, Stage] = {}     # per cluster worker process: the stages it has loaded

@@ -70,3 +70,51 @@ def test_a_stage_outside_the_tree_runs_benches_exports_and_adds_a_metric(tmp_pat
     assert "plugins/toy_builder.py" in manifest["sha256"]
     assert runner.invoke(main, ["verify", str(bundle)]).exit_code == 0
     assert subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout == before
+
+
+SLOW_START = '''
+"""Toy track builder whose first event would wait for a one-time preparation (a stand-in for a
+compile), declared as ``warm_up``."""
+import time
+
+from trkx.stage import register
+from trkx.stages.track_building.labeling import TrackLabeling
+
+
+@register("slow_start_builder")
+class SlowStartBuilder(TrackLabeling):
+    ready = False
+
+    def warm_up(self, event):
+        time.sleep(0.6)
+        self.ready = True
+
+    def infer(self, event):
+        if not self.ready:
+            self.warm_up(event)
+        return super().infer(event)
+'''
+
+
+def test_a_stages_warm_up_is_timed_apart_from_its_events(tmp_path, tiny_run):
+    """A stage's one-time preparation (``warm_up``, the GNN's compile) runs before its first event
+    and is reported as ``startup`` in timing.json and the run's table, not in any event's time."""
+    plugin_dir = tmp_path / "mine"
+    plugin_dir.mkdir()
+    (plugin_dir / "slow_start.py").write_text(SLOW_START)
+    (plugin_dir / "slow.yaml").write_text(yaml.safe_dump({"stage": "slow_start_builder", "plugin": "slow_start.py",
+                                                           "name": "slow", "cut": 0.01}))
+    path = make_pipeline(tmp_path, cachedir=str(tiny_run[0].cachedir))
+    pipe = yaml.safe_load(path.read_text())
+    pipe["stages"] = pipe["stages"][:-1] + [str(plugin_dir / "slow.yaml")]
+    path.write_text(yaml.safe_dump(pipe))
+    run = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
+    assert run.exit_code == 0, run.output
+    timing = json.loads((tmp_path / "work" / "timing.json").read_text())
+    assert timing["startup"]["slow"] >= 0.6
+    assert max(timing["per_event"]["slow"].values()) < 0.5
+    assert "warm-up before the timed events" in run.output and "slow 0.6 s" in run.output
+    # served from the cache, the figures stay those of the run that computed the events
+    again = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
+    assert again.exit_code == 0 and json.loads((tmp_path / "work" / "timing.json").read_text())["startup"] == \
+        timing["startup"]

@@ -107,6 +107,12 @@ class GNNStage(AheadOfTimeCompiled, LightningStage, EdgeClassifier):
             compiled[threads] = net if net is not None else torch.compile(self.model.net, dynamic=True)
         return compiled[threads]
 
+    def warm_up(self, event: Data) -> None:
+        """With ``compile``: compile the network (or load its kept package) and run it once on
+        ``event``, so that no event's time holds the compile wait."""
+        if self.config.compile:
+            self.infer(event)
+
     def aot_enabled(self) -> bool:
         """Whether inference runs ahead-of-time compiled (``compile`` in fp32 or bf16, not int8)."""
         return self.config.compile and self.config.precision == "32" and self.numbers != "int8"
