@@ -8,8 +8,11 @@
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/script.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -21,6 +24,10 @@
 #include "hits.hpp"
 #include "radius_graph.hpp"
 #include "track_building.hpp"
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace {
 
@@ -171,9 +178,25 @@ std::vector<int64_t> reconstruct(Chain& chain, const std::string& hits_path, std
   return tracks;
 }
 
+// Freed blocks stay in the heap for the next event instead of going back to the kernel (each
+// page of a dense event's tensors would fault and be zeroed again): glibc's mmap and trim
+// thresholds raised to 1 GiB, as trkx.runtime.keep_freed_memory does for Python;
+// TRKX_ALLOCATOR=system keeps glibc's defaults.
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  const char* env = std::getenv("TRKX_ALLOCATOR");
+  std::string setting = env ? env : "";
+  std::transform(setting.begin(), setting.end(), setting.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (setting == "system") return;
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_freed_memory();
   std::vector<std::string> args;
   int threads = 0;
   std::string timing_path;
