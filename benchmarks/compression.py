@@ -36,15 +36,17 @@ from trkx.variants import variant_pipeline
 
 TOOL = Path(__file__).parents[1] / "cpp" / "build" / "trkx-reco"
 
-VARIANTS = {   # name -> (keys added to the stage's YAML, weight bits)
-    "fp32": ({}, "32"),
-    "pruned 50%": ({"compression": {"pruning": {"amount": 0.5}}}, "32"),
-    "pruned 70%": ({"compression": {"pruning": {"amount": 0.7}}}, "32"),
-    "pruned 90%": ({"compression": {"pruning": {"amount": 0.9}}}, "32"),
-    "pruned 50%, structured": ({"compression": {"pruning": {"amount": 0.5, "structured": True}}}, "32"),
+VARIANTS = {   # name -> (keys added to the stage's YAML, weight bits); each names its numbers (no 'auto')
+    "fp32": ({"quantize": "none"}, "32"),
+    "pruned 50%": ({"compression": {"pruning": {"amount": 0.5}}, "quantize": "none"}, "32"),
+    "pruned 70%": ({"compression": {"pruning": {"amount": 0.7}}, "quantize": "none"}, "32"),
+    "pruned 90%": ({"compression": {"pruning": {"amount": 0.9}}, "quantize": "none"}, "32"),
+    "pruned 50%, structured": ({"compression": {"pruning": {"amount": 0.5, "structured": True}},
+                                "quantize": "none"}, "32"),
     "bf16": ({"quantize": "bf16"}, "16"),
     # a smaller network instead of a compressed one (issue 24: fewer message-passing iterations)
     "4 iterations, bf16": ({"n_iterations": 4, "quantize": "bf16"}, "16"),
+    "4 iterations": ({"n_iterations": 4, "quantize": "none"}, "32"),     # for CPUs without fast bf16
     # int8: all but the first layer of each MLP (``trkx.compression.quantize_int8``)
     "int8 PTQ": ({"quantize": "int8"}, "8 / 32"),
     "int8 QAT": ({"compression": {"qat_bits": 8}, "quantize": "int8"}, "8 / 32"),

@@ -29,7 +29,7 @@ from trkx.config import ConfigError, config_to_dict, load_yaml, parse_config
 from trkx.fingerprint import fingerprint, weights_digest
 from trkx.io.tracks import check_track_format, track_file, track_table, write_track_file
 from trkx.parallel import eager_worker, infer_one, infer_parallel, warm_up
-from trkx.provenance import stamped
+from trkx.provenance import git_state, stamped
 from trkx.stage import SPLITS, DataSource, EventSet, Stage, TrackBuilder, load_stage
 from trkx.storage import (CorruptEntryError, UnsafeFileError, clean_stale_temps, entry_lock, load_event, read_json,
                           safe_load, save_event, write_json)
@@ -224,6 +224,7 @@ class Pipeline:
     def __init__(self, path: str | Path, progress: bool | None = None, workers: int = 1,
                  track_format: str = "csv"):
         self.path = Path(path)
+        git_state()     # read now: a commit made while the run works is not the code it runs
         self.track_format = check_track_format(track_format)
         self.client = None          # a dask.distributed Client (--cluster): events run as its tasks
         if workers < 1:
@@ -532,7 +533,7 @@ class Pipeline:
         table = timing_table({k: data["stages"][k] for k in data["order"]})
         startup = {k: v for k, v in data.get("startup", {}).items() if v >= 0.05}
         if startup:
-            table += "\nwarm-up before the timed events (once per process, a compile): " + \
+            table += "\nwarm-up before the timed events (a compile, once in the process that computed them): " + \
                 ", ".join(f"{k} {v:.1f} s" for k, v in startup.items())
         return table
 

@@ -40,16 +40,23 @@ class ToyBuilder(TrackLabeling):
 '''
 
 
-def test_a_stage_outside_the_tree_runs_benches_exports_and_adds_a_metric(tmp_path, tiny_run):
+def plugin_pipeline(tmp_path: Path, tiny_run, source: str, kind: str, name: str) -> Path:
+    """The tiny pipeline (sharing the tiny run's cache) with the plugin track builder ``kind``,
+    written from ``source`` outside the tree, in place of the labeling."""
     plugin_dir = tmp_path / "mine"
     plugin_dir.mkdir()
-    (plugin_dir / "toy_builder.py").write_text(TOY)
-    (plugin_dir / "toy.yaml").write_text(yaml.safe_dump({"stage": "toy_builder", "plugin": "toy_builder.py",
-                                                          "name": "toy", "cut": 0.01}))
+    (plugin_dir / f"{name}.py").write_text(source)
+    (plugin_dir / f"{name}.yaml").write_text(yaml.safe_dump({"stage": kind, "plugin": f"{name}.py",
+                                                              "name": name, "cut": 0.01}))
     path = make_pipeline(tmp_path, cachedir=str(tiny_run[0].cachedir))
     pipe = yaml.safe_load(path.read_text())
-    pipe["stages"] = pipe["stages"][:-1] + [str(plugin_dir / "toy.yaml")]      # in place of the labeling
+    pipe["stages"] = pipe["stages"][:-1] + [str(plugin_dir / f"{name}.yaml")]
     path.write_text(yaml.safe_dump(pipe))
+    return path
+
+
+def test_a_stage_outside_the_tree_runs_benches_exports_and_adds_a_metric(tmp_path, tiny_run):
+    path = plugin_pipeline(tmp_path, tiny_run, TOY, "toy_builder", "toy")
     before = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
     runner = CliRunner()
 
@@ -67,7 +74,7 @@ def test_a_stage_outside_the_tree_runs_benches_exports_and_adds_a_metric(tmp_pat
     assert runner.invoke(main, ["export", str(path), str(bundle)]).exit_code == 0
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["cpp"]["supported"] and "labeling toy method cc cut 0.01" in (bundle / "chain.txt").read_text()
-    assert "plugins/toy_builder.py" in manifest["sha256"]
+    assert "plugins/toy.py" in manifest["sha256"]
     assert runner.invoke(main, ["verify", str(bundle)]).exit_code == 0
     assert subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout == before
 
@@ -99,15 +106,7 @@ class SlowStartBuilder(TrackLabeling):
 def test_a_stages_warm_up_is_timed_apart_from_its_events(tmp_path, tiny_run):
     """A stage's one-time preparation (``warm_up``, the GNN's compile) runs before its first event
     and is reported as ``startup`` in timing.json and the run's table, not in any event's time."""
-    plugin_dir = tmp_path / "mine"
-    plugin_dir.mkdir()
-    (plugin_dir / "slow_start.py").write_text(SLOW_START)
-    (plugin_dir / "slow.yaml").write_text(yaml.safe_dump({"stage": "slow_start_builder", "plugin": "slow_start.py",
-                                                           "name": "slow", "cut": 0.01}))
-    path = make_pipeline(tmp_path, cachedir=str(tiny_run[0].cachedir))
-    pipe = yaml.safe_load(path.read_text())
-    pipe["stages"] = pipe["stages"][:-1] + [str(plugin_dir / "slow.yaml")]
-    path.write_text(yaml.safe_dump(pipe))
+    path = plugin_pipeline(tmp_path, tiny_run, SLOW_START, "slow_start_builder", "slow")
     run = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
     assert run.exit_code == 0, run.output
     timing = json.loads((tmp_path / "work" / "timing.json").read_text())

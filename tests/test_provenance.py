@@ -69,3 +69,17 @@ def test_the_commit_is_the_checkout_trkx_runs_from():
         assert state["commit"] == head.stdout.strip() and isinstance(state["dirty"], bool)
     block = provenance()
     assert set(block["packages"]) == set(PACKAGES) and block["machine"]["threads"] >= 1
+
+
+def test_the_commit_is_read_when_the_pipeline_loads(tiny_run, monkeypatch):
+    """A commit made while a long run works (the checkout moves under it) does not relabel the
+    run's results: the git state is read when the pipeline loads, not when a result is written."""
+    import trkx.provenance as prov
+    git_state.cache_clear()
+    Pipeline(tiny_run[0].path)
+    before = git_state()
+
+    def moved(cmd, *args, **kw):
+        return subprocess.CompletedProcess(cmd, 0, stdout="0" * 40 + "\n", stderr="")
+    monkeypatch.setattr(prov.subprocess, "run", moved)       # HEAD moved under the run
+    assert provenance()["commit"] == before["commit"] != "0" * 40
