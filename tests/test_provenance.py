@@ -6,6 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import make_pipeline
 
@@ -75,11 +76,13 @@ def test_the_commit_is_read_when_the_pipeline_loads(tiny_run, monkeypatch):
     """A commit made while a long run works (the checkout moves under it) does not relabel the
     run's results: the git state is read when the pipeline loads, not when a result is written."""
     import trkx.provenance as prov
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
     git_state.cache_clear()
     Pipeline(tiny_run[0].path)
-    before = git_state()
 
     def moved(cmd, *args, **kw):
         return subprocess.CompletedProcess(cmd, 0, stdout="0" * 40 + "\n", stderr="")
     monkeypatch.setattr(prov.subprocess, "run", moved)       # HEAD moved under the run
-    assert provenance()["commit"] == before["commit"] != "0" * 40
+    assert provenance()["commit"] == head.stdout.strip()
