@@ -60,7 +60,7 @@ def main():
         pipe = Pipeline(path, progress=False)
         outputs = pipe.run()
         metrics = evaluate(pipe, outputs)
-        times, _ = time_chain_single_thread(pipe, outputs)
+        times, _, _ = time_chain_single_thread(pipe, outputs)
         lines.append(row(f"{pipe.stages[-1].name} (`{path}`)", metrics, float(np.mean(times)), float(np.std(times)),
                          learned(pipe)))
     ckf = Pipeline(a.pipelines[0], progress=False).workdir / "baseline_ckf" / "comparison.json"

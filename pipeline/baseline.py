@@ -17,25 +17,30 @@ from trkx.report import write_report
 from trkx.storage import load_event, write_json, write_text
 
 
-def time_chain_single_thread(pipe, outputs) -> tuple[list[float], float]:
+def time_chain_single_thread(pipe, outputs) -> tuple[list[float], float, dict[str, float]]:
     """Seconds per test event for the configured stages in order, with torch on one thread, after
     one untimed warm-up pass over the first event (where torch.compile compiles); returns the
-    per-event times and the warm-up seconds."""
+    per-event times, the warm-up seconds and each stage's mean seconds per event."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    per_stage: dict[str, list[float]] = {stage.name: [] for stage in pipe.stages}
 
-    def chain(path) -> float:
+    def chain(path, record: bool) -> float:
         event = load_event(path)
         t0 = time.perf_counter()
         with torch.no_grad():
             for stage in pipe.stages:
+                t = time.perf_counter()
                 event = stage.infer(event)
+                if record:
+                    per_stage[stage.name].append(time.perf_counter() - t)
         return time.perf_counter() - t0
 
     try:
         paths = outputs[0].paths["test"]
-        warmup = chain(paths[0])
-        return [chain(p) for p in paths], warmup
+        warmup = chain(paths[0], record=False)
+        totals = [chain(p, record=True) for p in paths]
+        return totals, warmup, {name: float(np.mean(v)) for name, v in per_stage.items()}
     finally:
         torch.set_num_threads(threads)
 
@@ -69,14 +74,15 @@ def run_ckf_baseline(pipeline_path: str | Path, progress: bool | None = None) ->
                        pd.DataFrame({"hit_id": hit_ids, "track_id": labels}).to_csv(index=False))
     truth = truth_table(outputs[0].paths["test"])
     ckf = track_level(truth, read_tracks(out / "tracks", sorted(truth.event_id.unique())), pipe.config.evaluation)
-    gnn_times, warmup = time_chain_single_thread(pipe, outputs)
+    gnn_times, warmup, stage_seconds = time_chain_single_thread(pipe, outputs)
     ckf_time = float(sum(per_alg.values()))
     keys = ("track_efficiency", "fake_rate", "duplicate_rate", "trackml_score")
     comparison = {
         "events": int(c.n_test), "matching": pipe.config.evaluation.matching, "threads": 1,
         "ckf": {**{k: ckf[k] for k in keys}, "seconds_per_event": ckf_time, "per_algorithm_s": per_alg},
         "gnn": {**{k: gnn[k] for k in keys}, "seconds_per_event": float(np.mean(gnn_times)),
-                "seconds_per_event_std": float(np.std(gnn_times)), "warmup_s": warmup},
+                "seconds_per_event_std": float(np.std(gnn_times)), "warmup_s": warmup,
+                "stage_seconds": stage_seconds},
     }
     for key in ("field_cut", "hard_scatter"):     # the field's cut and the hard scatter, where present
         for name, m in (("ckf", ckf), ("gnn", gnn)):
@@ -105,6 +111,9 @@ def comparison_markdown(cmp: dict) -> str:
     lines.append(f"| seconds per event | {cmp['gnn']['seconds_per_event']:.4f} ± {cmp['gnn']['seconds_per_event_std']:.4f} | "
                  f"{cmp['ckf']['seconds_per_event']:.4f} |")
     lines.append(f"| time ratio GNN / CKF | {cmp['gnn_over_ckf_time']:.2f} | 1 |")
+    if "stage_seconds" in cmp["gnn"]:
+        lines.append("\nThe GNN chain's seconds per event by stage (one thread): " +
+                     ", ".join(f"{name} {sec:.3f}" for name, sec in cmp["gnn"]["stage_seconds"].items()) + ".")
     if "warmup_s" in cmp["gnn"]:
         lines.append(f"\nThe GNN chain is timed after one untimed warm-up pass over the first event "
                      f"({cmp['gnn']['warmup_s']:.1f} s, torch.compile included where a stage sets it).")

@@ -24,6 +24,11 @@ def test_ckf_baseline_on_tiny_events(tiny_run):
     # isolated muons above 1 GeV: the CKF finds nearly all of them
     assert cmp["ckf"]["track_efficiency"] > 0.8 and cmp["ckf"]["fake_rate"] < 0.2
     assert cmp["ckf"]["seconds_per_event"] > 0 and cmp["gnn"]["seconds_per_event"] > 0
+    # the chain's time by stage: every stage in order, together the chain's time (less the reads)
+    stages = cmp["gnn"]["stage_seconds"]
+    assert list(stages) == [s.name for s in pipe.stages] and all(v > 0 for v in stages.values())
+    assert 0.5 * cmp["gnn"]["seconds_per_event"] < sum(stages.values()) <= cmp["gnn"]["seconds_per_event"]
+    assert "by stage (one thread): embedding" in (out / "comparison.md").read_text()
     assert "ACTS CKF" in (out / "comparison.md").read_text()
     # both JSON results say where they came from: the pipeline's fingerprints, this trkx
     for name in ("metrics.json", "comparison.json"):
