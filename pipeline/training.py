@@ -552,9 +552,10 @@ class LightningStage(TrainableStage):
                 raise ConfigError(f"{self.source or self.name}: 'quantize: int8' runs on the CPU only "
                                   f"(device is {self.device.type})")
             if numbers == "bf16" and not native_bfloat16(self.device):
+                why = " (no AVX-512 here)" if self.device.type == "cpu" else ""
                 _warn_once(f"{self.source or self.name}: 'quantize: bf16' on a {self.device.type} without fast "
-                          "bfloat16 products (no AVX-512 here): emulated, several times slower than fp32; "
-                          "'quantize: auto' runs fp32 on such machines")
+                           f"bfloat16 products{why}: emulated, several times slower than fp32; "
+                           "'quantize: auto' runs fp32 on such machines")
             self._float_net = self.model.net
             self.model.net = quantized_network(self._float_net, numbers)
 
