@@ -19,6 +19,7 @@ from torch_geometric.utils import scatter
 
 from trkx.ops.assignment import assign_edges
 from trkx.ops.merging import fragment_links
+from trkx.ops.track_fit import helix_residuals
 from trkx.stage import NoCppPort, TrackBuilder, register
 
 
@@ -185,6 +186,11 @@ class LabelingConfig:
     merge_tol_xy: float = field(default=2.0, metadata={"omit_default": True})        # mm, off the joint circle
     merge_tol_z: float = field(default=20.0, metadata={"omit_default": True})        # mm, off the joint (r, z) line
     merge_max_gap: float = field(default=1500.0, metadata={"omit_default": True})    # mm, between the fragments
+    # helix-fit selection (``trkx.ops.track_fit``): candidates with a hit farther than this (mm)
+    # from the circle through their innermost, middle and outermost hit, or from their line in
+    # (arc length, z), are left unassigned (0 = no cut)
+    max_off_circle: float = field(default=0.0, metadata={"omit_default": True})
+    max_off_line: float = field(default=0.0, metadata={"omit_default": True})
 
     def validate(self) -> None:
         if not 0.0 <= self.cut <= 1.0 or not 0.0 <= self.walk_cut <= 1.0:
@@ -199,6 +205,9 @@ class LabelingConfig:
         for key in ("merge_phi_window", "merge_cot_window", "merge_tol_xy", "merge_tol_z", "merge_max_gap"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"key '{key}': must be > 0")
+        for key in ("max_off_circle", "max_off_line"):
+            if not getattr(self, key) >= 0:
+                raise ValueError(f"key '{key}': must be >= 0 (0: no cut)")
 
 
 @register("labeling")
@@ -217,6 +226,8 @@ class TrackLabeling(TrackBuilder):
             raise NoCppPort("labeling with 'merge: true' (fragment merging) has no C++ port")
         if c.min_hits_eta:
             raise NoCppPort("labeling with 'min_hits_eta' (forward hit requirement) has no C++ port")
+        if c.max_off_circle or c.max_off_line:
+            raise NoCppPort("labeling with 'max_off_circle' / 'max_off_line' (helix-fit selection) has no C++ port")
         return [f"labeling {self.name} method {c.method} cut {c.cut!r} walk_cut {c.walk_cut!r} "
                 f"min_hits {c.min_hits} min_pt {c.min_pt!r} bfield_tesla {c.bfield_tesla!r}"]
 
@@ -248,6 +259,8 @@ class TrackLabeling(TrackBuilder):
             # track selection, like the CKF's pT cut: soft loopers come out in many short arcs
             pt = track_pt_estimate(torch.as_tensor(labels), event.r, event.phi, cfg.bfield_tesla).numpy()
             labels = renumber(np.where((labels >= 0) & (pt[np.maximum(labels, 0)] >= cfg.min_pt), labels, -1))
+        if (cfg.max_off_circle or cfg.max_off_line) and labels.max(initial=-1) >= 0:
+            labels = self._select_by_fit(labels, event)
         event.track_id = torch.as_tensor(labels, dtype=torch.long)
         return event
 
@@ -266,6 +279,18 @@ class TrackLabeling(TrackBuilder):
         sizes = np.bincount(labels[labels >= 0], minlength=eta.size)
         keep = sizes >= needed
         return renumber(np.where((labels >= 0) & keep[np.maximum(labels, 0)], labels, -1))
+
+    def _select_by_fit(self, labels: np.ndarray, event: Data) -> np.ndarray:
+        """Candidates farther from one helix than ``max_off_circle`` / ``max_off_line`` are left
+        unassigned (a candidate that switched particles part way); the rest are renumbered."""
+        cfg = self.config
+        tracks, off_circle, off_line = helix_residuals(labels, event.r, event.phi, event.z)
+        bad = np.zeros(tracks.size, dtype=bool)
+        if cfg.max_off_circle:
+            bad |= off_circle > cfg.max_off_circle
+        if cfg.max_off_line:
+            bad |= off_line > cfg.max_off_line
+        return renumber(np.where(np.isin(labels, tracks[bad]), -1, labels))
 
     @property
     def decides_edges(self) -> bool:
