@@ -29,10 +29,8 @@ def helix_residuals(labels: np.ndarray, r: torch.Tensor, phi: torch.Tensor,
     if tracks.size == 0:
         return tracks, np.zeros(0), np.zeros(0)
     xc, yc, radius = circle_through(x[i1], y[i1], x[i2], y[i2], x[i3], y[i3])
-    hits = np.nonzero(labels >= 0)[0]
-    pos = np.searchsorted(tracks, labels[hits])
-    on = (pos < tracks.size) & (tracks[np.minimum(pos, tracks.size - 1)] == labels[hits])
-    hits, k = hits[on], pos[on]                         # each hit of a candidate, and which one
+    hits = np.nonzero(np.isin(labels, tracks))[0]      # each hit of a candidate ...
+    k = np.searchsorted(tracks, labels[hits])           # ... and which one
     off_circle = np.abs(np.hypot(x[hits] - xc[k], y[hits] - yc[k]) - radius[k])
     # z along the helix is linear in the arc length from the first hit
     s = arc_length(np.hypot(x[hits] - x[i1][k], y[hits] - y[i1][k]), radius[k])
@@ -42,7 +40,7 @@ def helix_residuals(labels: np.ndarray, r: torch.Tensor, phi: torch.Tensor,
     # error moves a hit along z by the slope times as much
     off_line = np.abs(z64[i1][k] + slope[k] * s - z64[hits]) / np.sqrt(1 + slope[k] ** 2)
     off_line = np.where(s_last[k] > 1.0, off_line, 0.0)  # a candidate that hardly moves in (x, y): no line
-    idx = torch.as_tensor(k)
-    worst = [torch.zeros(tracks.size, dtype=torch.float64).scatter_reduce(0, idx, torch.as_tensor(v), "amax")
-             for v in (off_circle, off_line)]
-    return tracks, worst[0].numpy(), worst[1].numpy()
+    worst_circle, worst_line = np.zeros(tracks.size), np.zeros(tracks.size)
+    np.maximum.at(worst_circle, k, off_circle)
+    np.maximum.at(worst_line, k, off_line)
+    return tracks, worst_circle, worst_line
